@@ -1,0 +1,240 @@
+"""The engine: enforcement modes, scopes and exemptions, workload templates, failures, mutation patches."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests import conftest
+from webhook import engine, review
+from webhook.policy import files
+
+PRIVILEGED = [{"name": "app", "image": "nginx", "securityContext": {"privileged": True}}]
+PRIV_MESSAGE = 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)'
+
+
+def policy_set(tmp_path: Path, body: str, *overrides: str) -> engine.PolicySet:
+    (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n" + body)
+    catalog = conftest.make_catalog()
+    return engine.PolicySet(files.load([tmp_path], overrides=overrides, catalog=catalog), catalog=catalog)
+
+
+def run(ps: engine.PolicySet, body: dict[str, Any], chain: str = "validating", group: str | None = None) -> engine.Outcome:
+    parsed = review.parse(body)
+    return engine.evaluate(ps, parsed.object, parsed.context, chain=chain, group=group)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("mode", "allowed", "message", "warnings", "audit"),
+    [
+        ("enforce", False, PRIV_MESSAGE, [], {}),
+        ("warn", True, "", [PRIV_MESSAGE], {}),
+        ("audit", True, "", [], {"demo-pods-violations": PRIV_MESSAGE}),
+        ("off", True, "", [], {}),
+    ],
+)
+def test_each_mode_shapes_the_answer(tmp_path: Path, mode: str, allowed: bool, message: str,
+                                     warnings: list[str], audit: dict[str, str]) -> None:
+    ps = policy_set(tmp_path, f"demoPods:\n  mode: {mode}\n")
+    outcome = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
+    assert (outcome.allowed, outcome.message, outcome.warnings, outcome.audit) == (allowed, message, warnings, audit)
+    if not allowed:
+        assert (outcome.code, outcome.reason) == (403, "Forbidden")
+
+
+def test_per_policy_mode_overrides_the_group(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  mode: enforce\n  policies:\n    demo-pods.privileged: {mode: warn}\n")
+    outcome = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
+    assert outcome.allowed and outcome.warnings == [PRIV_MESSAGE]
+
+
+def test_denials_of_several_groups_are_all_reported(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods: {}\ndemoRoles: {}\n")
+    role = {"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["get"]}, {"verbs": ["*"]}]}
+    outcome = run(ps, conftest.admission_review(role, namespace=""))
+    assert outcome.message == 'demo-roles.no-wildcard: wildcard verb (ClusterRole rules[1].verbs contains "*")'
+
+
+EXEMPTIONS = [
+    ("namespaces: [kube-*]", {"namespace": "kube-system"}),
+    ("users: [ci-bot]", {"username": "ci-bot"}),
+    ("groups: ['system:masters']", {"groups": ["system:authenticated", "system:masters"]}),
+    ("serviceAccounts: ['build/*']", {"username": "system:serviceaccount:build:deployer"}),
+]
+
+
+@pytest.mark.parametrize(("exemption", "request_fields"), EXEMPTIONS, ids=[e[0] for e in EXEMPTIONS])
+def test_each_requester_exemption_allows(tmp_path: Path, exemption: str, request_fields: dict[str, Any]) -> None:
+    ps = policy_set(tmp_path, f"demoPods:\n  exemptions:\n    {exemption}\n")
+    exempt = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED), **request_fields))
+    assert exempt.allowed and not exempt.warnings
+    other = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
+    assert not other.allowed
+
+
+@pytest.mark.parametrize(
+    ("exemption", "meta"),
+    [
+        ("objectLabels: {tier: system}", {"labels": {"tier": "system"}}),
+        ("annotations: {policy.admission.dev/exempt: 'true'}", {"annotations": {"policy.admission.dev/exempt": "true"}}),
+    ],
+)
+def test_object_label_and_annotation_exemptions(tmp_path: Path, exemption: str, meta: dict[str, Any]) -> None:
+    ps = policy_set(tmp_path, f"demoPods:\n  exemptions:\n    {exemption}\n")
+    assert run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, **meta))).allowed
+    assert not run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED))).allowed
+
+
+def test_runtime_class_exemption(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  exemptions:\n    runtimeClassNames: [gvisor]\n")
+    obj = conftest.pod(containers=PRIVILEGED)
+    obj["spec"]["runtimeClassName"] = "gvisor"
+    assert run(ps, conftest.admission_review(obj)).allowed
+
+
+def test_scope_namespaces_and_excludes(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    namespaces: [team-*]\n    excludeNamespaces: [team-ops]\n")
+    bad = conftest.pod(containers=PRIVILEGED)
+    assert not run(ps, conftest.admission_review(bad, namespace="team-a")).allowed
+    assert run(ps, conftest.admission_review(bad, namespace="team-ops")).allowed
+    assert run(ps, conftest.admission_review(bad, namespace="default")).allowed
+
+
+def test_namespace_selector_never_matches_without_namespace_labels(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    namespaceSelector:\n      matchLabels: {enforce: 'yes'}\n")
+    parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
+    assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
+    parsed.context.namespace_labels = {"enforce": "yes"}
+    assert not engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
+
+
+def test_object_selector_with_match_expressions(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    objectSelector:\n      matchExpressions:\n"
+                              "        - {key: env, operator: NotIn, values: [dev]}\n")
+    assert run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "dev"}))).allowed
+    assert not run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "prod"}))).allowed
+
+
+@pytest.mark.parametrize(
+    ("kind", "template_path"),
+    [("Deployment", "spec.template.spec"), ("ReplicaSet", "spec.template.spec"), ("StatefulSet", "spec.template.spec"),
+     ("DaemonSet", "spec.template.spec"), ("Job", "spec.template.spec"), ("ReplicationController", "spec.template.spec"),
+     ("CronJob", "spec.jobTemplate.spec.template.spec")],
+)
+def test_pod_policy_fires_on_every_workload_kind(tmp_path: Path, kind: str, template_path: str) -> None:
+    ps = policy_set(tmp_path, "demoPods: {}\n")
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": copy.deepcopy(PRIVILEGED)}}
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "w"}, "spec": {}}
+    holder = obj["spec"]
+    if kind == "CronJob":
+        holder["jobTemplate"] = {"spec": {}}
+        holder = holder["jobTemplate"]["spec"]
+    holder["template"] = template
+    parsed = review.parse(conftest.admission_review(obj, kind=kind))
+    inst = next(i for i in ps.select("validating", None, kind, "CREATE") if i.policy.id == "demo-pods.privileged")
+    pod = engine.workloads.pod_target(obj, kind)
+    assert pod is not None
+    violations = inst.policy.fn(pod, parsed.context, inst.params)
+    assert violations[0].path == f"{template_path}.containers"
+    outcome = engine.evaluate(ps, parsed.object, parsed.context, chain="validating")
+    assert outcome.message == PRIV_MESSAGE
+
+
+def test_workload_mode_downgrades_enforce_on_templates_only(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  workloadMode: warn\n")
+    template = conftest.pod(containers=PRIVILEGED)
+    outcome = run(ps, conftest.admission_review(conftest.deployment(template)))
+    assert outcome.allowed and outcome.warnings == [PRIV_MESSAGE]
+    assert not run(ps, conftest.admission_review(template)).allowed
+
+
+@pytest.mark.parametrize(
+    ("failure_mode", "allowed", "text"),
+    [("deny", False, 'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom (failureMode deny'),
+     ("allow", True, 'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom; allowed because its failureMode is allow')],
+)
+def test_a_policy_that_raises_is_answered_per_failure_mode(tmp_path: Path, failure_mode: str, allowed: bool, text: str) -> None:
+    ps = policy_set(tmp_path, f"demoPods:\n  failureMode: {failure_mode}\n")
+    outcome = run(ps, conftest.admission_review(conftest.pod(labels={"crash": "yes"})))
+    assert outcome.allowed is allowed
+    assert text in (outcome.message if not allowed else outcome.warnings[0])
+    assert outcome.failed_policies == ["demo-pods.crash"]
+
+
+def test_delete_is_validated_against_old_object(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoRoles: {}\n")
+    role = {"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["*"]}]}
+    outcome = run(ps, conftest.admission_review(None, old=role, operation="DELETE", kind="ClusterRole", namespace=""))
+    assert not outcome.allowed
+
+
+def test_status_subresource_updates_are_not_evaluated(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods: {}\n")
+    bad = conftest.pod(containers=PRIVILEGED)
+    assert run(ps, conftest.admission_review(bad, operation="UPDATE", old=bad, sub_resource="status")).allowed
+    assert not run(ps, conftest.admission_review(bad, operation="UPDATE", old=bad, sub_resource="ephemeralcontainers")).allowed
+
+
+# -- mutations ---------------------------------------------------------------------------------------
+
+LABELS = "demoLabels:\n  labels: {team: core, a.io/b: x}\n  optOutAnnotation: demo.admission.dev/labels\n"
+
+
+def test_mutation_patch_is_minimal_and_reinvocation_safe(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS)
+    obj = conftest.pod(labels={"app": "web"})
+    outcome = run(ps, conftest.admission_review(obj), chain="mutating")
+    assert outcome.patch == [
+        {"op": "add", "path": "/metadata/labels/team", "value": "core"},
+        {"op": "add", "path": "/metadata/labels/a.io~1b", "value": "x"},
+    ]
+    patched = jsonpatch.apply_patch(obj, outcome.patch)
+    assert run(ps, conftest.admission_review(patched), chain="mutating").patch == []
+
+
+def test_mutation_adds_whole_map_when_template_has_no_metadata(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoLabels:\n  labels: {team: core}\n")
+    dep = conftest.deployment(conftest.pod())
+    del dep["spec"]["template"]["metadata"]
+    outcome = run(ps, conftest.admission_review(dep), chain="mutating")
+    assert outcome.patch == [{"op": "add", "path": "/spec/template/metadata", "value": {"labels": {"team": "core"}}}]
+
+
+def test_opt_out_annotation_skips_the_group(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS)
+    obj = conftest.pod(annotations={"demo.admission.dev/labels": "false"})
+    assert run(ps, conftest.admission_review(obj), chain="mutating").patch == []
+
+
+def test_pods_are_not_mutated_on_update_delete_or_connect(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS)
+    obj = conftest.pod()
+    assert run(ps, conftest.admission_review(obj, operation="UPDATE", old=obj), chain="mutating").patch == []
+    assert run(ps, conftest.admission_review(None, operation="DELETE", old=obj, kind="Pod"), chain="mutating").patch == []
+    dep = conftest.deployment(obj)
+    assert run(ps, conftest.admission_review(dep, operation="UPDATE", old=dep), chain="mutating").patch != []
+
+
+def test_mutation_rejection_denies_with_its_message(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS)
+    outcome = run(ps, conftest.admission_review(conftest.pod(labels={"reject": "yes"})), chain="mutating")
+    assert (outcome.allowed, outcome.message) == (False, 'demo-labels.add: label "reject" is set; remove it')
+    assert outcome.patch == []
+
+
+def test_warn_mode_mutation_reports_instead_of_patching(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS + "  mode: warn\n")
+    outcome = run(ps, conftest.admission_review(conftest.pod()), chain="mutating")
+    assert outcome.patch == []
+    assert outcome.warnings == ["demo-labels.add would change 1 field(s): /metadata/labels"]
+
+
+def test_group_path_runs_only_that_group(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods: {}\ndemoRoles: {}\n")
+    bad = conftest.admission_review(conftest.pod(containers=PRIVILEGED))
+    assert run(ps, bad, group="demo-roles").allowed
+    assert not run(ps, bad, group="demo-pods").allowed

@@ -1,0 +1,206 @@
+"""The HTTP surface through the real app: answers, versions, bad input (and serving on after it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests import conftest
+from webhook import config, engine, server
+from webhook.policy import files
+
+PRIVILEGED = [{"name": "app", "image": "nginx", "securityContext": {"privileged": True}}]
+ClientFactory = Any
+
+
+def make_app(tmp_path: Path, body: str = "demoPods: {}\ndemoLabels:\n  labels: {team: core}\n", **overrides: Any) -> web.Application:
+    (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n" + body)
+    catalog = conftest.make_catalog()
+    policy_set = engine.PolicySet(files.load([tmp_path], catalog=catalog), catalog=catalog)
+    settings = config.ServeSettings(policies=(tmp_path,), **overrides)
+    return server.build_app(settings, policy_set=policy_set)
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, tmp_path: Path) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(make_app(tmp_path, max_body_bytes=64 * 1024))
+
+
+async def post(client: TestClient, path: str, body: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:  # type: ignore[type-arg]
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = kwargs.pop("headers", {"Content-Type": "application/json"})
+    resp = await client.post(path, data=data, headers=headers, **kwargs)
+    assert resp.content_type == "application/json"
+    return resp.status, await resp.json()
+
+
+async def test_allowed_pod_echoes_uid_and_version(client: TestClient) -> None:  # type: ignore[type-arg]
+    review = conftest.admission_review(conftest.pod(), uid="abc-123")
+    status, body = await post(client, "/validate?timeout=10s", review)
+    assert status == 200
+    assert body == {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                    "response": {"uid": "abc-123", "allowed": True}}
+
+
+async def test_v1beta1_review_is_answered_in_v1beta1(client: TestClient) -> None:  # type: ignore[type-arg]
+    review = conftest.admission_review(conftest.pod(containers=PRIVILEGED), api_version="admission.k8s.io/v1beta1", uid="u1")
+    status, body = await post(client, "/validate", review)
+    assert status == 200
+    assert body["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert body["response"] == {
+        "uid": "u1", "allowed": False,
+        "status": {"status": "Failure", "code": 403, "reason": "Forbidden",
+                   "message": 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)'},
+    }
+
+
+async def test_mutate_returns_base64_json_patch(client: TestClient) -> None:  # type: ignore[type-arg]
+    status, body = await post(client, "/mutate", conftest.admission_review(conftest.pod(), uid="m1"))
+    assert status == 200
+    response = body["response"]
+    assert response["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(response["patch"])) == [
+        {"op": "add", "path": "/metadata/labels", "value": {"team": "core"}}]
+
+
+async def test_group_paths_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
+    review = conftest.admission_review(conftest.pod(containers=PRIVILEGED))
+    assert (await post(client, "/validate/demo-roles", review))[1]["response"]["allowed"] is True
+    assert (await post(client, "/validate/demo-pods", review))[1]["response"]["allowed"] is False
+    assert (await post(client, "/mutate/demo-labels", review))[1]["response"]["patchType"] == "JSONPatch"
+
+
+def _review(**request_changes: Any) -> dict[str, Any]:
+    review = conftest.admission_review(conftest.pod())
+    for key, value in request_changes.items():
+        if value is None:
+            review["request"].pop(key)
+        else:
+            review["request"][key] = value
+    return review
+
+
+BAD_INPUTS = [
+    ("not JSON", b"{nope", 400, "body is not valid JSON"),
+    ("JSON array", b"[1]", 400, "body must be a JSON object (an AdmissionReview), got list"),
+    ("missing request", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, 400, "request: missing"),
+    ("missing uid", _review(uid=None), 400, "request.uid: Field required"),
+    ("empty uid", _review(uid=""), 400, "request.uid: String should have at least 1 character"),
+    ("wrong apiVersion", {**_review(), "apiVersion": "admission.k8s.io/v2"}, 400,
+     "apiVersion: must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got 'admission.k8s.io/v2'"),
+    ("wrong kind", {**_review(), "kind": "Pod"}, 400, "kind: must be AdmissionReview, got 'Pod'"),
+    ("object not a map", _review(object=[1, 2]), 400, "request.object: must be a JSON object"),
+    ("unknown operation", _review(operation="PATCH"), 400, "request.operation: Input should be 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'"),
+]
+
+
+@pytest.mark.parametrize(("title", "body", "status", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+async def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
+    client: TestClient, title: str, body: Any, status: int, message: str  # type: ignore[type-arg]
+) -> None:
+    got_status, got = await post(client, "/validate", body)
+    assert got_status == status
+    assert message in got["error"]
+    good_status, good = await post(client, "/validate", conftest.admission_review(conftest.pod(), uid="next"))
+    assert (good_status, good["response"]["uid"]) == (200, "next")
+
+
+async def test_wrong_content_type_is_400(client: TestClient) -> None:  # type: ignore[type-arg]
+    status, body = await post(client, "/validate", json.dumps(_review()), headers={"Content-Type": "text/plain"})
+    assert (status, body["error"]) == (400, "Content-Type must be application/json, got 'text/plain'")
+
+
+async def test_oversized_body_is_413(client: TestClient) -> None:  # type: ignore[type-arg]
+    review = _review()
+    review["request"]["object"]["metadata"]["annotations"] = {"big": "x" * 70_000}
+    status, body = await post(client, "/validate", review)
+    assert status == 413
+    assert "exceeds the limit of 65536 bytes" in body["error"]
+    assert (await post(client, "/validate", _review()))[0] == 200
+
+
+async def test_unknown_paths_and_methods_answer_json(client: TestClient) -> None:  # type: ignore[type-arg]
+    resp = await client.post("/validate/nope", data=b"{}", headers={"Content-Type": "application/json"})
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "no such endpoint: POST /validate/nope"
+    resp = await client.get("/validate")
+    assert resp.status == 405
+    assert (await resp.json())["error"] == "Method Not Allowed"
+
+
+async def test_a_policy_that_raises_is_an_answer_not_a_500(client: TestClient) -> None:  # type: ignore[type-arg]
+    status, body = await post(client, "/validate", conftest.admission_review(conftest.pod(labels={"crash": "yes"})))
+    assert status == 200
+    assert body["response"]["allowed"] is False
+    assert body["response"]["status"]["message"].startswith('policy "demo-pods.crash" failed to evaluate: RuntimeError: boom')
+    text = await (await client.get("/metrics")).text()
+    assert 'admission_policy_errors_total{policy="demo-pods.crash"} 1.0' in text
+
+
+async def test_health_ready_and_metrics(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+    await post(client, "/validate", conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
+    await post(client, "/validate", b"{")
+    text = await (await client.get("/metrics")).text()
+    assert 'admission_requests_total{decision="denied",kind="Pod",operation="CREATE",path="/validate"} 1.0' in text
+    assert 'admission_errors_total{path="/validate",type="bad_request"} 1.0' in text
+    assert "admission_request_duration_seconds_bucket" in text
+    assert "admission_requests_in_flight 0.0" in text
+    client.app[server.LIFECYCLE].draining = True
+    not_ready = await client.get("/readyz")
+    assert not_ready.status == 503 and (await not_ready.json())["problems"] == ["draining: shutting down"]
+
+
+async def test_over_concurrency_limit_gets_429(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    app = make_app(tmp_path, max_concurrent=1)
+    client = await aiohttp_client(app)
+    limiter = app[server.LIMITER]
+    await limiter.acquire()
+    try:
+        status, body = await post(client, "/validate", _review())
+    finally:
+        limiter.release()
+    assert (status, body["error"]) == (429, "too many concurrent reviews (limit 1); retry")
+
+
+def test_timeout_query_parameter_is_read_as_a_go_duration() -> None:
+    assert server.request_timeout("10s", 30) == 10
+    assert server.request_timeout("500ms", 30) == 0.5
+    assert server.request_timeout(None, 30) == 30
+    assert server.request_timeout("junk", 30) == 30
+
+
+async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
+    aiohttp_client: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = conftest.make_catalog()
+    monkeypatch.setattr(server, "load_policies", lambda s: engine.PolicySet(
+        files.load(list(s.policies), catalog=catalog), catalog=catalog))
+    app = make_app(tmp_path, "demoPods:\n  mode: enforce\n")
+    client = await aiohttp_client(app)
+    bad = conftest.admission_review(conftest.pod(containers=PRIVILEGED))
+    assert (await post(client, "/validate", bad))[1]["response"]["allowed"] is False
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: warn\n")
+    assert server.reload_policies(app) is True
+    answer = (await post(client, "/validate", bad))[1]["response"]
+    assert answer["allowed"] is True and answer["warnings"][0].startswith("demo-pods.privileged")
+
+    policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: loud\n")
+    assert server.reload_policies(app) is False
+    ready = await (await client.get("/readyz")).json()
+    assert f"{policy}:4: demoPods.mode: Input should be" in ready["policies"]["reloadError"]
+    assert (await post(client, "/validate", bad))[1]["response"]["allowed"] is True  # old set still serving
+    metrics_text = await (await client.get("/metrics")).text()
+    assert 'admission_policy_reloads_total{result="error"} 1.0' in metrics_text
+    assert "admission_policy_config_valid 0.0" in metrics_text

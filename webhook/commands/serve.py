@@ -1,0 +1,63 @@
+"""``serve``: run the HTTPS admission webhook server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from webhook import config, errors, logs
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve AdmissionReviews over HTTPS",
+        description="Serve /mutate, /validate (and /mutate/<group>, /validate/<group>), /healthz, /readyz, "
+        "/metrics over HTTPS. Every flag can also be set as WEBHOOK_<FLAG> in the environment.",
+    )
+    add = parser.add_argument
+    add("--host", help="address to bind (default 127.0.0.1; the container uses 0.0.0.0)")
+    add("--port", type=int, help="port (default 8443)")
+    add("--cert", type=Path, help="PEM certificate chain (default certs/tls.crt)")
+    add("--key", type=Path, help="PEM private key (default certs/tls.key)")
+    add("--client-ca", type=Path, help="require client certificates signed by this CA (mutual TLS)")
+    add("--policies", type=Path, action="append", help="policy file or directory (repeatable; default policies/)")
+    add("--set", action="append", metavar="PATH=VALUE", help="override a policy setting, e.g. podSecurity.level=restricted")
+    add("--log-format", choices=["json", "console"], help="json (default) or console")
+    add("--log-level", help="debug, info (default), warning, error")
+    add("--max-body-bytes", type=int, help="largest accepted request body (default 7 MiB)")
+    add("--reload-interval", type=float, help="seconds between checks of policy and certificate files")
+    add("--drain-seconds", type=float, help="after SIGTERM, keep serving this long before stopping")
+    add("--max-concurrent", type=int, help="reviews processed at once; more get HTTP 429")
+    add("--record", type=Path, help="record every review (redacted) as JSON files in this directory")
+    add("--record-max-files", type=int, help="keep at most this many recorded reviews (oldest removed first)")
+    add("--record-max-bytes", type=int, help="keep recorded reviews under this many bytes in total")
+    add("--faults", type=Path, help="fault-injection config (YAML) for failurePolicy experiments")
+    add("--admin-port", type=int, help="bind the fault-injection admin API on 127.0.0.1:PORT (off unless given)")
+    add("--workers", type=int, help="worker processes sharing the port (default 1)")
+    parser.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> config.ServeSettings:
+    """Flags given on the command line win over ``WEBHOOK_*`` variables, which win over defaults."""
+    given: dict[str, Any] = {
+        key: value for key, value in vars(args).items()
+        if key in config.ServeSettings.model_fields and value is not None
+    }
+    try:
+        return config.ServeSettings(**given)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise errors.WebhookError(f"invalid serve settings: {problems}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    from webhook import runner
+
+    return runner.run(settings)

@@ -1,0 +1,46 @@
+"""Server settings: one object built once at the edge (CLI flags over ``WEBHOOK_*`` env over defaults).
+
+Every ``serve`` flag has an environment variable: ``--max-body-bytes`` is ``WEBHOOK_MAX_BODY_BYTES``;
+list settings take JSON (``WEBHOOK_SET='["podSecurity.level=restricted"]'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+import pydantic_settings
+
+
+class ServeSettings(pydantic_settings.BaseSettings):
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="WEBHOOK_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    """Address to bind; the container image passes 0.0.0.0."""
+    port: int = pydantic.Field(8443, ge=0, le=65535)
+    cert: Path = Path("certs/tls.crt")
+    key: Path = Path("certs/tls.key")
+    client_ca: Path | None = None
+    """When set, clients (the API server) must present a certificate signed by this CA (mutual TLS)."""
+    policies: tuple[Path, ...] = (Path("policies"),)
+    set: tuple[str, ...] = ()
+    """``dotted.path=value`` overrides applied over the policy files."""
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "info"
+    max_body_bytes: int = pydantic.Field(7 * 1024 * 1024, ge=1024)
+    """An UPDATE review carries object and oldObject, each up to the API server's 3 MiB limit."""
+    reload_interval: float = pydantic.Field(2.0, gt=0)
+    """Seconds between polls of the policy files and certificate files for changes."""
+    drain_seconds: float = pydantic.Field(5.0, ge=0)
+    """After SIGTERM: fail /readyz at once, keep serving this long (endpoint removal lags), then stop."""
+    max_concurrent: int = pydantic.Field(256, ge=1)
+    """Reviews processed at once; beyond it the server answers 429 with a JSON error."""
+    default_timeout: float = pydantic.Field(10.0, gt=0, le=30)
+    """Deadline when the API server sends no ``?timeout=`` (its own default is 10s)."""
+    record: Path | None = None
+    record_max_files: int = pydantic.Field(1000, ge=1)
+    record_max_bytes: int = pydantic.Field(100 * 1024 * 1024, ge=1024)
+    faults: Path | None = None
+    admin_port: int | None = pydantic.Field(None, ge=0, le=65535)
+    workers: int = pydantic.Field(1, ge=1, le=64)

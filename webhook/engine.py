@@ -1,0 +1,316 @@
+"""Runs the mutating and validating chains over one request: pure, synchronous, no I/O.
+
+The server, the offline ``review`` CLI and the tests all call :func:`evaluate`, so what a user
+tries offline is exactly what the server answers.
+
+A compiled :class:`PolicySet` holds, for each (chain, group, kind, operation), the tuple of policy
+*instances* (a registered policy with its resolved mode, params and failure mode), computed once per
+key and cached: the request path does no policy lookup work beyond one dict access.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import orjson
+
+from webhook import errors, patch
+from webhook.policy import files, model, registry, scope, settings, workloads
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Instance:
+    policy: registry.Policy
+    group: registry.Group
+    mode: model.Mode
+    workload_mode: model.Mode | None
+    params: Any
+    settings: settings.GroupSettings
+    failure_mode: model.FailureMode
+    exemptions: tuple[settings.Exemptions, ...]
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """What the chains decided; :mod:`webhook.review` turns it into an ``AdmissionResponse``."""
+
+    allowed: bool = True
+    message: str = ""
+    code: int = 200
+    reason: str = ""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    audit: dict[str, str] = dataclasses.field(default_factory=dict)
+    patch: list[patch.Op] = dataclasses.field(default_factory=list)
+    failed_policies: list[str] = dataclasses.field(default_factory=list)
+    """Ids of policies that raised; counted in metrics and logged."""
+
+
+class PolicySet:
+    """An immutable, compiled policy configuration; the server swaps whole sets on reload."""
+
+    def __init__(self, config: files.PolicyConfig, *, catalog: registry.Registry = registry.REGISTRY) -> None:
+        self.config = config
+        self.catalog = catalog
+        instances: list[Instance] = []
+        for group in sorted(catalog.groups.values(), key=lambda g: (g.order, g.name)):
+            group_settings = config.groups.get(group.name)
+            if group_settings is None:
+                continue
+            for mode, params in group.modes(group_settings):
+                for policy in catalog.in_group(group.name):
+                    override = group_settings.policies.get(policy.id)
+                    resolved = mode
+                    if override is not None and override.mode is not None:
+                        if override.mode == "off":
+                            continue
+                        # The override replaces the group's primary mode; extra warn/audit passes
+                        # (Pod Security's stricter levels) keep their own mode.
+                        if mode == group_settings.mode:
+                            resolved = override.mode
+                    if resolved == "off":
+                        continue
+                    instances.append(
+                        Instance(
+                            policy=policy,
+                            group=group,
+                            mode=resolved,
+                            workload_mode=group_settings.workloadMode,
+                            params=params,
+                            settings=group_settings,
+                            failure_mode=(override.failureMode if override and override.failureMode else None)
+                            or group_settings.failureMode,
+                            exemptions=(group_settings.exemptions,)
+                            + ((override.exemptions,) if override and override.exemptions else ()),
+                        )
+                    )
+        self.instances: tuple[Instance, ...] = tuple(instances)
+        self.kinds: frozenset[str] = frozenset(k for i in instances for k in i.policy.kinds)
+        self._index: dict[tuple[str, str, str, str], tuple[Instance, ...]] = {}
+
+    @classmethod
+    def empty(cls) -> PolicySet:
+        return cls(files.PolicyConfig(groups={}))
+
+    def groups(self, chain: model.Chain) -> list[str]:
+        """Names of the groups of ``chain`` (each served on ``/mutate/<group>`` or ``/validate/<group>``)."""
+        return [g.name for g in sorted(self.catalog.groups.values(), key=lambda g: (g.order, g.name))
+                if g.chain == chain]
+
+    def select(self, chain: model.Chain, group: str | None, kind: str, operation: str) -> tuple[Instance, ...]:
+        key = (chain, group or "", kind, operation)
+        found = self._index.get(key)
+        if found is None:
+            found = tuple(
+                i for i in self.instances
+                if i.policy.chain == chain
+                and (group is None or i.group.name == group)
+                and kind in i.policy.kinds
+                and operation in i.policy.operations
+            )
+            if kind in self.kinds:  # bounded: never cache attacker-chosen kinds
+                self._index[key] = found
+        return found
+
+
+def evaluate(
+    policy_set: PolicySet,
+    obj: Any,
+    ctx: model.ReviewContext,
+    *,
+    chain: model.Chain,
+    group: str | None = None,
+) -> Outcome:
+    """Run one chain (optionally one group of it) over ``obj``; never raises for a policy's fault."""
+    if chain == "mutating":
+        return _mutate(policy_set, obj, ctx, group)
+    return _validate(policy_set, obj, ctx, group)
+
+
+def _skip_subresource(ctx: model.ReviewContext) -> bool:
+    # Like Pod Security admission: subresource writes (status, binding, exec, ...) do not change
+    # what the policies look at; ``pods/ephemeralcontainers`` does, and is evaluated as an update.
+    return bool(ctx.sub_resource) and ctx.sub_resource != "ephemeralcontainers"
+
+
+def _applies(inst: Instance, ctx: model.ReviewContext, obj: Any, pod: model.PodTarget | None) -> bool:
+    if not scope.in_scope(inst.settings.scope, ctx, obj):
+        return False
+    return not any(scope.exempt(e, ctx, obj, pod) for e in inst.exemptions)
+
+
+def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> Outcome:
+    outcome = Outcome()
+    if _skip_subresource(ctx):
+        return outcome
+    # DELETE carries the object being deleted in oldObject; policies that care about deletes see it.
+    target_obj = ctx.old_object if ctx.operation == "DELETE" else obj
+    if not isinstance(target_obj, dict):
+        return outcome
+    instances = policy_set.select("validating", group, ctx.kind, ctx.operation)
+    if not instances:
+        return outcome
+    pod = workloads.pod_target(target_obj, ctx.kind)
+    is_workload = ctx.kind != "Pod"
+    buckets: dict[tuple[str, str, int], tuple[Instance, model.Mode, list[registry.Finding]]] = {}
+    for inst in instances:
+        if inst.policy.pod_spec and pod is None:
+            continue
+        if not _applies(inst, ctx, target_obj, pod):
+            continue
+        mode = inst.mode
+        if mode == "enforce" and is_workload and inst.policy.pod_spec and inst.workload_mode:
+            mode = inst.workload_mode
+        if mode == "off":
+            continue
+        try:
+            violations = inst.policy.fn(pod if inst.policy.pod_spec else target_obj, ctx, inst.params)
+        except Exception as exc:  # noqa: BLE001 - a policy bug must become an answer, not a 500
+            _policy_failed(outcome, inst, exc)
+            continue
+        if violations:
+            key = (inst.group.name, mode, id(inst.params))
+            bucket = buckets.setdefault(key, (inst, mode, []))
+            bucket[2].append(registry.Finding(inst.policy, tuple(violations)))
+    denials: list[str] = []
+    for inst, mode, findings in buckets.values():
+        message = inst.group.render(findings, mode, inst.params)
+        if mode == "enforce":
+            denials.append(message)
+        elif mode == "warn":
+            outcome.warnings.append(message)
+        elif mode == "audit":
+            key = f"{inst.group.name}-violations"
+            outcome.audit[key] = f"{outcome.audit[key]}; {message}" if key in outcome.audit else message
+    if denials:
+        _deny(outcome, "; ".join(denials))
+    return outcome
+
+
+def _deny(outcome: Outcome, message: str) -> None:
+    outcome.allowed = False
+    outcome.code = 403
+    outcome.reason = "Forbidden"
+    outcome.message = f"{outcome.message}; {message}" if outcome.message else message
+    # A denied request carries the denial, not a pile of warnings (STYLE.md rule 6).
+    outcome.warnings.clear()
+
+
+def _policy_failed(outcome: Outcome, inst: Instance, exc: BaseException) -> None:
+    outcome.failed_policies.append(inst.policy.id)
+    text = f'policy "{inst.policy.id}" failed to evaluate: {type(exc).__name__}: {exc}'
+    if inst.failure_mode == "deny":
+        _deny(outcome, f"{text} (failureMode deny; fix the object or ask the platform team)")
+    else:
+        outcome.warnings.append(f"{text}; allowed because its failureMode is allow")
+
+
+def _clone(obj: Any) -> Any:
+    """A deep copy; orjson round-trip is several times faster than copy.deepcopy for JSON data."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return copy.deepcopy(obj)
+
+
+def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> Outcome:
+    outcome = Outcome()
+    # DELETE and CONNECT are never mutated: there is no object to change (oldObject is read-only).
+    if ctx.operation not in ("CREATE", "UPDATE") or _skip_subresource(ctx) or not isinstance(obj, dict):
+        return outcome
+    instances = policy_set.select("mutating", group, ctx.kind, ctx.operation)
+    if not instances:
+        return outcome
+    skipped: set[str] = set()
+    while True:
+        mutated = _clone(obj)
+        restart = _run_mutations(instances, mutated, ctx, outcome, skipped)
+        if not restart:
+            break
+    if outcome.allowed:
+        outcome.patch = patch.diff(obj, mutated)
+        _report_advisory(instances, mutated, ctx, outcome)
+    return outcome
+
+
+def _mutation_targets(
+    inst: Instance, mutated: dict[str, Any], ctx: model.ReviewContext
+) -> tuple[bool, model.PodTarget | None]:
+    pod = workloads.pod_target(mutated, ctx.kind)
+    if inst.policy.pod_spec:
+        # A running Pod's spec is immutable: pod-spec mutations apply to Pods only on CREATE;
+        # pod templates of workloads are mutated on CREATE and UPDATE.
+        if pod is None or (ctx.kind == "Pod" and ctx.operation != "CREATE"):
+            return False, pod
+    if not _applies(inst, ctx, mutated, pod):
+        return False, pod
+    if isinstance(inst.settings, settings.MutatingGroupSettings) and scope.opted_out(
+        inst.settings.optOutAnnotation, mutated, pod
+    ):
+        return False, pod
+    return True, pod
+
+
+def _run_mutations(
+    instances: tuple[Instance, ...],
+    mutated: dict[str, Any],
+    ctx: model.ReviewContext,
+    outcome: Outcome,
+    skipped: set[str],
+) -> bool:
+    """Apply enforce-mode mutations in order; ``True`` means start again from a fresh copy.
+
+    A mutation that raises unexpectedly may have left ``mutated`` half-changed; with failureMode
+    ``allow`` the chain is re-run from the original without it, so the patch never carries a
+    partial edit. (This path is rare; the normal path copies the object once.)
+    """
+    for inst in instances:
+        if inst.mode != "enforce" or inst.policy.id in skipped:
+            continue
+        applies, pod = _mutation_targets(inst, mutated, ctx)
+        if not applies:
+            continue
+        try:
+            inst.policy.fn(pod if inst.policy.pod_spec else mutated, ctx, inst.params)
+        except errors.MutationRejected as exc:
+            _deny(outcome, f"{inst.policy.id}: {exc}")
+            return False
+        except Exception as exc:  # noqa: BLE001 - becomes an answer per failureMode
+            _policy_failed(outcome, inst, exc)
+            if not outcome.allowed:
+                return False
+            skipped.add(inst.policy.id)
+            return True
+    return False
+
+
+def _report_advisory(
+    instances: tuple[Instance, ...], mutated: dict[str, Any], ctx: model.ReviewContext, outcome: Outcome
+) -> None:
+    """warn/audit-mode mutations: run on a scratch copy and report what they would change."""
+    for inst in instances:
+        if inst.mode not in ("warn", "audit"):
+            continue
+        scratch = _clone(mutated)
+        applies, pod = _mutation_targets(inst, scratch, ctx)
+        if not applies:
+            continue
+        try:
+            inst.policy.fn(pod if inst.policy.pod_spec else scratch, ctx, inst.params)
+        except errors.MutationRejected as exc:
+            text = f"{inst.policy.id}: {exc}"
+        except Exception as exc:  # noqa: BLE001
+            _policy_failed(outcome, inst, exc)
+            continue
+        else:
+            ops = patch.diff(mutated, scratch)
+            if not ops:
+                continue
+            paths = ", ".join(op["path"] for op in ops[:5]) + (", ..." if len(ops) > 5 else "")
+            text = f"{inst.policy.id} would change {len(ops)} field(s): {paths}"
+        if inst.mode == "warn":
+            outcome.warnings.append(text)
+        else:
+            key = f"{inst.group.name}-changes"
+            outcome.audit[key] = f"{outcome.audit[key]}; {text}" if key in outcome.audit else text

@@ -1,0 +1,222 @@
+"""Loading policy files: several YAML files merged, ``--set`` overrides, errors that name file, path, line.
+
+A policy directory is usually a mounted ConfigMap: kubelet updates it by swapping a ``..data``
+symlink, and it contains hidden ``..2026_...`` entries. Only visible ``*.yaml``/``*.yml`` files in
+the top directory are read, in name order; later files override earlier ones key by key (lists are
+replaced, not concatenated, so a later file can shorten a list).
+
+Every file is validated on its own first, so an error names the file (and line) where the bad
+value is written; the merged result is validated again after ``--set`` overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from webhook import errors
+from webhook.policy import registry, settings
+
+API_VERSION = "admission.dev/v1alpha1"
+KIND = "PolicyConfig"
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    """Validated settings for every registered group (``mode: off`` for groups no file mentions)."""
+
+    groups: Mapping[str, settings.GroupSettings]
+    sources: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+
+
+def policy_files(paths: Iterable[Path]) -> list[Path]:
+    """The files to read: a file as given, a directory's visible YAML files in name order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p for p in path.iterdir()
+                    if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+                )
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise errors.PolicyConfigError(f"{path}: no such policy file or directory")
+    return found
+
+
+def load(
+    paths: Sequence[Path],
+    *,
+    overrides: Sequence[str] = (),
+    catalog: registry.Registry = registry.REGISTRY,
+) -> PolicyConfig:
+    """Read, validate and merge policy files, then apply ``dotted.path=value`` overrides.
+
+    Raises :class:`~webhook.errors.PolicyConfigError` with every problem found, one per line.
+    """
+    sections = catalog.by_section_key()
+    files = policy_files(paths)
+    merged: dict[str, Any] = {}
+    problems: list[str] = []
+    for file in files:
+        for section_key, section in _read_file(file, sections, problems):
+            merged[section_key] = _deep_merge(merged.get(section_key), section)
+    for override in overrides:
+        _apply_override(merged, override, sections, problems)
+    if problems:
+        raise errors.PolicyConfigError("\n".join(problems))
+
+    groups: dict[str, settings.GroupSettings] = {}
+    for key, group in sections.items():
+        raw = merged.get(key)
+        if raw is None:
+            # A group no file configures is off: shipping a check must never silently enforce it.
+            groups[group.name] = group.settings.model_validate({"mode": "off"})
+            continue
+        try:
+            groups[group.name] = group.settings.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            where = "after --set overrides" if overrides else "merged policy files"
+            problems.extend(f"{where}: {line}" for line in _describe(exc, key))
+    if problems:
+        raise errors.PolicyConfigError("\n".join(problems))
+    return PolicyConfig(groups=groups, sources=tuple(str(f) for f in files), overrides=tuple(overrides))
+
+
+def _read_file(
+    file: Path, sections: Mapping[str, registry.Group], problems: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+        documents = list(yaml.safe_load_all(text))
+        nodes = list(yaml.compose_all(text))
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{file}: cannot read: {exc}")
+        return []
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problems.append(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        return []
+
+    found: list[tuple[str, dict[str, Any]]] = []
+    for index, (document, node) in enumerate(zip(documents, nodes, strict=True)):
+        if document is None:
+            continue
+        name = f"{file}" if len(documents) == 1 else f"{file} (document {index + 1})"
+        if not isinstance(document, dict):
+            problems.append(f"{name}: expected a mapping with apiVersion, kind and policy sections")
+            continue
+        if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
+            problems.append(
+                f"{name}:{_line(node, ())}: apiVersion/kind must be {API_VERSION}/{KIND}, "
+                f"got {document.get('apiVersion')!r}/{document.get('kind')!r}"
+            )
+            continue
+        for key, section in document.items():
+            if key in ("apiVersion", "kind"):
+                continue
+            group = sections.get(key)
+            if group is None:
+                problems.append(
+                    f"{name}:{_line(node, (key,))}: unknown section {key!r} "
+                    f"(known: {', '.join(sorted(sections))})"
+                )
+                continue
+            try:
+                group.settings.model_validate(section if section is not None else {})
+            except pydantic.ValidationError as exc:
+                problems.extend(
+                    f"{name}:{_line(node, (key, *loc))}: {text_}"
+                    for loc, text_ in _errors(exc, key)
+                )
+                continue
+            found.append((key, section or {}))
+    return found
+
+
+def _errors(exc: pydantic.ValidationError, section: str) -> list[tuple[tuple[Any, ...], str]]:
+    out = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(part) for part in (section, *loc))
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; see policies/ for the valid keys)"
+        out.append((loc, f"{dotted}: {message}"))
+    return out
+
+
+def _describe(exc: pydantic.ValidationError, section: str) -> list[str]:
+    return [text for _, text in _errors(exc, section)]
+
+
+def _line(node: yaml.Node | None, path: Sequence[Any]) -> int:
+    """1-based line of the deepest key (or list item) along ``path`` in a composed YAML tree."""
+    best = node.start_mark.line + 1 if node is not None else 0
+    for part in path:
+        marker: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            marker, node = (pair[0], pair[1]) if pair else (None, None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            marker = node = node.value[part]
+        else:
+            node = None
+        if marker is None:
+            break
+        best = marker.start_mark.line + 1
+    return best
+
+
+def _deep_merge(base: Any, extra: Any) -> Any:
+    if isinstance(base, dict) and isinstance(extra, dict):
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = _deep_merge(base.get(key), value)
+        return merged
+    return extra
+
+
+def _apply_override(
+    merged: dict[str, Any], override: str, sections: Mapping[str, registry.Group], problems: list[str]
+) -> None:
+    """Apply ``dotted.path=value``; the value is read as YAML (``true``, ``5``, ``[a, b]``, ``warn``)."""
+    path, sep, raw_value = override.partition("=")
+    keys = path.strip().split(".") if path.strip() else []
+    if not sep or not keys or any(not key for key in keys):
+        problems.append(f"--set {override!r}: expected dotted.path=value, e.g. podSecurity.level=restricted")
+        return
+    if keys[0] not in sections:
+        problems.append(f"--set {override!r}: unknown section {keys[0]!r} (known: {', '.join(sorted(sections))})")
+        return
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError as exc:
+        problems.append(f"--set {override!r}: value is not valid YAML: {exc}")
+        return
+    node = merged
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        else:
+            child = dict(child)  # never mutate a dict a file's parse result still shares
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+    group = sections[keys[0]]
+    try:
+        group.settings.model_validate(merged[keys[0]])
+    except pydantic.ValidationError as exc:
+        problems.extend(f"--set {override!r}: {text}" for text in _describe(exc, keys[0]))

@@ -1,0 +1,116 @@
+"""The data a policy works with: what a check returns, what it sees about the request, the pod it inspects.
+
+These are plain dataclasses, not pydantic models: they are built on every review, so they must be
+cheap. Objects themselves stay plain dicts (STYLE.md rule 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+OPERATIONS: frozenset[str] = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+Mode = Literal["enforce", "warn", "audit", "off"]
+"""enforce: deny (validating) or apply (mutating); warn: allow with a warning; audit: allow with an
+audit annotation; off: skip. The same meaning as Pod Security admission's enforce/warn/audit labels."""
+
+FailureMode = Literal["deny", "allow"]
+"""What a review gets when a policy *raises*: a denial naming the policy, or an allow with a warning."""
+
+Chain = Literal["mutating", "validating"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Violation:
+    """One finding of a validating check, worded like Pod Security admission's ``CheckResult``.
+
+    ``reason`` is short and stable (``allowPrivilegeEscalation != false``); ``detail`` names the
+    object or container, the field and what is allowed (``container "app" must set
+    securityContext.allowPrivilegeEscalation=false``). A denial renders ``reason (detail)``.
+    ``path`` is the dotted field path in the submitted object (into the pod template for workloads),
+    ``value`` what was found, ``allowed`` what would pass; both are for machine use (record, review).
+    """
+
+    reason: str
+    detail: str = ""
+    path: str = ""
+    value: Any = None
+    allowed: Any = None
+
+    def text(self) -> str:
+        return f"{self.reason} ({self.detail})" if self.detail else self.reason
+
+
+@dataclasses.dataclass(slots=True)
+class ReviewContext:
+    """What a policy may know about the request besides the object (from ``AdmissionRequest``).
+
+    ``namespace_labels`` is ``None`` when the namespace is unknown (no cluster, or not yet in the
+    watch-fed cache): label-based scopes then do not match.
+    """
+
+    operation: Operation = "CREATE"
+    kind: str = ""
+    group: str = ""
+    version: str = ""
+    resource: str = ""
+    sub_resource: str = ""
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    username: str = ""
+    user_groups: tuple[str, ...] = ()
+    dry_run: bool = False
+    old_object: dict[str, Any] | None = None
+    namespace_labels: Mapping[str, str] | None = None
+
+    @property
+    def service_account(self) -> str | None:
+        """``namespace/name`` when the requester is a service account, else ``None``."""
+        prefix = "system:serviceaccount:"
+        if self.username.startswith(prefix):
+            return self.username[len(prefix) :].replace(":", "/", 1)
+        return None
+
+
+@dataclasses.dataclass(slots=True)
+class PodTarget:
+    """The pod inside an object: a Pod itself, or the pod template of a workload.
+
+    ``spec``/``metadata`` are the *live* dicts inside ``obj`` (mutations change them in place);
+    ``spec_path``/``meta_path`` are dotted paths used in violation messages
+    (``spec.template.spec`` for a Deployment, as Pod Security admission reports them).
+    ``metadata`` may be ``None`` (a template without metadata): mutations call
+    :meth:`metadata_for_write`, which creates it only when something is actually written, so an
+    untouched template never gets a spurious ``add /spec/template/metadata`` in the patch.
+    """
+
+    obj: dict[str, Any]
+    kind: str
+    spec: dict[str, Any]
+    metadata: dict[str, Any] | None
+    holder: dict[str, Any]
+    spec_path: str
+    meta_path: str
+
+    @property
+    def is_template(self) -> bool:
+        return self.kind != "Pod"
+
+    def metadata_for_write(self) -> dict[str, Any]:
+        if self.metadata is None:
+            self.metadata = self.holder.setdefault("metadata", {})
+        return self.metadata
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        labels = (self.metadata or {}).get("labels")
+        return labels if isinstance(labels, dict) else {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        annotations = (self.metadata or {}).get("annotations")
+        return annotations if isinstance(annotations, dict) else {}

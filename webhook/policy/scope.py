@@ -1,0 +1,112 @@
+"""Does a policy apply to this request? Scopes (all must match) and exemptions (any exempts).
+
+Globs use ``fnmatch`` case-sensitive matching (``team-*``, ``ci/*``), compiled once per pattern.
+Label selectors follow the Kubernetes ``LabelSelector`` semantics. A ``namespaceSelector`` needs
+the namespace's labels: when they are unknown (no cluster), the selector never matches — a scope
+with one does not apply, an exemption with one does not exempt — and the server says so at start.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from webhook.policy import model, settings
+
+_EMPTY: Mapping[str, str] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def glob_match(value: str, patterns: Iterable[str]) -> bool:
+    return any(value == p or _compiled(p).match(value) is not None for p in patterns)
+
+
+def selector_matches(selector: settings.LabelSelector, labels: Mapping[str, str]) -> bool:
+    for key, value in selector.matchLabels.items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.matchExpressions:
+        present = req.key in labels
+        if req.operator == "In" and (not present or labels[req.key] not in req.values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in req.values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def labels_of(obj: Any) -> Mapping[str, str]:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return labels if isinstance(labels, dict) else _EMPTY
+
+
+def annotations_of(obj: Any) -> Mapping[str, str]:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else _EMPTY
+
+
+def in_scope(scope: settings.Scope, ctx: model.ReviewContext, obj: Any) -> bool:
+    namespace = ctx.namespace
+    if scope.excludeNamespaces and namespace and glob_match(namespace, scope.excludeNamespaces):
+        return False
+    if scope.namespaces and not (namespace and glob_match(namespace, scope.namespaces)):
+        return False
+    if scope.namespaceSelector is not None and (
+        ctx.namespace_labels is None or not selector_matches(scope.namespaceSelector, ctx.namespace_labels)
+    ):
+        return False
+    return scope.objectSelector is None or selector_matches(scope.objectSelector, labels_of(obj))
+
+
+def exempt(
+    exemptions: settings.Exemptions,
+    ctx: model.ReviewContext,
+    obj: Any,
+    pod: model.PodTarget | None,
+) -> bool:
+    if exemptions.namespaces and ctx.namespace and glob_match(ctx.namespace, exemptions.namespaces):
+        return True
+    if exemptions.users and glob_match(ctx.username, exemptions.users):
+        return True
+    if exemptions.groups and any(glob_match(g, exemptions.groups) for g in ctx.user_groups):
+        return True
+    if exemptions.serviceAccounts:
+        account = ctx.service_account
+        if account is not None and glob_match(account, exemptions.serviceAccounts):
+            return True
+    if exemptions.objectLabels:
+        labels = labels_of(obj)
+        if any(labels.get(k) == v for k, v in exemptions.objectLabels.items()):
+            return True
+    if exemptions.annotations:
+        for annotations in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
+            if any(annotations.get(k) == v for k, v in exemptions.annotations.items()):
+                return True
+    if exemptions.runtimeClassNames and pod is not None:
+        runtime_class = pod.spec.get("runtimeClassName")
+        if isinstance(runtime_class, str) and runtime_class in exemptions.runtimeClassNames:
+            return True
+    return False
+
+
+def opted_out(annotation: str | None, obj: Any, pod: model.PodTarget | None) -> bool:
+    """``annotation: "false"`` (or ``disabled``) on the object or its pod template opts it out."""
+    if not annotation:
+        return False
+    for annotations in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
+        value = annotations.get(annotation)
+        if isinstance(value, str) and value.strip().lower() in ("false", "disabled", "no", "off"):
+            return True
+    return False
