@@ -22,6 +22,7 @@ async def serve(settings: config.ServeSettings, *, ready: asyncio.Event | None =
     app = server.build_app(settings)
     reloader = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
     server.attach_cert_reloader(app, reloader)
+    server.attach_namespace_cache(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=max(settings.default_timeout, 5.0))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, reuse_port=settings.workers > 1)

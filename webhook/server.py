@@ -142,9 +142,8 @@ async def _answer(
         return _json_error(exc.status, str(exc))
 
     ctx = parsed.context
-    cache = app.get(NAMESPACES)
-    if cache is not None and ctx.namespace:
-        ctx.namespace_labels = cache.labels(ctx.namespace)
+    if ctx.namespace:
+        ctx.namespace_labels = app[NAMESPACES].labels(ctx.namespace)
     outcome = engine.evaluate(app[POLICIES].current, parsed.object, ctx, chain=chain, group=group)
     answer = review.respond(parsed, outcome)
     latency = time.perf_counter() - started
@@ -268,8 +267,18 @@ def reload_policies(app: web.Application) -> bool:
     return True
 
 
-# Optional collaborators, set by other modules when configured (namespace cache, recorder).
-NAMESPACES: web.AppKey[Any] = web.AppKey("namespaces", object)
+@dataclasses.dataclass
+class Namespaces:
+    """Where reviews look up namespace labels; ``cache`` is set once the watch starts (if ever)."""
+
+    cache: Any = None
+
+    def labels(self, name: str) -> Any:
+        return self.cache.labels(name) if self.cache is not None else None
+
+
+NAMESPACES = web.AppKey("namespaces", Namespaces)
+# Optional collaborator, set when ``--record`` is given.
 RECORDER: web.AppKey[Any] = web.AppKey("recorder", object)
 
 
@@ -280,6 +289,7 @@ def build_app(settings: config.ServeSettings, *, policy_set: engine.PolicySet | 
     app[METRICS] = metrics.Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[LIMITER] = asyncio.Semaphore(settings.max_concurrent)
+    app[NAMESPACES] = Namespaces()
     if policy_set is None:
         policy_set = load_policies(settings)
         app.cleanup_ctx.append(_watch_policies)
@@ -322,3 +332,18 @@ def attach_cert_reloader(app: web.Application, reloader: Any) -> None:
             await task
 
     app.cleanup_ctx.append(poll)
+
+
+def attach_namespace_cache(app: web.Application) -> None:
+    """Start the watch-fed namespace label cache with the app (see :mod:`webhook.cluster`)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        from webhook import cluster
+
+        cache = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
+        app[NAMESPACES].cache = cache
+        yield
+        if cache is not None:
+            cache.stop()
+
+    app.cleanup_ctx.append(run)

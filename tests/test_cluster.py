@@ -1,0 +1,27 @@
+"""The namespace cache: watch events feed it; reviews only read it; no cluster means no labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook import cluster, errors
+
+
+def test_watch_events_update_and_delete_labels() -> None:
+    cache = cluster.NamespaceCache()
+    assert cache.labels("team-a") is None  # unknown, not "no labels"
+    cache.apply_event("ADDED", "team-a", {"env": "prod"})
+    cache.apply_event("MODIFIED", "team-a", {"env": "dev"})
+    cache.apply_event("ADDED", "team-b", None)
+    assert cache.labels("team-a") == {"env": "dev"}
+    assert cache.labels("team-b") == {}
+    cache.apply_event("DELETED", "team-a", None)
+    assert cache.labels("team-a") is None
+
+
+def test_without_credentials_the_cache_is_not_started(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    with pytest.raises(errors.ClusterUnavailable, match="no in-cluster credentials and no usable kubeconfig"):
+        cluster.load_credentials()
+    assert cluster.start_namespace_cache() is None
