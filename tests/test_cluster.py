@@ -25,3 +25,29 @@ def test_without_credentials_the_cache_is_not_started(monkeypatch: pytest.Monkey
     with pytest.raises(errors.ClusterUnavailable, match="no in-cluster credentials and no usable kubeconfig"):
         cluster.load_credentials()
     assert cluster.start_namespace_cache() is None
+
+
+def test_access_review_cache_answers_from_cache_and_never_blocks() -> None:
+    import threading
+
+    asked: list[tuple[object, ...]] = []
+    gate = threading.Event()
+
+    def ask(*key: object) -> bool:
+        asked.append(key)
+        gate.wait(5)
+        return key[0] == "alice"
+
+    cache = cluster.AccessReviewCache(ask, ttl=60)
+    question = dict(groups=("devs",), verb="use", group="admission.dev", resource="exemptions",
+                    name="privileged-pods", namespace="team-a")
+    assert cache.allowed(user="alice", **question) is None  # miss: unknown now, asked in background
+    assert cache.allowed(user="alice", **question) is None  # still pending: asked only once
+    gate.set()
+    for _ in range(100):
+        if cache.allowed(user="alice", **question) is not None:
+            break
+        threading.Event().wait(0.01)
+    assert cache.allowed(user="alice", **question) is True
+    assert len(asked) == 1
+    cache.close()

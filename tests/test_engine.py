@@ -238,3 +238,32 @@ def test_group_path_runs_only_that_group(tmp_path: Path) -> None:
     bad = conftest.admission_review(conftest.pod(containers=PRIVILEGED))
     assert run(ps, bad, group="demo-roles").allowed
     assert not run(ps, bad, group="demo-pods").allowed
+
+
+class FakeAuthorizer:
+    def __init__(self, answers: dict[str, bool | None]) -> None:
+        self.answers = answers
+
+    def allowed(self, *, user: str, **_: Any) -> bool | None:
+        return self.answers.get(user)
+
+
+@pytest.mark.parametrize(
+    ("when_unknown", "authorizer", "user", "allowed"),
+    [
+        ("enforce", FakeAuthorizer({"alice": True}), "alice", True),
+        ("enforce", FakeAuthorizer({"alice": True}), "bob", False),   # unknown yet -> enforce
+        ("exempt", FakeAuthorizer({}), "bob", True),                  # unknown yet -> exempt
+        ("exempt", FakeAuthorizer({"bob": False}), "bob", False),     # RBAC said no
+        ("enforce", None, "alice", False),                            # no cluster -> whenUnknown
+        ("exempt", None, "alice", True),
+    ],
+)
+def test_access_review_exemption_degrades_per_policy(
+    tmp_path: Path, when_unknown: str, authorizer: FakeAuthorizer | None, user: str, allowed: bool
+) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  exemptions:\n    accessReview:\n      name: privileged-pods\n"
+                              f"      whenUnknown: {when_unknown}\n")
+    parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED), username=user))
+    parsed.context.authorizer = authorizer
+    assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed is allowed

@@ -104,19 +104,92 @@ class NamespaceCache:
                 backoff = min(backoff * 2, 60.0)
 
 
-def start_namespace_cache() -> NamespaceCache | None:
-    """Start the cache when credentials exist; else log once that label scopes will not match."""
+def start_namespace_cache() -> tuple[NamespaceCache, AccessReviewCache] | None:
+    """Start the caches when credentials exist; else log once that label scopes will not match."""
     try:
         api_client = load_credentials()
     except errors.ClusterUnavailable as exc:
         log.warning(
             "no_cluster",
-            detail="namespaceSelector scopes and exemptions will not match: namespace labels are unknown",
+            detail="namespaceSelector scopes will not match (namespace labels unknown); accessReview "
+            "exemptions use their whenUnknown setting",
             reason=str(exc),
         )
         return None
     cache = NamespaceCache(api_client)
     cache.start()
-    started = time.monotonic()
-    log.info("namespace_cache_started", waited_ms=round((time.monotonic() - started) * 1000))
-    return cache
+    log.info("namespace_cache_started")
+    return cache, AccessReviewCache(subject_access_review(api_client))
+
+
+class AccessReviewCache:
+    """SubjectAccessReview answers cached for ``ttl`` seconds, asked in a background thread.
+
+    ``allowed`` never blocks: on a miss it returns ``None`` (the caller degrades per policy) and
+    queues the question; the answer serves every review of that user for the next ``ttl`` seconds.
+    The cache is bounded; the oldest entries go first.
+    """
+
+    def __init__(self, ask: Any, *, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+        import concurrent.futures
+
+        self._ask = ask
+        self._ttl = ttl
+        self._max = max_entries
+        self._answers: dict[tuple[Any, ...], tuple[bool, float]] = {}
+        self._pending: set[tuple[Any, ...]] = set()
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="access-review")
+
+    def allowed(
+        self, *, user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str
+    ) -> bool | None:
+        key = (user, groups, verb, group, resource, name, namespace)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._answers.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+            if key in self._pending:
+                return None
+            self._pending.add(key)
+        self._pool.submit(self._fill, key)
+        return None
+
+    def _fill(self, key: tuple[Any, ...]) -> None:
+        try:
+            answer = bool(self._ask(*key))
+        except Exception as exc:  # noqa: BLE001 - an unreachable API server leaves the answer unknown
+            log.warning("access_review_failed", error=str(exc))
+            with self._lock:
+                self._pending.discard(key)
+            return
+        with self._lock:
+            self._pending.discard(key)
+            if len(self._answers) >= self._max:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = (answer, time.monotonic() + self._ttl)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def subject_access_review(api_client: Any) -> Any:
+    """A function asking the API server one SubjectAccessReview (for :class:`AccessReviewCache`)."""
+    from kubernetes import client
+
+    api = client.AuthorizationV1Api(api_client)
+
+    def ask(user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str) -> bool:
+        body = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user, groups=list(groups),
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, group=group, resource=resource, name=name, namespace=namespace or None,
+                ),
+            )
+        )
+        result = api.create_subject_access_review(body, _request_timeout=5)
+        return bool(result.status.allowed)
+
+    return ask

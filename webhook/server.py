@@ -142,8 +142,10 @@ async def _answer(
         return _json_error(exc.status, str(exc))
 
     ctx = parsed.context
+    cluster_view = app[NAMESPACES]
     if ctx.namespace:
-        ctx.namespace_labels = app[NAMESPACES].labels(ctx.namespace)
+        ctx.namespace_labels = cluster_view.labels(ctx.namespace)
+    ctx.authorizer = cluster_view.authorizer
     outcome = engine.evaluate(app[POLICIES].current, parsed.object, ctx, chain=chain, group=group)
     answer = review.respond(parsed, outcome)
     latency = time.perf_counter() - started
@@ -272,6 +274,7 @@ class Namespaces:
     """Where reviews look up namespace labels; ``cache`` is set once the watch starts (if ever)."""
 
     cache: Any = None
+    authorizer: Any = None
 
     def labels(self, name: str) -> Any:
         return self.cache.labels(name) if self.cache is not None else None
@@ -335,15 +338,17 @@ def attach_cert_reloader(app: web.Application, reloader: Any) -> None:
 
 
 def attach_namespace_cache(app: web.Application) -> None:
-    """Start the watch-fed namespace label cache with the app (see :mod:`webhook.cluster`)."""
+    """Start the watch-fed namespace label cache and the SubjectAccessReview cache with the app."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         from webhook import cluster
 
-        cache = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
-        app[NAMESPACES].cache = cache
+        started = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
+        if started is not None:
+            app[NAMESPACES].cache, app[NAMESPACES].authorizer = started
         yield
-        if cache is not None:
-            cache.stop()
+        if started is not None:
+            started[0].stop()
+            started[1].close()
 
     app.cleanup_ctx.append(run)

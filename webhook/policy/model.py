@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 OPERATIONS: frozenset[str] = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
@@ -44,6 +44,14 @@ class Violation:
         return f"{self.reason} ({self.detail})" if self.detail else self.reason
 
 
+class Authorizer(Protocol):
+    """Answers "may this requester do that?" from a cache; ``None`` means not known yet."""
+
+    def allowed(
+        self, *, user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str
+    ) -> bool | None: ...
+
+
 @dataclasses.dataclass(slots=True)
 class ReviewContext:
     """What a policy may know about the request besides the object (from ``AdmissionRequest``).
@@ -66,6 +74,8 @@ class ReviewContext:
     dry_run: bool = False
     old_object: dict[str, Any] | None = None
     namespace_labels: Mapping[str, str] | None = None
+    authorizer: Authorizer | None = None
+    """Cached SubjectAccessReview answers; ``None`` without a cluster."""
 
     @property
     def service_account(self) -> str | None:

@@ -64,6 +64,23 @@ class Scope(StrictModel):
     """Labels of the object (of ``oldObject`` on DELETE), like a webhook's ``objectSelector``."""
 
 
+class AccessReviewExemption(StrictModel):
+    """Exempt requesters the cluster's RBAC allows to ``use`` a named exemption.
+
+    The webhook asks with a SubjectAccessReview, but never on the request path: answers come from
+    a short-lived cache filled in the background. Until an answer is cached (the first review of a
+    user), or when there is no cluster, ``whenUnknown`` decides.
+    Grant it with RBAC: ``verbs: [use], apiGroups: [admission.dev], resources: [exemptions],
+    resourceNames: [privileged-pods]``.
+    """
+
+    name: str = pydantic.Field(min_length=1)
+    verb: str = "use"
+    group: str = "admission.dev"
+    resource: str = "exemptions"
+    whenUnknown: Literal["exempt", "enforce"] = "enforce"
+
+
 class Exemptions(StrictModel):
     """Who or what is exempt. *Any* field that matches exempts the request (as Pod Security admission's
     exemptions: usernames, runtimeClassNames, namespaces)."""
@@ -81,6 +98,8 @@ class Exemptions(StrictModel):
     """An annotation on the object (or its pod template) with this value exempts it."""
     runtimeClassNames: tuple[str, ...] = ()
     """Pods (and templates) with one of these ``runtimeClassName``s are exempt."""
+    accessReview: AccessReviewExemption | None = None
+    """Requesters RBAC allows to ``use`` this named exemption (SubjectAccessReview, cached)."""
 
 
 class PolicyOverride(StrictModel):
