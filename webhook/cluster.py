@@ -26,8 +26,10 @@ def load_credentials() -> Any:
 
     Raises :class:`~webhook.errors.ClusterUnavailable` when neither exists.
     """
-    from kubernetes import client, config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
+    config: Any = kube_config  # the kubernetes client's loaders are untyped
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -75,16 +77,19 @@ class NamespaceCache:
         from kubernetes import client, watch
         from kubernetes.client.exceptions import ApiException
 
-        api = client.CoreV1Api(self._api_client)
+        api: Any = client.CoreV1Api(self._api_client)
+        watcher: Any = watch
         backoff = 1.0
         while not self._stop.is_set():
             try:
                 listing = api.list_namespace(_request_timeout=10)
-                fresh = {ns.metadata.name: dict(ns.metadata.labels or {}) for ns in listing.items}
+                fresh: dict[str, Mapping[str, str]] = {
+                    ns.metadata.name: dict(ns.metadata.labels or {}) for ns in listing.items
+                }
                 self._labels = fresh  # one assignment: readers see the old or the new dict, never half
                 self.synced.set()
                 version = listing.metadata.resource_version
-                stream = watch.Watch().stream(
+                stream = watcher.Watch().stream(
                     api.list_namespace, resource_version=version, timeout_seconds=self._timeout_seconds
                 )
                 for event in stream:
@@ -178,7 +183,7 @@ def subject_access_review(api_client: Any) -> Any:
     """A function asking the API server one SubjectAccessReview (for :class:`AccessReviewCache`)."""
     from kubernetes import client
 
-    api = client.AuthorizationV1Api(api_client)
+    api: Any = client.AuthorizationV1Api(api_client)
 
     def ask(user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str) -> bool:
         body = client.V1SubjectAccessReview(

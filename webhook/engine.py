@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from webhook import errors, patch
-from webhook.policy import files, model, registry, scope, settings, workloads
+from webhook.policy import files, model, registry, scope, workloads
+from webhook.policy import settings as policy_settings
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,9 +28,9 @@ class Instance:
     mode: model.Mode
     workload_mode: model.Mode | None
     params: Any
-    settings: settings.GroupSettings
+    settings: policy_settings.GroupSettings
     failure_mode: model.FailureMode
-    exemptions: tuple[settings.Exemptions, ...]
+    exemptions: tuple[policy_settings.Exemptions, ...]
 
 
 @dataclasses.dataclass(slots=True)
@@ -181,8 +182,9 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
         elif mode == "warn":
             outcome.warnings.append(message)
         elif mode == "audit":
-            key = f"{inst.group.name}-violations"
-            outcome.audit[key] = f"{outcome.audit[key]}; {message}" if key in outcome.audit else message
+            audit_key = f"{inst.group.name}-violations"
+            previous = outcome.audit.get(audit_key)
+            outcome.audit[audit_key] = f"{previous}; {message}" if previous else message
     if denials:
         _deny(outcome, "; ".join(denials))
     return outcome
@@ -245,7 +247,7 @@ def _mutation_targets(
             return False, pod
     if not _applies(inst, ctx, mutated, pod):
         return False, pod
-    if isinstance(inst.settings, settings.MutatingGroupSettings) and scope.opted_out(
+    if isinstance(inst.settings, policy_settings.MutatingGroupSettings) and scope.opted_out(
         inst.settings.optOutAnnotation, mutated, pod
     ):
         return False, pod

@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 
 from webhook import config, engine, errors, logs, metrics, review
-from webhook.policy import files
+from webhook.policy import files, model
 
 log = logs.get("webhook.server")
 
@@ -101,7 +101,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise errors.BodyTooLarge(f"body exceeds the limit of {limit} bytes") from None
 
 
-def review_handler(chain: engine.model.Chain, group: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+def review_handler(chain: model.Chain, group: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The handler for ``/mutate[/<group>]`` or ``/validate[/<group>]``."""
 
     async def handle(request: web.Request) -> web.Response:
@@ -127,7 +127,7 @@ def review_handler(chain: engine.model.Chain, group: str | None) -> Callable[[we
 
 
 async def _answer(
-    request: web.Request, chain: engine.model.Chain, group: str | None, path: str, started: float, timeout: float
+    request: web.Request, chain: model.Chain, group: str | None, path: str, started: float, timeout: float
 ) -> web.Response:
     app = request.app
     settings, stats = app[SETTINGS], app[METRICS]
@@ -299,10 +299,11 @@ def build_app(settings: config.ServeSettings, *, policy_set: engine.PolicySet | 
     app[POLICIES] = PolicyState(current=policy_set, fingerprint=fingerprint(settings.policies))
     app[METRICS].policy_config_valid.set(1)
 
-    for chain, prefix in (("mutating", "/mutate"), ("validating", "/validate")):
-        app.router.add_post(prefix, review_handler(chain, None))  # type: ignore[arg-type]
-        for group in policy_set.groups(chain):  # type: ignore[arg-type]
-            app.router.add_post(f"{prefix}/{group}", review_handler(chain, group))  # type: ignore[arg-type]
+    chains: tuple[tuple[model.Chain, str], ...] = (("mutating", "/mutate"), ("validating", "/validate"))
+    for chain, prefix in chains:
+        app.router.add_post(prefix, review_handler(chain, None))
+        for group in policy_set.groups(chain):
+            app.router.add_post(f"{prefix}/{group}", review_handler(chain, group))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
