@@ -31,6 +31,9 @@ class Instance:
     settings: policy_settings.GroupSettings
     failure_mode: model.FailureMode
     exemptions: tuple[policy_settings.Exemptions, ...]
+    gate: int
+    """Instances with the same scope and exemptions share a gate: a review decides each gate once
+    (Pod Security alone has 19 checks x 3 modes sharing one)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,6 +58,7 @@ class PolicySet:
         self.config = config
         self.catalog = catalog
         instances: list[Instance] = []
+        gates: dict[tuple[int, int], int] = {}
         for group in sorted(catalog.groups.values(), key=lambda g: (g.order, g.name)):
             group_settings = config.groups.get(group.name)
             if group_settings is None:
@@ -72,6 +76,8 @@ class PolicySet:
                             resolved = override.mode
                     if resolved == "off":
                         continue
+                    extra = override.exemptions if override is not None else None
+                    gate = gates.setdefault((id(group_settings), id(extra)), len(gates))
                     instances.append(
                         Instance(
                             policy=policy,
@@ -82,8 +88,8 @@ class PolicySet:
                             settings=group_settings,
                             failure_mode=(override.failureMode if override and override.failureMode else None)
                             or group_settings.failureMode,
-                            exemptions=(group_settings.exemptions,)
-                            + ((override.exemptions,) if override and override.exemptions else ()),
+                            exemptions=(group_settings.exemptions,) + ((extra,) if extra is not None else ()),
+                            gate=gate,
                         )
                     )
         self.instances: tuple[Instance, ...] = tuple(instances)
@@ -155,10 +161,14 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     pod = workloads.pod_target(target_obj, ctx.kind)
     is_workload = ctx.kind != "Pod"
     buckets: dict[tuple[str, str, int], tuple[Instance, model.Mode, list[registry.Finding]]] = {}
+    gates: dict[int, bool] = {}
     for inst in instances:
         if inst.policy.pod_spec and pod is None:
             continue
-        if not _applies(inst, ctx, target_obj, pod):
+        open_gate = gates.get(inst.gate)
+        if open_gate is None:
+            open_gate = gates[inst.gate] = _applies(inst, ctx, target_obj, pod)
+        if not open_gate:
             continue
         mode = inst.mode
         if mode == "enforce" and is_workload and inst.policy.pod_spec and inst.workload_mode:

@@ -1,0 +1,96 @@
+"""Pod Security Standards (Pod Security admission parity, policy versions up to v1.37).
+
+One registered check per upstream check id (``pod-security.allowPrivilegeEscalation``, ...), each
+evaluated at the level/version the group's ``modes`` yields, returning nothing when the check is not
+in force there (or is overridden at that level). The group renders findings exactly as the
+built-in admission controller words them.
+
+Layout: ``levels`` parses levels/versions; ``base`` holds the shared result type and wording helpers;
+one module per check family (``privileged``, ``volumes``, ``capabilities``, ``seccomp``, ...);
+``catalog`` resolves which revisions apply at a level/version; ``evaluation`` runs them and words the
+outcome; ``options`` is the policy-file section. Pure functions over dicts: imports only
+``webhook.policy`` and pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from webhook.policy import model, registry
+from webhook.validators.pod_security import base, catalog, evaluation, levels, options
+
+GROUP = "pod-security"
+KEY = "podSecurity"
+PREFIX = f"{GROUP}."
+
+PodSecuritySettings = options.PodSecuritySettings
+LevelVersion = options.LevelVersion
+evaluate = evaluation.evaluate
+message = evaluation.message
+
+
+def modes(group_settings: options.PodSecuritySettings) -> Sequence[tuple[model.Mode, options.LevelVersion]]:
+    """Enforce at ``level``/``version`` (under the group's mode), plus the optional warn and audit
+    levels -- the three labels of a Pod Security namespace."""
+    found: list[tuple[model.Mode, options.LevelVersion]] = [(group_settings.mode, group_settings.enforced())]
+    if group_settings.warn is not None:
+        found.append(("warn", group_settings.warn))
+    if group_settings.audit is not None:
+        found.append(("audit", group_settings.audit))
+    return found
+
+
+def _rank(finding: registry.Finding) -> tuple[int, str]:
+    return catalog.RANK.get(finding.policy.id.removeprefix(PREFIX), len(catalog.RANK)), finding.policy.id
+
+
+def render(findings: Sequence[registry.Finding], mode: model.Mode, params: options.LevelVersion) -> str:
+    """``violates PodSecurity "baseline:latest": ...`` (enforce) or ``would violate ...`` (warn,
+    audit); findings in upstream order (baseline ids sorted, then restricted ids sorted)."""
+    violations = [v for finding in sorted(findings, key=_rank) for v in finding.violations]
+    return evaluation.render(violations, level=params.level, version=params.version, mode=mode)
+
+
+registry.group(
+    GROUP,
+    key=KEY,
+    chain="validating",
+    settings_model=options.PodSecuritySettings,
+    order=10,
+    modes=modes,
+    render=render,
+    description="Pod Security Standards (privileged/baseline/restricted), as Pod Security admission v1.37.",
+)
+
+
+def _register(check: base.Check) -> None:
+    check_id = check.id
+
+    def run(
+        target: model.PodTarget, ctx: model.ReviewContext, params: options.LevelVersion
+    ) -> list[model.Violation]:
+        impl = catalog.active(params.level, params.version).get(check_id)
+        if impl is None or evaluation.skip_request(target, ctx):
+            return []
+        result = impl(target.metadata or {}, target.spec)
+        return [] if result is None else [evaluation.to_violation(result, target)]
+
+    run.__name__ = run.__qualname__ = f"check_{check_id}"
+    run.__doc__ = f"{check.description} (Pod Security {check.level}: {check_id})"
+    registry.check(PREFIX + check_id, group=GROUP, pod_spec=True, order=catalog.RANK[check_id])(run)
+
+
+for _check in catalog.CHECKS:
+    _register(_check)
+
+__all__ = [
+    "GROUP",
+    "KEY",
+    "LevelVersion",
+    "PodSecuritySettings",
+    "evaluate",
+    "levels",
+    "message",
+    "modes",
+    "render",
+]

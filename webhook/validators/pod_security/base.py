@@ -1,0 +1,149 @@
+"""What every Pod Security check shares: the result shape, the versioned-check record, wording helpers.
+
+Mirrors ``k8s.io/pod-security-admission/policy``: a check has an id, a level, and one or more
+revisions each applying from a ``MinimumVersion``; a revision is a pure function of the pod's
+metadata and spec that returns at most one result (upstream's ``CheckResult``). Wording helpers
+reproduce upstream's ``pluralize``/``joinQuote`` and Go's ``%q`` so messages match byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NamedTuple
+
+from webhook.policy import workloads
+
+Pod = Mapping[str, Any]
+
+
+class Result(NamedTuple):
+    """One failed check: upstream's ``ForbiddenReason``/``ForbiddenDetail``, plus the first offending
+    field (dotted, rooted at ``spec`` or ``metadata`` of the pod) and what was found there."""
+
+    reason: str
+    detail: str
+    path: str
+    value: Any = None
+    allowed: Any = None
+
+
+CheckImpl = Callable[[Pod, Pod], "Result | None"]
+"""``fn(metadata, spec) -> Result | None``; ``None`` means allowed."""
+
+CheckLevel = Literal["baseline", "restricted"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Revision:
+    """One revision of a check, in force from policy version ``v1.<since>`` until the next revision."""
+
+    since: int
+    fn: CheckImpl
+    overrides: tuple[str, ...] = ()
+    """Baseline check ids this (restricted) revision replaces, as upstream ``OverrideCheckIDs``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    id: str
+    level: CheckLevel
+    revisions: tuple[Revision, ...]
+    description: str
+
+
+def pluralize(singular: str, plural: str, count: int) -> str:
+    return singular if count == 1 else plural
+
+
+def containers_phrase(names: list[str]) -> str:
+    """``container "a"`` / ``containers "a", "b"`` -- how upstream names the offending containers."""
+    return f"{pluralize('container', 'containers', len(names))} {join_quote(names)}"
+
+
+def join_quote(items: list[str]) -> str:
+    """``"a", "b"`` -- upstream ``joinQuote`` (no escaping, as upstream)."""
+    return '"' + '", "'.join(items) + '"' if items else ""
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` (``strconv.Quote``), used upstream for ``key="value"`` annotation findings."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def as_dict(value: Any) -> Mapping[str, Any] | None:
+    """``value`` when it is a mapping, else ``None``: a wrong shape counts as unset, never a crash
+    (the API server's own validation rejects such objects)."""
+    return value if isinstance(value, dict) else None
+
+
+def containers(spec: Pod) -> list[tuple[str, int, dict[str, Any]]]:
+    """Init, regular, then ephemeral containers -- upstream ``visitContainers`` order."""
+    return workloads.containers(spec)  # type: ignore[arg-type]
+
+
+def container_path(field: str, index: int) -> str:
+    return f"spec.{field}[{index}]"
+
+
+def name_of(container: Mapping[str, Any]) -> str:
+    name = container.get("name")
+    return name if isinstance(name, str) else ""
+
+
+def security_context(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    sc = container.get("securityContext")
+    return sc if isinstance(sc, dict) else None
+
+
+def pod_security_context(spec: Pod) -> Mapping[str, Any] | None:
+    sc = spec.get("securityContext")
+    return sc if isinstance(sc, dict) else None
+
+
+def annotations_of(meta: Pod) -> Mapping[str, Any]:
+    found = meta.get("annotations")
+    return found if isinstance(found, dict) else {}
+
+
+def is_windows(spec: Pod) -> bool:
+    """``spec.os.name == "windows"``: from policy v1.25 the Linux-only restricted checks exempt such
+    pods (the API server rejects Linux-only fields on them)."""
+    os_ = spec.get("os")
+    return isinstance(os_, dict) and os_.get("name") == "windows"
+
+
+def in_user_namespace(spec: Pod) -> bool:
+    """``spec.hostUsers: false`` -- KEP-127 relaxations apply unconditionally from policy v1.35."""
+    return spec.get("hostUsers") is False
+
+
+def annotation_path(key: str) -> str:
+    return f"metadata.annotations[{key}]"
