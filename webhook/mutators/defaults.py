@@ -1,0 +1,423 @@
+"""Defaults: fill in what the user left unset — resources, pull policy, hardening, labels, scheduling.
+
+Every mutation here only *adds*: a value the user wrote is never replaced, so running a mutation on
+its own output changes nothing (the API server may reinvoke mutating webhooks, ``reinvocationPolicy:
+IfNeeded``). Each part is its own policy id (``defaults.resources``, ...), so a policy file can turn
+one off with ``policies: {defaults.resources: {mode: off}}``; leaving a knob unset also disables it.
+
+Kubernetes' own defaulting runs *before* admission (objects are defaulted when decoded), so some
+fields this group can set (``imagePullPolicy``, ``terminationGracePeriodSeconds``) usually arrive
+already set on Pods and on the templates of built-in workloads; the mutations then do nothing.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from typing import Any, Literal
+
+import pydantic
+
+from webhook.policy import model, registry, scope, settings, workloads
+
+GROUP = "defaults"
+
+
+# --- quantities ---------------------------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def parse_quantity(value: Any) -> decimal.Decimal | None:
+    """A Kubernetes ``resource.Quantity`` (``500m``, ``1Gi``, ``2e3``, ``1``) as a number, or ``None``.
+
+    Follows the suffix grammar of ``k8s.io/apimachinery/pkg/api/resource``; YAML may give bare
+    numbers, which Kubernetes accepts too. Anything else is ``None``: the API server rejects it
+    anyway, and a default must not guess.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number = decimal.Decimal(match.group(1))
+    suffix = match.group(2) or ""
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return number.scaleb(_DECIMAL[suffix])
+    if suffix:
+        return number.scaleb(int(suffix[1:]))
+    return number
+
+
+def _quantity_field(value: str) -> str:
+    if parse_quantity(value) is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 100m, 128Mi, 1)")
+    return value
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+class ResourceDefaults(settings.StrictModel):
+    """Default requests/limits for the namespaces matching ``namespaces`` (globs)."""
+
+    namespaces: tuple[str, ...] = ("*",)
+    """Namespace names or globs; the first entry of ``resources`` that matches wins."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+
+    @pydantic.field_validator("requests", "limits")
+    @classmethod
+    def _quantities(cls, values: dict[str, str]) -> dict[str, str]:
+        for quantity in values.values():
+            _quantity_field(quantity)
+        return values
+
+    @pydantic.model_validator(mode="after")
+    def _request_fits_limit(self) -> ResourceDefaults:
+        for name, request in self.requests.items():
+            limit = self.limits.get(name)
+            if limit is not None and parse_quantity(request) > parse_quantity(limit):  # type: ignore[operator]
+                raise ValueError(f"default request {name}={request} is above the default limit {limit}")
+        return self
+
+
+class ImagePullPolicyDefaults(settings.StrictModel):
+    latest: Literal["Always", "IfNotPresent", "Never"] | None = "Always"
+    """Policy for images tagged ``:latest`` or untagged (a moving tag: pull to get the current one)."""
+    other: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """Policy for every other image (a fixed tag or a digest); ``null`` leaves it unset."""
+
+
+class SecurityContextDefaults(settings.StrictModel):
+    runAsNonRoot: bool | None = True
+    """Pod ``securityContext.runAsNonRoot``. Not set when the pod or a container asks for UID 0."""
+    seccompProfile: Literal["RuntimeDefault", "Unconfined"] | None = "RuntimeDefault"
+    """Pod ``securityContext.seccompProfile.type``."""
+    allowPrivilegeEscalation: bool | None = False
+    """Container ``securityContext.allowPrivilegeEscalation``."""
+    dropCapabilities: tuple[str, ...] = ("ALL",)
+    """Container ``securityContext.capabilities.drop`` when the container sets no ``drop`` list."""
+
+
+class Toleration(settings.StrictModel):
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        # Same rule as the API server's toleration validation.
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists must not set a value")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without a key must use operator Exists")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class DefaultsSettings(settings.MutatingGroupSettings):
+    optOutAnnotation: str | None = "defaults.admission.dev/mutate"
+    labels: dict[str, str] = {}
+    """Labels added to the pod (template) when the key is absent."""
+    annotations: dict[str, str] = {}
+    """Annotations added to the pod (template) when the key is absent."""
+    resources: tuple[ResourceDefaults, ...] = ()
+    limitBelowRequest: Literal["raise", "skip"] = "raise"
+    """When the user's request exceeds the default limit: ``raise`` sets the limit to the request,
+    ``skip`` sets no limit for that resource. Never is a limit below a request produced."""
+    imagePullPolicy: ImagePullPolicyDefaults = ImagePullPolicyDefaults()
+    securityContext: SecurityContextDefaults = SecurityContextDefaults()
+    automountServiceAccountToken: bool | None = None
+    terminationGracePeriodSeconds: int | None = pydantic.Field(default=None, ge=0)
+    tolerations: tuple[Toleration, ...] = ()
+    priorityClassName: str | None = None
+
+
+registry.group(
+    GROUP,
+    key="defaults",
+    chain="mutating",
+    settings_model=DefaultsSettings,
+    order=20,
+    description="Fill in unset resources, pull policy, security context, labels and scheduling fields.",
+)
+
+
+def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Init and regular containers. Ephemeral containers are left alone: they may not set resources
+    and are added to running Pods through a subresource, never at CREATE."""
+    return [c for field, _, c in workloads.containers(spec) if field != "ephemeralContainers"]
+
+
+def _namespace(target: model.PodTarget, ctx: model.ReviewContext) -> str:
+    meta_ns = (target.obj.get("metadata") or {}).get("namespace") if isinstance(target.obj, dict) else None
+    return ctx.namespace or (meta_ns if isinstance(meta_ns, str) else "")
+
+
+def _missing_dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``parent[key]`` when it is a dict or absent (then created lazily by the caller), else ``None``."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else None
+
+
+# --- labels / annotations -----------------------------------------------------------------------
+
+
+@registry.mutation("defaults.labels", group=GROUP, pod_spec=True, order=10)
+def default_labels(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
+    """Add the configured labels and annotations to the pod (template) where the key is absent.
+
+    Adding template labels never breaks a workload's selector: the selector must match the
+    template's labels, and extra labels still match.
+    """
+    for field, wanted in (("labels", params.labels), ("annotations", params.annotations)):
+        if not wanted:
+            continue
+        current = target.labels if field == "labels" else target.annotations
+        missing = {k: v for k, v in wanted.items() if k not in current}
+        existing = (target.metadata or {}).get(field)
+        if not missing or (existing is not None and not isinstance(existing, dict)):
+            continue
+        target.metadata_for_write().setdefault(field, {}).update(missing)
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+
+@registry.mutation("defaults.resources", group=GROUP, pod_spec=True, order=20)
+def default_resources(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
+    """Default ``resources.requests``/``limits`` per container, from the first entry matching the namespace.
+
+    Rules, so a default never contradicts what the user wrote:
+
+    * a request is not defaulted when the user set a limit for that resource: the API server then
+      copies the limit into the request (``SetDefaults_Pod``), and a smaller default request would
+      silently turn a Guaranteed pod Burstable;
+    * a limit is never produced below the container's request (the API server rejects
+      ``requests > limits``): with ``limitBelowRequest: raise`` the limit is set to the request, with
+      ``skip`` no limit is set for that resource.
+    """
+    namespace = _namespace(target, ctx)
+    entry = next((r for r in params.resources if scope.glob_match(namespace, r.namespaces)), None)
+    if entry is None:
+        return
+    for container in _containers(target.spec):
+        resources = _missing_dict(container, "resources")
+        if resources is None:
+            continue
+        requests = _missing_dict(resources, "requests")
+        limits = _missing_dict(resources, "limits")
+        if requests is None or limits is None:
+            continue
+        new_requests = {
+            name: value
+            for name, value in entry.requests.items()
+            if name not in requests and name not in limits
+        }
+        new_limits: dict[str, str] = {}
+        for name, value in entry.limits.items():
+            if name in limits:
+                continue
+            request = requests.get(name, new_requests.get(name))
+            request_q, limit_q = parse_quantity(request), parse_quantity(value)
+            if request is not None and request_q is None:
+                continue  # the user's request is unreadable: do not guess a limit beside it
+            if request_q is not None and limit_q is not None and request_q > limit_q:
+                if params.limitBelowRequest == "skip":
+                    continue
+                value = request if isinstance(request, str) else str(request)
+            new_limits[name] = value
+        if not new_requests and not new_limits:
+            continue
+        if new_requests:
+            requests.update(new_requests)
+            resources["requests"] = requests
+        if new_limits:
+            limits.update(new_limits)
+            resources["limits"] = limits
+        container["resources"] = resources
+
+
+# --- imagePullPolicy ----------------------------------------------------------------------------
+
+
+def _moving_tag(image: str) -> bool:
+    """``True`` for ``:latest`` and untagged images, the case where Kubernetes defaults to Always.
+
+    Same parse as the API server's defaulting: a digest pins the image; the tag is what follows the
+    last ``:`` of the last path component (so ``registry:5000/app`` is untagged).
+    """
+    if "@" in image:
+        return False
+    last = image.rsplit("/", 1)[-1]
+    return ":" not in last or last.rsplit(":", 1)[1] == "latest"
+
+
+@registry.mutation("defaults.imagePullPolicy", group=GROUP, pod_spec=True, order=30)
+def default_image_pull_policy(
+    target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
+) -> None:
+    """Set ``imagePullPolicy`` where unset: ``latest`` for moving tags, ``other`` for the rest."""
+    for container in _containers(target.spec):
+        image = container.get("image")
+        if "imagePullPolicy" in container or not isinstance(image, str) or not image:
+            continue
+        policy = params.imagePullPolicy.latest if _moving_tag(image) else params.imagePullPolicy.other
+        if policy is not None:
+            container["imagePullPolicy"] = policy
+
+
+# --- securityContext ----------------------------------------------------------------------------
+
+
+def _is_windows(spec: dict[str, Any]) -> bool:
+    os_name = (spec.get("os") or {}).get("name") if isinstance(spec.get("os"), dict) else None
+    selector = spec.get("nodeSelector")
+    node_os = selector.get("kubernetes.io/os") if isinstance(selector, dict) else None
+    return os_name == "windows" or node_os == "windows"
+
+
+def _wants_root(spec: dict[str, Any]) -> bool:
+    """The pod or a container asks for UID 0 without its own runAsNonRoot: kubelet would refuse to
+    start it if the pod defaulted ``runAsNonRoot: true``."""
+    pod_sc = spec.get("securityContext")
+    if isinstance(pod_sc, dict) and pod_sc.get("runAsUser") == 0:
+        return True
+    for _, _, container in workloads.containers(spec):
+        sc = container.get("securityContext")
+        if isinstance(sc, dict) and sc.get("runAsUser") == 0 and "runAsNonRoot" not in sc:
+            return True
+    return False
+
+
+def _adds_sys_admin(sc: dict[str, Any]) -> bool:
+    caps = sc.get("capabilities")
+    added = caps.get("add") if isinstance(caps, dict) else None
+    return isinstance(added, list) and any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN") for c in added)
+
+
+@registry.mutation("defaults.securityContext", group=GROUP, pod_spec=True, order=40)
+def default_security_context(
+    target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
+) -> None:
+    """Hardening defaults where unset (the Pod Security "restricted" fields), never overriding.
+
+    * Windows pods (``spec.os.name`` or the ``kubernetes.io/os`` node selector) are left alone:
+      the API server forbids seccomp, privilege escalation and capability fields on them.
+    * ``runAsNonRoot`` is not defaulted when the pod or a container sets ``runAsUser: 0``.
+    * ``seccompProfile`` is not defaulted when the legacy ``seccomp.security.alpha.kubernetes.io/pod``
+      annotation is present: the API server requires annotation and field to agree.
+    * A container with ``privileged: true`` is not touched at all: it has opted out of isolation,
+      and the API server rejects ``allowPrivilegeEscalation: false`` beside ``privileged: true``
+      (and beside an added ``SYS_ADMIN``, where only the capability drop is defaulted).
+    """
+    spec = target.spec
+    wanted = params.securityContext
+    if _is_windows(spec):
+        return
+    pod_sc = _missing_dict(spec, "securityContext")
+    if pod_sc is not None:
+        changed = False
+        if wanted.runAsNonRoot is not None and "runAsNonRoot" not in pod_sc and not _wants_root(spec):
+            pod_sc["runAsNonRoot"] = wanted.runAsNonRoot
+            changed = True
+        legacy = "seccomp.security.alpha.kubernetes.io/pod" in target.annotations
+        if wanted.seccompProfile is not None and "seccompProfile" not in pod_sc and not legacy:
+            pod_sc["seccompProfile"] = {"type": wanted.seccompProfile}
+            changed = True
+        if changed:
+            spec["securityContext"] = pod_sc
+    for container in _containers(spec):
+        sc = _missing_dict(container, "securityContext")
+        if sc is None or sc.get("privileged") is True:
+            continue
+        changed = False
+        if (
+            wanted.allowPrivilegeEscalation is not None
+            and "allowPrivilegeEscalation" not in sc
+            and not (wanted.allowPrivilegeEscalation is False and _adds_sys_admin(sc))
+        ):
+            sc["allowPrivilegeEscalation"] = wanted.allowPrivilegeEscalation
+            changed = True
+        caps = _missing_dict(sc, "capabilities")
+        if wanted.dropCapabilities and caps is not None and "drop" not in caps:
+            caps["drop"] = list(wanted.dropCapabilities)
+            sc["capabilities"] = caps
+            changed = True
+        if changed:
+            container["securityContext"] = sc
+
+
+# --- pod-level scalars --------------------------------------------------------------------------
+
+
+@registry.mutation("defaults.serviceAccountToken", group=GROUP, pod_spec=True, order=50)
+def default_service_account_token(
+    target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
+) -> None:
+    """``automountServiceAccountToken`` when the pod leaves it to the ServiceAccount.
+
+    The pod-level field overrides the ServiceAccount's, so it is only defaulted when absent.
+    """
+    if params.automountServiceAccountToken is not None and "automountServiceAccountToken" not in target.spec:
+        target.spec["automountServiceAccountToken"] = params.automountServiceAccountToken
+
+
+@registry.mutation("defaults.terminationGracePeriod", group=GROUP, pod_spec=True, order=60)
+def default_termination_grace_period(
+    target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
+) -> None:
+    """``terminationGracePeriodSeconds`` when absent (the API server's own default is 30)."""
+    seconds = params.terminationGracePeriodSeconds
+    if seconds is not None and "terminationGracePeriodSeconds" not in target.spec:
+        target.spec["terminationGracePeriodSeconds"] = seconds
+
+
+def _normal_toleration(toleration: Any) -> Any:
+    if not isinstance(toleration, dict):
+        return toleration
+    # The API server treats a missing operator as Equal; compare tolerations the same way.
+    return {"operator": "Equal", **{k: v for k, v in toleration.items() if v is not None}}
+
+
+@registry.mutation("defaults.tolerations", group=GROUP, pod_spec=True, order=70)
+def default_tolerations(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
+    """Append the configured tolerations the pod does not already have (tolerations only widen
+    where a pod may run; the user's own are kept as written)."""
+    if not params.tolerations:
+        return
+    current = target.spec.get("tolerations")
+    if current is not None and not isinstance(current, list):
+        return
+    present = [_normal_toleration(t) for t in current or []]
+    missing = [t.as_dict() for t in params.tolerations if _normal_toleration(t.as_dict()) not in present]
+    if missing:
+        target.spec["tolerations"] = [*(current or []), *missing]
+
+
+@registry.mutation("defaults.priorityClassName", group=GROUP, pod_spec=True, order=80)
+def default_priority_class_name(
+    target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
+) -> None:
+    """``priorityClassName`` when absent and configured.
+
+    A Pod whose ``spec.priority`` is already set is left alone: the built-in Priority admission
+    plugin resolved it from the (absent) class before webhooks ran, and it rejects a pod whose
+    integer priority disagrees with its class when it runs again on reinvocation.
+    """
+    if params.priorityClassName is None or "priorityClassName" in target.spec:
+        return
+    if not target.is_template and "priority" in target.spec:
+        return
+    target.spec["priorityClassName"] = params.priorityClassName
