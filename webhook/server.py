@@ -319,13 +319,13 @@ def attach_cert_reloader(app: web.Application, reloader: Any) -> None:
     async def poll(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
-                try:
-                    if reloader.check_once():
-                        stats.cert_reloads.labels("success").inc()
-                        log.info("certificate_reloaded", not_after=str(reloader.not_after))
-                except Exception:  # noqa: BLE001 - keep serving with the old certificate
-                    stats.cert_reloads.labels("error").inc()
-                    log.exception("certificate_reload_failed")
+                # check_once never raises for file problems: it keeps the old certificate, logs,
+                # and counts the bad version in ``failures``.
+                before = reloader.failures
+                if reloader.check_once():
+                    stats.cert_reloads.labels("success").inc()
+                if reloader.failures > before:
+                    stats.cert_reloads.labels("error").inc(reloader.failures - before)
                 stats.cert_expiry.set(reloader.seconds_until_expiry())
                 await asyncio.sleep(app[SETTINGS].reload_interval)
 

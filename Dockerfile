@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# The admission webhook server image:  docker build -t admission-webhook:0.1.0 .
+#
+# Stage 1 builds wheels (ours and every dependency's); stage 2 installs them into a clean slim
+# Python and keeps nothing else: no compilers, no pip cache, no wheels, no source tree, no tests.
+
+FROM python:3.11-slim AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY webhook ./webhook
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+# The wheels are bind-mounted from the builder for this one step only, so they never become a
+# layer of the image; --no-index installs exactly what was built, nothing fetched at this point.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels admission-webhook
+WORKDIR /app
+# Default policies for `docker run`; in a cluster /policies is mounted from a ConfigMap instead.
+COPY policies ./policies
+# A numeric UID, so the kubelet can verify runAsNonRoot without resolving a user name.
+USER 10001:10001
+EXPOSE 8443
+# No HEALTHCHECK: Kubernetes probes /readyz and /healthz (see deploy/base/deployment.yaml).
+ENTRYPOINT ["python", "-m", "webhook"]
+CMD ["serve", "--host", "0.0.0.0"]
