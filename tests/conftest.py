@@ -35,22 +35,48 @@ class LabelSettings(settings.MutatingGroupSettings):
 def make_catalog() -> registry.Registry:
     """A catalogue independent of the built-in policies, so core tests pin the core's behaviour."""
     cat = registry.Registry()
-    registry.group("demo-pods", key="demoPods", chain="validating", settings_model=NoPrivilegedSettings,
-                   order=10, registry=cat)
-    registry.group("demo-roles", key="demoRoles", chain="validating", settings_model=settings.GroupSettings,
-                   order=20, registry=cat)
-    registry.group("demo-labels", key="demoLabels", chain="mutating", settings_model=LabelSettings,
-                   order=10, registry=cat)
+    registry.group(
+        "demo-pods",
+        key="demoPods",
+        chain="validating",
+        settings_model=NoPrivilegedSettings,
+        order=10,
+        registry=cat,
+    )
+    registry.group(
+        "demo-roles",
+        key="demoRoles",
+        chain="validating",
+        settings_model=settings.GroupSettings,
+        order=20,
+        registry=cat,
+    )
+    registry.group(
+        "demo-labels",
+        key="demoLabels",
+        chain="mutating",
+        settings_model=LabelSettings,
+        order=10,
+        registry=cat,
+    )
 
     @registry.check("demo-pods.privileged", group="demo-pods", pod_spec=True, registry=cat)
     def privileged(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> list[model.Violation]:
-        bad = [c for _, _, c in workloads.containers(pod.spec)
-               if (c.get("securityContext") or {}).get("privileged") is True]
+        bad = [
+            c
+            for _, _, c in workloads.containers(pod.spec)
+            if (c.get("securityContext") or {}).get("privileged") is True
+        ]
         if not bad:
             return []
         names = ", ".join(f'"{c.get("name")}"' for c in bad)
-        return [model.Violation("privileged", f"container {names} must not set securityContext.privileged=true",
-                                path=f"{pod.spec_path}.containers")]
+        return [
+            model.Violation(
+                "privileged",
+                f"container {names} must not set securityContext.privileged=true",
+                path=f"{pod.spec_path}.containers",
+            )
+        ]
 
     @registry.check("demo-pods.crash", group="demo-pods", pod_spec=True, registry=cat)
     def crash(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> list[model.Violation]:
@@ -58,14 +84,24 @@ def make_catalog() -> registry.Registry:
             raise RuntimeError("boom")
         return []
 
-    @registry.check("demo-roles.no-wildcard", group="demo-roles", kinds=["ClusterRole"],
-                    operations=["CREATE", "UPDATE", "DELETE"], registry=cat)
+    @registry.check(
+        "demo-roles.no-wildcard",
+        group="demo-roles",
+        kinds=["ClusterRole"],
+        operations=["CREATE", "UPDATE", "DELETE"],
+        registry=cat,
+    )
     def wildcard(role: dict[str, Any], ctx: model.ReviewContext, params: Any) -> list[model.Violation]:
         out = []
         for i, rule in enumerate(role.get("rules") or []):
             if "*" in (rule.get("verbs") or []):
-                out.append(model.Violation("wildcard verb", f'ClusterRole rules[{i}].verbs contains "*"',
-                                           path=f"rules[{i}].verbs"))
+                out.append(
+                    model.Violation(
+                        "wildcard verb",
+                        f'ClusterRole rules[{i}].verbs contains "*"',
+                        path=f"rules[{i}].verbs",
+                    )
+                )
         return out
 
     @registry.mutation("demo-labels.add", group="demo-labels", pod_spec=True, registry=cat)
@@ -94,14 +130,18 @@ def deployment(template: dict[str, Any], name: str = "web") -> dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": meta, "spec": copy.deepcopy(template["spec"])}},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": meta, "spec": copy.deepcopy(template["spec"])},
+        },
     }
 
 
 GROUPS = {
-    "Pod": ("", "v1", "pods"), "Deployment": ("apps", "v1", "deployments"),
-    "CronJob": ("batch", "v1", "cronjobs"), "ClusterRole": ("rbac.authorization.k8s.io", "v1", "clusterroles"),
+    "Pod": ("", "v1", "pods"),
+    "Deployment": ("apps", "v1", "deployments"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+    "ClusterRole": ("rbac.authorization.k8s.io", "v1", "clusterroles"),
 }
 
 

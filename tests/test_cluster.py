@@ -19,7 +19,9 @@ def test_watch_events_update_and_delete_labels() -> None:
     assert cache.labels("team-a") is None
 
 
-def test_without_credentials_the_cache_is_not_started(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_without_credentials_the_cache_is_not_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     with pytest.raises(errors.ClusterUnavailable, match="no in-cluster credentials and no usable kubeconfig"):
@@ -39,8 +41,14 @@ def test_access_review_cache_answers_from_cache_and_never_blocks() -> None:
         return key[0] == "alice"
 
     cache = cluster.AccessReviewCache(ask, ttl=60)
-    question = dict(groups=("devs",), verb="use", group="admission.dev", resource="exemptions",
-                    name="privileged-pods", namespace="team-a")
+    question = dict(
+        groups=("devs",),
+        verb="use",
+        group="admission.dev",
+        resource="exemptions",
+        name="privileged-pods",
+        namespace="team-a",
+    )
     assert cache.allowed(user="alice", **question) is None  # miss: unknown now, asked in background
     assert cache.allowed(user="alice", **question) is None  # still pending: asked only once
     gate.set()

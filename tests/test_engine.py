@@ -14,7 +14,9 @@ from webhook import engine, review
 from webhook.policy import files
 
 PRIVILEGED = [{"name": "app", "image": "nginx", "securityContext": {"privileged": True}}]
-PRIV_MESSAGE = 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)'
+PRIV_MESSAGE = (
+    'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)'
+)
 
 
 def policy_set(tmp_path: Path, body: str, *overrides: str) -> engine.PolicySet:
@@ -23,7 +25,9 @@ def policy_set(tmp_path: Path, body: str, *overrides: str) -> engine.PolicySet:
     return engine.PolicySet(files.load([tmp_path], overrides=overrides, catalog=catalog), catalog=catalog)
 
 
-def run(ps: engine.PolicySet, body: dict[str, Any], chain: str = "validating", group: str | None = None) -> engine.Outcome:
+def run(
+    ps: engine.PolicySet, body: dict[str, Any], chain: str = "validating", group: str | None = None
+) -> engine.Outcome:
     parsed = review.parse(body)
     return engine.evaluate(ps, parsed.object, parsed.context, chain=chain, group=group)  # type: ignore[arg-type]
 
@@ -37,17 +41,25 @@ def run(ps: engine.PolicySet, body: dict[str, Any], chain: str = "validating", g
         ("off", True, "", [], {}),
     ],
 )
-def test_each_mode_shapes_the_answer(tmp_path: Path, mode: str, allowed: bool, message: str,
-                                     warnings: list[str], audit: dict[str, str]) -> None:
+def test_each_mode_shapes_the_answer(
+    tmp_path: Path, mode: str, allowed: bool, message: str, warnings: list[str], audit: dict[str, str]
+) -> None:
     ps = policy_set(tmp_path, f"demoPods:\n  mode: {mode}\n")
     outcome = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
-    assert (outcome.allowed, outcome.message, outcome.warnings, outcome.audit) == (allowed, message, warnings, audit)
+    assert (outcome.allowed, outcome.message, outcome.warnings, outcome.audit) == (
+        allowed,
+        message,
+        warnings,
+        audit,
+    )
     if not allowed:
         assert (outcome.code, outcome.reason) == (403, "Forbidden")
 
 
 def test_per_policy_mode_overrides_the_group(tmp_path: Path) -> None:
-    ps = policy_set(tmp_path, "demoPods:\n  mode: enforce\n  policies:\n    demo-pods.privileged: {mode: warn}\n")
+    ps = policy_set(
+        tmp_path, "demoPods:\n  mode: enforce\n  policies:\n    demo-pods.privileged: {mode: warn}\n"
+    )
     outcome = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
     assert outcome.allowed and outcome.warnings == [PRIV_MESSAGE]
 
@@ -56,7 +68,9 @@ def test_denials_of_several_groups_are_all_reported(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, "demoPods: {}\ndemoRoles: {}\n")
     role = {"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["get"]}, {"verbs": ["*"]}]}
     outcome = run(ps, conftest.admission_review(role, namespace=""))
-    assert outcome.message == 'demo-roles.no-wildcard: wildcard verb (ClusterRole rules[1].verbs contains "*")'
+    assert (
+        outcome.message == 'demo-roles.no-wildcard: wildcard verb (ClusterRole rules[1].verbs contains "*")'
+    )
 
 
 EXEMPTIONS = [
@@ -68,7 +82,9 @@ EXEMPTIONS = [
 
 
 @pytest.mark.parametrize(("exemption", "request_fields"), EXEMPTIONS, ids=[e[0] for e in EXEMPTIONS])
-def test_each_requester_exemption_allows(tmp_path: Path, exemption: str, request_fields: dict[str, Any]) -> None:
+def test_each_requester_exemption_allows(
+    tmp_path: Path, exemption: str, request_fields: dict[str, Any]
+) -> None:
     ps = policy_set(tmp_path, f"demoPods:\n  exemptions:\n    {exemption}\n")
     exempt = run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED), **request_fields))
     assert exempt.allowed and not exempt.warnings
@@ -80,7 +96,10 @@ def test_each_requester_exemption_allows(tmp_path: Path, exemption: str, request
     ("exemption", "meta"),
     [
         ("objectLabels: {tier: system}", {"labels": {"tier": "system"}}),
-        ("annotations: {policy.admission.dev/exempt: 'true'}", {"annotations": {"policy.admission.dev/exempt": "true"}}),
+        (
+            "annotations: {policy.admission.dev/exempt: 'true'}",
+            {"annotations": {"policy.admission.dev/exempt": "true"}},
+        ),
     ],
 )
 def test_object_label_and_annotation_exemptions(tmp_path: Path, exemption: str, meta: dict[str, Any]) -> None:
@@ -97,7 +116,9 @@ def test_runtime_class_exemption(tmp_path: Path) -> None:
 
 
 def test_scope_namespaces_and_excludes(tmp_path: Path) -> None:
-    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    namespaces: [team-*]\n    excludeNamespaces: [team-ops]\n")
+    ps = policy_set(
+        tmp_path, "demoPods:\n  scope:\n    namespaces: [team-*]\n    excludeNamespaces: [team-ops]\n"
+    )
     bad = conftest.pod(containers=PRIVILEGED)
     assert not run(ps, conftest.admission_review(bad, namespace="team-a")).allowed
     assert run(ps, conftest.admission_review(bad, namespace="team-ops")).allowed
@@ -105,7 +126,9 @@ def test_scope_namespaces_and_excludes(tmp_path: Path) -> None:
 
 
 def test_namespace_selector_never_matches_without_namespace_labels(tmp_path: Path) -> None:
-    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    namespaceSelector:\n      matchLabels: {enforce: 'yes'}\n")
+    ps = policy_set(
+        tmp_path, "demoPods:\n  scope:\n    namespaceSelector:\n      matchLabels: {enforce: 'yes'}\n"
+    )
     parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
     assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
     parsed.context.namespace_labels = {"enforce": "yes"}
@@ -113,17 +136,30 @@ def test_namespace_selector_never_matches_without_namespace_labels(tmp_path: Pat
 
 
 def test_object_selector_with_match_expressions(tmp_path: Path) -> None:
-    ps = policy_set(tmp_path, "demoPods:\n  scope:\n    objectSelector:\n      matchExpressions:\n"
-                              "        - {key: env, operator: NotIn, values: [dev]}\n")
-    assert run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "dev"}))).allowed
-    assert not run(ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "prod"}))).allowed
+    ps = policy_set(
+        tmp_path,
+        "demoPods:\n  scope:\n    objectSelector:\n      matchExpressions:\n"
+        "        - {key: env, operator: NotIn, values: [dev]}\n",
+    )
+    assert run(
+        ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "dev"}))
+    ).allowed
+    assert not run(
+        ps, conftest.admission_review(conftest.pod(containers=PRIVILEGED, labels={"env": "prod"}))
+    ).allowed
 
 
 @pytest.mark.parametrize(
     ("kind", "template_path"),
-    [("Deployment", "spec.template.spec"), ("ReplicaSet", "spec.template.spec"), ("StatefulSet", "spec.template.spec"),
-     ("DaemonSet", "spec.template.spec"), ("Job", "spec.template.spec"), ("ReplicationController", "spec.template.spec"),
-     ("CronJob", "spec.jobTemplate.spec.template.spec")],
+    [
+        ("Deployment", "spec.template.spec"),
+        ("ReplicaSet", "spec.template.spec"),
+        ("StatefulSet", "spec.template.spec"),
+        ("DaemonSet", "spec.template.spec"),
+        ("Job", "spec.template.spec"),
+        ("ReplicationController", "spec.template.spec"),
+        ("CronJob", "spec.jobTemplate.spec.template.spec"),
+    ],
 )
 def test_pod_policy_fires_on_every_workload_kind(tmp_path: Path, kind: str, template_path: str) -> None:
     ps = policy_set(tmp_path, "demoPods: {}\n")
@@ -135,7 +171,9 @@ def test_pod_policy_fires_on_every_workload_kind(tmp_path: Path, kind: str, temp
         holder = holder["jobTemplate"]["spec"]
     holder["template"] = template
     parsed = review.parse(conftest.admission_review(obj, kind=kind))
-    inst = next(i for i in ps.select("validating", None, kind, "CREATE") if i.policy.id == "demo-pods.privileged")
+    inst = next(
+        i for i in ps.select("validating", None, kind, "CREATE") if i.policy.id == "demo-pods.privileged"
+    )
     pod = engine.workloads.pod_target(obj, kind)
     assert pod is not None
     violations = inst.policy.fn(pod, parsed.context, inst.params)
@@ -154,10 +192,18 @@ def test_workload_mode_downgrades_enforce_on_templates_only(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("failure_mode", "allowed", "text"),
-    [("deny", False, 'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom (failureMode deny'),
-     ("allow", True, 'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom; allowed because its failureMode is allow')],
+    [
+        ("deny", False, 'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom (failureMode deny'),
+        (
+            "allow",
+            True,
+            'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom; allowed because its failureMode is allow',
+        ),
+    ],
 )
-def test_a_policy_that_raises_is_answered_per_failure_mode(tmp_path: Path, failure_mode: str, allowed: bool, text: str) -> None:
+def test_a_policy_that_raises_is_answered_per_failure_mode(
+    tmp_path: Path, failure_mode: str, allowed: bool, text: str
+) -> None:
     ps = policy_set(tmp_path, f"demoPods:\n  failureMode: {failure_mode}\n")
     outcome = run(ps, conftest.admission_review(conftest.pod(labels={"crash": "yes"})))
     assert outcome.allowed is allowed
@@ -168,7 +214,9 @@ def test_a_policy_that_raises_is_answered_per_failure_mode(tmp_path: Path, failu
 def test_delete_is_validated_against_old_object(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, "demoRoles: {}\n")
     role = {"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["*"]}]}
-    outcome = run(ps, conftest.admission_review(None, old=role, operation="DELETE", kind="ClusterRole", namespace=""))
+    outcome = run(
+        ps, conftest.admission_review(None, old=role, operation="DELETE", kind="ClusterRole", namespace="")
+    )
     assert not outcome.allowed
 
 
@@ -176,7 +224,9 @@ def test_status_subresource_updates_are_not_evaluated(tmp_path: Path) -> None:
     ps = policy_set(tmp_path, "demoPods: {}\n")
     bad = conftest.pod(containers=PRIVILEGED)
     assert run(ps, conftest.admission_review(bad, operation="UPDATE", old=bad, sub_resource="status")).allowed
-    assert not run(ps, conftest.admission_review(bad, operation="UPDATE", old=bad, sub_resource="ephemeralcontainers")).allowed
+    assert not run(
+        ps, conftest.admission_review(bad, operation="UPDATE", old=bad, sub_resource="ephemeralcontainers")
+    ).allowed
 
 
 # -- mutations ---------------------------------------------------------------------------------------
@@ -201,7 +251,9 @@ def test_mutation_adds_whole_map_when_template_has_no_metadata(tmp_path: Path) -
     dep = conftest.deployment(conftest.pod())
     del dep["spec"]["template"]["metadata"]
     outcome = run(ps, conftest.admission_review(dep), chain="mutating")
-    assert outcome.patch == [{"op": "add", "path": "/spec/template/metadata", "value": {"labels": {"team": "core"}}}]
+    assert outcome.patch == [
+        {"op": "add", "path": "/spec/template/metadata", "value": {"labels": {"team": "core"}}}
+    ]
 
 
 def test_opt_out_annotation_skips_the_group(tmp_path: Path) -> None:
@@ -214,7 +266,12 @@ def test_pods_are_not_mutated_on_update_delete_or_connect(tmp_path: Path) -> Non
     ps = policy_set(tmp_path, LABELS)
     obj = conftest.pod()
     assert run(ps, conftest.admission_review(obj, operation="UPDATE", old=obj), chain="mutating").patch == []
-    assert run(ps, conftest.admission_review(None, operation="DELETE", old=obj, kind="Pod"), chain="mutating").patch == []
+    assert (
+        run(
+            ps, conftest.admission_review(None, operation="DELETE", old=obj, kind="Pod"), chain="mutating"
+        ).patch
+        == []
+    )
     dep = conftest.deployment(obj)
     assert run(ps, conftest.admission_review(dep, operation="UPDATE", old=dep), chain="mutating").patch != []
 
@@ -252,18 +309,21 @@ class FakeAuthorizer:
     ("when_unknown", "authorizer", "user", "allowed"),
     [
         ("enforce", FakeAuthorizer({"alice": True}), "alice", True),
-        ("enforce", FakeAuthorizer({"alice": True}), "bob", False),   # unknown yet -> enforce
-        ("exempt", FakeAuthorizer({}), "bob", True),                  # unknown yet -> exempt
-        ("exempt", FakeAuthorizer({"bob": False}), "bob", False),     # RBAC said no
-        ("enforce", None, "alice", False),                            # no cluster -> whenUnknown
+        ("enforce", FakeAuthorizer({"alice": True}), "bob", False),  # unknown yet -> enforce
+        ("exempt", FakeAuthorizer({}), "bob", True),  # unknown yet -> exempt
+        ("exempt", FakeAuthorizer({"bob": False}), "bob", False),  # RBAC said no
+        ("enforce", None, "alice", False),  # no cluster -> whenUnknown
         ("exempt", None, "alice", True),
     ],
 )
 def test_access_review_exemption_degrades_per_policy(
     tmp_path: Path, when_unknown: str, authorizer: FakeAuthorizer | None, user: str, allowed: bool
 ) -> None:
-    ps = policy_set(tmp_path, "demoPods:\n  exemptions:\n    accessReview:\n      name: privileged-pods\n"
-                              f"      whenUnknown: {when_unknown}\n")
+    ps = policy_set(
+        tmp_path,
+        "demoPods:\n  exemptions:\n    accessReview:\n      name: privileged-pods\n"
+        f"      whenUnknown: {when_unknown}\n",
+    )
     parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED), username=user))
     parsed.context.authorizer = authorizer
     assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed is allowed

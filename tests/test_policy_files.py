@@ -24,7 +24,11 @@ def load(tmp_path: Path, *, overrides: tuple[str, ...] = ()) -> files.PolicyConf
 
 
 def test_later_files_override_earlier_ones_key_by_key(tmp_path: Path) -> None:
-    write(tmp_path, "10-base.yaml", "demoPods:\n  mode: enforce\n  allowedImages: [a, b]\n  exemptions:\n    users: [root]\n")
+    write(
+        tmp_path,
+        "10-base.yaml",
+        "demoPods:\n  mode: enforce\n  allowedImages: [a, b]\n  exemptions:\n    users: [root]\n",
+    )
     write(tmp_path, "20-team.yaml", "demoPods:\n  allowedImages: [c]\n  exemptions:\n    groups: [admins]\n")
     config = load(tmp_path)
     demo = config.groups["demo-pods"]
@@ -52,11 +56,19 @@ def test_hidden_entries_of_a_configmap_mount_are_ignored(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("demoPods:\n  mode: block\n", "a.yaml:4: demoPods.mode: Input should be 'enforce', 'warn', 'audit' or 'off'"),
+        (
+            "demoPods:\n  mode: block\n",
+            "a.yaml:4: demoPods.mode: Input should be 'enforce', 'warn', 'audit' or 'off'",
+        ),
         ("demoPods:\n  mod: warn\n", "a.yaml:4: demoPods.mod: unknown setting"),
-        ("demoPod:\n  mode: warn\n", "a.yaml:3: unknown section 'demoPod' (known: demoLabels, demoPods, demoRoles)"),
-        ("demoPods:\n  scope:\n    namespaceSelector:\n      matchExpressions:\n        - {key: a, operator: In}\n",
-         "a.yaml:7: demoPods.scope.namespaceSelector.matchExpressions.0: Value error, operator In needs at least one value"),
+        (
+            "demoPod:\n  mode: warn\n",
+            "a.yaml:3: unknown section 'demoPod' (known: demoLabels, demoPods, demoRoles)",
+        ),
+        (
+            "demoPods:\n  scope:\n    namespaceSelector:\n      matchExpressions:\n        - {key: a, operator: In}\n",
+            "a.yaml:7: demoPods.scope.namespaceSelector.matchExpressions.0: Value error, operator In needs at least one value",
+        ),
         ("demoPods: [1\n", "a.yaml:4: invalid YAML"),
     ],
 )
@@ -70,7 +82,10 @@ def test_bad_files_name_file_line_path_and_problem(tmp_path: Path, body: str, ex
 
 def test_wrong_api_version_is_named(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: ConfigMap\ndemoPods: {}\n")
-    with pytest.raises(errors.PolicyConfigError, match="apiVersion/kind must be admission.dev/v1alpha1/PolicyConfig, got 'v1'/'ConfigMap'"):
+    with pytest.raises(
+        errors.PolicyConfigError,
+        match="apiVersion/kind must be admission.dev/v1alpha1/PolicyConfig, got 'v1'/'ConfigMap'",
+    ):
         load(tmp_path)
 
 
@@ -81,8 +96,10 @@ def test_missing_path_is_an_error(tmp_path: Path) -> None:
 
 def test_set_overrides_any_dotted_path_with_yaml_values(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "demoPods:\n  mode: enforce\n")
-    config = load(tmp_path, overrides=("demoPods.mode=warn", "demoPods.allowedImages=[x, y]",
-                                       "demoRoles.exemptions.users=[bob]"))
+    config = load(
+        tmp_path,
+        overrides=("demoPods.mode=warn", "demoPods.allowedImages=[x, y]", "demoRoles.exemptions.users=[bob]"),
+    )
     assert config.groups["demo-pods"].mode == "warn"
     assert config.groups["demo-pods"].allowedImages == ("x", "y")
     assert config.groups["demo-roles"].exemptions.users == ("bob",)
@@ -100,3 +117,24 @@ def test_bad_overrides_are_named(tmp_path: Path, override: str, expected: str) -
     write(tmp_path, "a.yaml", "demoPods: {}\n")
     with pytest.raises(errors.PolicyConfigError, match=expected.replace("(", r"\(").replace(".", r"\.")):
         load(tmp_path, overrides=(override,))
+
+
+def test_set_reaches_policy_ids_with_dots_through_brackets(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "demoPods: {}\n")
+    config = load(tmp_path, overrides=("demoPods.policies[demo-pods.privileged].mode=warn",))
+    override = config.groups["demo-pods"].policies["demo-pods.privileged"]
+    assert override.mode == "warn"
+
+
+@pytest.mark.parametrize(
+    ("path", "keys"),
+    [
+        ("a.b.c", ["a", "b", "c"]),
+        ("a.policies[x.y].mode", ["a", "policies", "x.y", "mode"]),
+        ("a.policies[x.y]", ["a", "policies", "x.y"]),
+        ("a..b", ["a", "", "b"]),
+        ("a.b[unclosed", []),
+    ],
+)
+def test_override_paths_split_on_dots_outside_brackets(path: str, keys: list[str]) -> None:
+    assert files._split_path(path) == keys

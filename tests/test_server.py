@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -20,7 +19,9 @@ PRIVILEGED = [{"name": "app", "image": "nginx", "securityContext": {"privileged"
 ClientFactory = Any
 
 
-def make_app(tmp_path: Path, body: str = "demoPods: {}\ndemoLabels:\n  labels: {team: core}\n", **overrides: Any) -> web.Application:
+def make_app(
+    tmp_path: Path, body: str = "demoPods: {}\ndemoLabels:\n  labels: {team: core}\n", **overrides: Any
+) -> web.Application:
     (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n" + body)
     catalog = conftest.make_catalog()
     policy_set = engine.PolicySet(files.load([tmp_path], catalog=catalog), catalog=catalog)
@@ -45,19 +46,29 @@ async def test_allowed_pod_echoes_uid_and_version(client: TestClient) -> None:  
     review = conftest.admission_review(conftest.pod(), uid="abc-123")
     status, body = await post(client, "/validate?timeout=10s", review)
     assert status == 200
-    assert body == {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                    "response": {"uid": "abc-123", "allowed": True}}
+    assert body == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "abc-123", "allowed": True},
+    }
 
 
 async def test_v1beta1_review_is_answered_in_v1beta1(client: TestClient) -> None:  # type: ignore[type-arg]
-    review = conftest.admission_review(conftest.pod(containers=PRIVILEGED), api_version="admission.k8s.io/v1beta1", uid="u1")
+    review = conftest.admission_review(
+        conftest.pod(containers=PRIVILEGED), api_version="admission.k8s.io/v1beta1", uid="u1"
+    )
     status, body = await post(client, "/validate", review)
     assert status == 200
     assert body["apiVersion"] == "admission.k8s.io/v1beta1"
     assert body["response"] == {
-        "uid": "u1", "allowed": False,
-        "status": {"status": "Failure", "code": 403, "reason": "Forbidden",
-                   "message": 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)'},
+        "uid": "u1",
+        "allowed": False,
+        "status": {
+            "status": "Failure",
+            "code": 403,
+            "reason": "Forbidden",
+            "message": 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)',
+        },
     }
 
 
@@ -67,7 +78,8 @@ async def test_mutate_returns_base64_json_patch(client: TestClient) -> None:  # 
     response = body["response"]
     assert response["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(response["patch"])) == [
-        {"op": "add", "path": "/metadata/labels", "value": {"team": "core"}}]
+        {"op": "add", "path": "/metadata/labels", "value": {"team": "core"}}
+    ]
 
 
 async def test_group_paths_are_served(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -90,20 +102,38 @@ def _review(**request_changes: Any) -> dict[str, Any]:
 BAD_INPUTS = [
     ("not JSON", b"{nope", 400, "body is not valid JSON"),
     ("JSON array", b"[1]", 400, "body must be a JSON object (an AdmissionReview), got list"),
-    ("missing request", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}, 400, "request: missing"),
+    (
+        "missing request",
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"},
+        400,
+        "request: missing",
+    ),
     ("missing uid", _review(uid=None), 400, "request.uid: Field required"),
     ("empty uid", _review(uid=""), 400, "request.uid: String should have at least 1 character"),
-    ("wrong apiVersion", {**_review(), "apiVersion": "admission.k8s.io/v2"}, 400,
-     "apiVersion: must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got 'admission.k8s.io/v2'"),
+    (
+        "wrong apiVersion",
+        {**_review(), "apiVersion": "admission.k8s.io/v2"},
+        400,
+        "apiVersion: must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, got 'admission.k8s.io/v2'",
+    ),
     ("wrong kind", {**_review(), "kind": "Pod"}, 400, "kind: must be AdmissionReview, got 'Pod'"),
     ("object not a map", _review(object=[1, 2]), 400, "request.object: must be a JSON object"),
-    ("unknown operation", _review(operation="PATCH"), 400, "request.operation: Input should be 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'"),
+    (
+        "unknown operation",
+        _review(operation="PATCH"),
+        400,
+        "request.operation: Input should be 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("title", "body", "status", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 async def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
-    client: TestClient, title: str, body: Any, status: int, message: str  # type: ignore[type-arg]
+    client: TestClient,
+    title: str,
+    body: Any,
+    status: int,
+    message: str,  # type: ignore[type-arg]
 ) -> None:
     got_status, got = await post(client, "/validate", body)
     assert got_status == status
@@ -113,7 +143,9 @@ async def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(
 
 
 async def test_wrong_content_type_is_400(client: TestClient) -> None:  # type: ignore[type-arg]
-    status, body = await post(client, "/validate", json.dumps(_review()), headers={"Content-Type": "text/plain"})
+    status, body = await post(
+        client, "/validate", json.dumps(_review()), headers={"Content-Type": "text/plain"}
+    )
     assert (status, body["error"]) == (400, "Content-Type must be application/json, got 'text/plain'")
 
 
@@ -136,10 +168,14 @@ async def test_unknown_paths_and_methods_answer_json(client: TestClient) -> None
 
 
 async def test_a_policy_that_raises_is_an_answer_not_a_500(client: TestClient) -> None:  # type: ignore[type-arg]
-    status, body = await post(client, "/validate", conftest.admission_review(conftest.pod(labels={"crash": "yes"})))
+    status, body = await post(
+        client, "/validate", conftest.admission_review(conftest.pod(labels={"crash": "yes"}))
+    )
     assert status == 200
     assert body["response"]["allowed"] is False
-    assert body["response"]["status"]["message"].startswith('policy "demo-pods.crash" failed to evaluate: RuntimeError: boom')
+    assert body["response"]["status"]["message"].startswith(
+        'policy "demo-pods.crash" failed to evaluate: RuntimeError: boom'
+    )
     text = await (await client.get("/metrics")).text()
     assert 'admission_policy_errors_total{policy="demo-pods.crash"} 1.0' in text
 
@@ -151,7 +187,10 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:  # type: ig
     await post(client, "/validate", conftest.admission_review(conftest.pod(containers=PRIVILEGED)))
     await post(client, "/validate", b"{")
     text = await (await client.get("/metrics")).text()
-    assert 'admission_requests_total{decision="denied",kind="Pod",operation="CREATE",path="/validate"} 1.0' in text
+    assert (
+        'admission_requests_total{decision="denied",kind="Pod",operation="CREATE",path="/validate"} 1.0'
+        in text
+    )
     assert 'admission_errors_total{path="/validate",type="bad_request"} 1.0' in text
     assert "admission_request_duration_seconds_bucket" in text
     assert "admission_requests_in_flight 0.0" in text
@@ -183,8 +222,11 @@ async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
     aiohttp_client: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog = conftest.make_catalog()
-    monkeypatch.setattr(server, "load_policies", lambda s: engine.PolicySet(
-        files.load(list(s.policies), catalog=catalog), catalog=catalog))
+    monkeypatch.setattr(
+        server,
+        "load_policies",
+        lambda s: engine.PolicySet(files.load(list(s.policies), catalog=catalog), catalog=catalog),
+    )
     app = make_app(tmp_path, "demoPods:\n  mode: enforce\n")
     client = await aiohttp_client(app)
     bad = conftest.admission_review(conftest.pod(containers=PRIVILEGED))

@@ -18,7 +18,8 @@ from webhook import __version__, commands, errors
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="admission-webhook",
-        description="A Kubernetes admission webhook server: validate and mutate Pods, workloads, RBAC and storage.",
+        description="A Kubernetes admission webhook server: "
+        "validate and mutate Pods, workloads, RBAC and storage.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

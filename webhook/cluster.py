@@ -36,7 +36,9 @@ def load_credentials() -> Any:
         try:
             config.load_kube_config()
         except (config.ConfigException, OSError, TypeError) as exc:
-            raise errors.ClusterUnavailable(f"no in-cluster credentials and no usable kubeconfig: {exc}") from None
+            raise errors.ClusterUnavailable(
+                f"no in-cluster credentials and no usable kubeconfig: {exc}"
+            ) from None
     return client.ApiClient()
 
 
@@ -147,7 +149,15 @@ class AccessReviewCache:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="access-review")
 
     def allowed(
-        self, *, user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str
+        self,
+        *,
+        user: str,
+        groups: tuple[str, ...],
+        verb: str,
+        group: str,
+        resource: str,
+        name: str,
+        namespace: str,
     ) -> bool | None:
         key = (user, groups, verb, group, resource, name, namespace)
         now = time.monotonic()
@@ -185,12 +195,19 @@ def subject_access_review(api_client: Any) -> Any:
 
     api: Any = client.AuthorizationV1Api(api_client)
 
-    def ask(user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str) -> bool:
+    def ask(
+        user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str
+    ) -> bool:
         body = client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
-                user=user, groups=list(groups),
+                user=user,
+                groups=list(groups),
                 resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, group=group, resource=resource, name=name, namespace=namespace or None,
+                    verb=verb,
+                    group=group,
+                    resource=resource,
+                    name=name,
+                    namespace=namespace or None,
                 ),
             )
         )

@@ -102,15 +102,21 @@ class PolicySet:
 
     def groups(self, chain: model.Chain) -> list[str]:
         """Names of the groups of ``chain`` (each served on ``/mutate/<group>`` or ``/validate/<group>``)."""
-        return [g.name for g in sorted(self.catalog.groups.values(), key=lambda g: (g.order, g.name))
-                if g.chain == chain]
+        return [
+            g.name
+            for g in sorted(self.catalog.groups.values(), key=lambda g: (g.order, g.name))
+            if g.chain == chain
+        ]
 
-    def select(self, chain: model.Chain, group: str | None, kind: str, operation: str) -> tuple[Instance, ...]:
+    def select(
+        self, chain: model.Chain, group: str | None, kind: str, operation: str
+    ) -> tuple[Instance, ...]:
         key = (chain, group or "", kind, operation)
         found = self._index.get(key)
         if found is None:
             found = tuple(
-                i for i in self.instances
+                i
+                for i in self.instances
                 if i.policy.chain == chain
                 and (group is None or i.group.name == group)
                 and kind in i.policy.kinds
@@ -250,11 +256,10 @@ def _mutation_targets(
     inst: Instance, mutated: dict[str, Any], ctx: model.ReviewContext
 ) -> tuple[bool, model.PodTarget | None]:
     pod = workloads.pod_target(mutated, ctx.kind)
-    if inst.policy.pod_spec:
-        # A running Pod's spec is immutable: pod-spec mutations apply to Pods only on CREATE;
-        # pod templates of workloads are mutated on CREATE and UPDATE.
-        if pod is None or (ctx.kind == "Pod" and ctx.operation != "CREATE"):
-            return False, pod
+    # A running Pod's spec is immutable: pod-spec mutations apply to Pods only on CREATE;
+    # pod templates of workloads are mutated on CREATE and UPDATE.
+    if inst.policy.pod_spec and (pod is None or (ctx.kind == "Pod" and ctx.operation != "CREATE")):
+        return False, pod
     if not _applies(inst, ctx, mutated, pod):
         return False, pod
     if isinstance(inst.settings, policy_settings.MutatingGroupSettings) and scope.opted_out(

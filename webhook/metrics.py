@@ -14,36 +14,57 @@ class Metrics:
         self.registry = prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = prom.Counter(
-            "admission_requests", "Admission reviews answered.",
-            ["path", "kind", "operation", "decision"], registry=r,
+            "admission_requests",
+            "Admission reviews answered.",
+            ["path", "kind", "operation", "decision"],
+            registry=r,
         )
         self.latency = prom.Histogram(
-            "admission_request_duration_seconds", "Time to answer an admission review.",
-            ["path"], buckets=LATENCY_BUCKETS, registry=r,
+            "admission_request_duration_seconds",
+            "Time to answer an admission review.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.errors = prom.Counter(
-            "admission_errors", "Calls answered with an HTTP error (bad input, overload).",
-            ["path", "type"], registry=r,
+            "admission_errors",
+            "Calls answered with an HTTP error (bad input, overload).",
+            ["path", "type"],
+            registry=r,
         )
         self.policy_errors = prom.Counter(
-            "admission_policy_errors", "Policies that raised while evaluating a review.", ["policy"], registry=r,
+            "admission_policy_errors",
+            "Policies that raised while evaluating a review.",
+            ["policy"],
+            registry=r,
         )
         self.in_flight = prom.Gauge("admission_requests_in_flight", "Reviews being processed.", registry=r)
         self.policy_reloads = prom.Counter(
-            "admission_policy_reloads", "Policy reload attempts by result.", ["result"], registry=r,
+            "admission_policy_reloads",
+            "Policy reload attempts by result.",
+            ["result"],
+            registry=r,
         )
         self.policy_config_valid = prom.Gauge(
-            "admission_policy_config_valid", "1 when the policy files on disk are valid, 0 when the last "
-            "reload failed (the previous set keeps serving).", registry=r,
+            "admission_policy_config_valid",
+            "1 when the policy files on disk are valid, 0 when the last "
+            "reload failed (the previous set keeps serving).",
+            registry=r,
         )
         self.cert_expiry = prom.Gauge(
-            "admission_certificate_expiry_seconds", "Seconds until the serving certificate expires.", registry=r,
+            "admission_certificate_expiry_seconds",
+            "Seconds until the serving certificate expires.",
+            registry=r,
         )
         self.cert_reloads = prom.Counter(
-            "admission_certificate_reloads", "Serving certificate reloads by result.", ["result"], registry=r,
+            "admission_certificate_reloads",
+            "Serving certificate reloads by result.",
+            ["result"],
+            registry=r,
         )
         self.record_errors = prom.Counter(
-            "admission_record_errors", "Reviews that could not be recorded (the review was still answered).",
+            "admission_record_errors",
+            "Reviews that could not be recorded (the review was still answered).",
             registry=r,
         )
 

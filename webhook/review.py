@@ -236,12 +236,19 @@ def respond(review: Review, outcome: Any) -> dict[str, Any]:
     """The answer to ``review`` for an :class:`~webhook.engine.Outcome`."""
     if not outcome.allowed:
         return denied(
-            review.uid, outcome.message, api_version=review.api_version,
-            code=outcome.code, reason=outcome.reason or "Forbidden", audit=outcome.audit,
+            review.uid,
+            outcome.message,
+            api_version=review.api_version,
+            code=outcome.code,
+            reason=outcome.reason or "Forbidden",
+            audit=outcome.audit,
         )
     return allowed(
-        review.uid, api_version=review.api_version, warnings=outcome.warnings,
-        audit=outcome.audit, ops=outcome.patch,
+        review.uid,
+        api_version=review.api_version,
+        warnings=outcome.warnings,
+        audit=outcome.audit,
+        ops=outcome.patch,
     )
 
 

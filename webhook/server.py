@@ -58,7 +58,10 @@ LIMITER = web.AppKey("limiter", asyncio.Semaphore)
 def load_policies(settings: config.ServeSettings) -> engine.PolicySet:
     """Load and compile the policy files named in ``settings`` (raises PolicyConfigError)."""
     from webhook import catalog  # the full catalogue; tests build apps with their own registries
-    return engine.PolicySet(files.load(list(settings.policies), overrides=list(settings.set)), catalog=catalog.REGISTRY)
+
+    return engine.PolicySet(
+        files.load(list(settings.policies), overrides=list(settings.set)), catalog=catalog.REGISTRY
+    )
 
 
 def fingerprint(paths: tuple[Path, ...]) -> str:
@@ -94,7 +97,9 @@ def request_timeout(value: str | None, default: float) -> float:
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
-        raise errors.BodyTooLarge(f"body of {request.content_length} bytes exceeds the limit of {limit} bytes")
+        raise errors.BodyTooLarge(
+            f"body of {request.content_length} bytes exceeds the limit of {limit} bytes"
+        )
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -207,7 +212,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_handler(request: web.Request) -> web.Response:
     import prometheus_client
 
-    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=request.app[METRICS].render(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+    )
 
 
 @web.middleware
@@ -285,7 +292,9 @@ NAMESPACES = web.AppKey("namespaces", Namespaces)
 RECORDER: web.AppKey[Any] = web.AppKey("recorder", object)
 
 
-def build_app(settings: config.ServeSettings, *, policy_set: engine.PolicySet | None = None) -> web.Application:
+def build_app(
+    settings: config.ServeSettings, *, policy_set: engine.PolicySet | None = None
+) -> web.Application:
     """The aiohttp application. ``policy_set`` (tests) skips loading files from ``settings.policies``."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings

@@ -13,7 +13,8 @@ from webhook import config, errors, logs
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "serve", help="serve AdmissionReviews over HTTPS",
+        "serve",
+        help="serve AdmissionReviews over HTTPS",
         description="Serve /mutate, /validate (and /mutate/<group>, /validate/<group>), /healthz, /readyz, "
         "/metrics over HTTPS. Every flag can also be set as WEBHOOK_<FLAG> in the environment.",
     )
@@ -23,8 +24,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--cert", type=Path, help="PEM certificate chain (default certs/tls.crt)")
     add("--key", type=Path, help="PEM private key (default certs/tls.key)")
     add("--client-ca", type=Path, help="require client certificates signed by this CA (mutual TLS)")
-    add("--policies", type=Path, action="append", help="policy file or directory (repeatable; default policies/)")
-    add("--set", action="append", metavar="PATH=VALUE", help="override a policy setting, e.g. podSecurity.level=restricted")
+    add(
+        "--policies",
+        type=Path,
+        action="append",
+        help="policy file or directory (repeatable; default policies/)",
+    )
+    add(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a policy setting, e.g. podSecurity.level=restricted",
+    )
     add("--log-format", choices=["json", "console"], help="json (default) or console")
     add("--log-level", help="debug, info (default), warning, error")
     add("--max-body-bytes", type=int, help="largest accepted request body (default 7 MiB)")
@@ -35,7 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--record-max-files", type=int, help="keep at most this many recorded reviews (oldest removed first)")
     add("--record-max-bytes", type=int, help="keep recorded reviews under this many bytes in total")
     add("--faults", type=Path, help="fault-injection config (YAML) for failurePolicy experiments")
-    add("--admin-port", type=int, help="bind the fault-injection admin API on 127.0.0.1:PORT (off unless given)")
+    add(
+        "--admin-port",
+        type=int,
+        help="bind the fault-injection admin API on 127.0.0.1:PORT (off unless given)",
+    )
     add("--workers", type=int, help="worker processes sharing the port (default 1)")
     parser.set_defaults(func=run)
 
@@ -43,7 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def settings_from(args: argparse.Namespace) -> config.ServeSettings:
     """Flags given on the command line win over ``WEBHOOK_*`` variables, which win over defaults."""
     given: dict[str, Any] = {
-        key: value for key, value in vars(args).items()
+        key: value
+        for key, value in vars(args).items()
         if key in config.ServeSettings.model_fields and value is not None
     }
     try:

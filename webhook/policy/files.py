@@ -42,7 +42,8 @@ def policy_files(paths: Iterable[Path]) -> list[Path]:
         if path.is_dir():
             found.extend(
                 sorted(
-                    p for p in path.iterdir()
+                    p
+                    for p in path.iterdir()
                     if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
                 )
             )
@@ -136,8 +137,7 @@ def _read_file(
                 group.settings.model_validate(section if section is not None else {})
             except pydantic.ValidationError as exc:
                 problems.extend(
-                    f"{name}:{_line(node, (key, *loc))}: {text_}"
-                    for loc, text_ in _errors(exc, key)
+                    f"{name}:{_line(node, (key, *loc))}: {text_}" for loc, text_ in _errors(exc, key)
                 )
                 continue
             found.append((key, section or {}))
@@ -187,17 +187,52 @@ def _deep_merge(base: Any, extra: Any) -> Any:
     return extra
 
 
+def _split_path(path: str) -> list[str]:
+    """``a.b[c.d].e`` -> ``["a", "b", "c.d", "e"]``: brackets hold keys that contain dots (policy ids)."""
+    keys: list[str] = []
+    current = ""
+    index = 0
+    while index < len(path):
+        char = path[index]
+        if char == "[":
+            end = path.find("]", index)
+            if end < 0:
+                return []
+            if current:
+                keys.append(current)
+                current = ""
+            keys.append(path[index + 1 : end])
+            index = end + 1
+            if index < len(path) and path[index] == ".":
+                index += 1
+            continue
+        if char == ".":
+            keys.append(current)
+            current = ""
+        else:
+            current += char
+        index += 1
+    if current or (path and path[-1] == "."):
+        keys.append(current)
+    return keys
+
+
 def _apply_override(
     merged: dict[str, Any], override: str, sections: Mapping[str, registry.Group], problems: list[str]
 ) -> None:
     """Apply ``dotted.path=value``; the value is read as YAML (``true``, ``5``, ``[a, b]``, ``warn``)."""
     path, sep, raw_value = override.partition("=")
-    keys = path.strip().split(".") if path.strip() else []
+    keys = _split_path(path.strip())
     if not sep or not keys or any(not key for key in keys):
-        problems.append(f"--set {override!r}: expected dotted.path=value, e.g. podSecurity.level=restricted")
+        problems.append(
+            f"--set {override!r}: expected dotted.path=value, e.g. podSecurity.level=restricted "
+            "(a key with dots goes in brackets: rbac.policies[rbac.wildcards].mode=warn)"
+        )
         return
     if keys[0] not in sections:
-        problems.append(f"--set {override!r}: unknown section {keys[0]!r} (known: {', '.join(sorted(sections))})")
+        problems.append(
+            f"--set {override!r}: unknown section {keys[0]!r} (known: {', '.join(sorted(sections))})"
+        )
         return
     try:
         value = yaml.safe_load(raw_value) if raw_value.strip() else ""

@@ -48,7 +48,15 @@ class Authorizer(Protocol):
     """Answers "may this requester do that?" from a cache; ``None`` means not known yet."""
 
     def allowed(
-        self, *, user: str, groups: tuple[str, ...], verb: str, group: str, resource: str, name: str, namespace: str
+        self,
+        *,
+        user: str,
+        groups: tuple[str, ...],
+        verb: str,
+        group: str,
+        resource: str,
+        name: str,
+        namespace: str,
     ) -> bool | None: ...
 
 

@@ -99,7 +99,9 @@ class Registry:
         if group is None:
             raise ValueError(f"policy {policy.id!r} names unknown group {policy.group!r}")
         if group.chain != policy.chain:
-            raise ValueError(f"policy {policy.id!r} is {policy.chain} but group {group.name!r} is {group.chain}")
+            raise ValueError(
+                f"policy {policy.id!r} is {policy.chain} but group {group.name!r} is {group.chain}"
+            )
         unknown_ops = policy.operations - model.OPERATIONS
         if unknown_ops:
             raise ValueError(f"policy {policy.id!r}: unknown operations {sorted(unknown_ops)}")
@@ -130,7 +132,9 @@ def group(
 ) -> Group:
     """Register a policy group (one section of the policy files, one webhook path)."""
     return registry.add_group(
-        Group(name, key, chain, settings_model, order=order, modes=modes, render=render, description=description)
+        Group(
+            name, key, chain, settings_model, order=order, modes=modes, render=render, description=description
+        )
     )
 
 
@@ -182,8 +186,14 @@ def check(
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a validating check ``fn(target, ctx, params) -> list[Violation]``."""
     return _register(
-        "validating", policy_id, group=group, kinds=kinds, pod_spec=pod_spec,
-        operations=operations, order=order, registry=registry,
+        "validating",
+        policy_id,
+        group=group,
+        kinds=kinds,
+        pod_spec=pod_spec,
+        operations=operations,
+        order=order,
+        registry=registry,
     )
 
 
@@ -204,6 +214,12 @@ def mutation(
     when it refuses an object.
     """
     return _register(
-        "mutating", policy_id, group=group, kinds=kinds, pod_spec=pod_spec,
-        operations=operations, order=order, registry=registry,
+        "mutating",
+        policy_id,
+        group=group,
+        kinds=kinds,
+        pod_spec=pod_spec,
+        operations=operations,
+        order=order,
+        registry=registry,
     )

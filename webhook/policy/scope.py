@@ -91,8 +91,8 @@ def exempt(
         if any(labels.get(k) == v for k, v in exemptions.objectLabels.items()):
             return True
     if exemptions.annotations:
-        for annotations in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
-            if any(annotations.get(k) == v for k, v in exemptions.annotations.items()):
+        for found in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
+            if any(found.get(k) == v for k, v in exemptions.annotations.items()):
                 return True
     if exemptions.runtimeClassNames and pod is not None:
         runtime_class = pod.spec.get("runtimeClassName")
@@ -103,8 +103,13 @@ def exempt(
         answer = None
         if ctx.authorizer is not None:
             answer = ctx.authorizer.allowed(
-                user=ctx.username, groups=ctx.user_groups, verb=review.verb, group=review.group,
-                resource=review.resource, name=review.name, namespace=ctx.namespace,
+                user=ctx.username,
+                groups=ctx.user_groups,
+                verb=review.verb,
+                group=review.group,
+                resource=review.resource,
+                name=review.name,
+                namespace=ctx.namespace,
             )
         if answer is None:
             answer = review.whenUnknown == "exempt"
@@ -117,8 +122,8 @@ def opted_out(annotation: str | None, obj: Any, pod: model.PodTarget | None) -> 
     """``annotation: "false"`` (or ``disabled``) on the object or its pod template opts it out."""
     if not annotation:
         return False
-    for annotations in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
-        value = annotations.get(annotation)
+    for found in (annotations_of(obj), pod.annotations if pod is not None else _EMPTY):
+        value = found.get(annotation)
         if isinstance(value, str) and value.strip().lower() in ("false", "disabled", "no", "off"):
             return True
     return False
