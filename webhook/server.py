@@ -181,7 +181,7 @@ async def _answer(
     )
     recorder = app.get(RECORDER)
     if recorder is not None:
-        recorder.submit(parsed, answer)
+        recorder.submit(parsed, answer, path=path, raw=body)
     return web.Response(body=orjson.dumps(answer), content_type=JSON)
 
 

@@ -45,6 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--record", type=Path, help="record every review (redacted) as JSON files in this directory")
     add("--record-max-files", type=int, help="keep at most this many recorded reviews (oldest removed first)")
     add("--record-max-bytes", type=int, help="keep recorded reviews under this many bytes in total")
+    add("--record-redact-env", action="append", metavar="REGEX",
+        help="env var names whose value is redacted in recordings (repeatable; replaces the built-in list)")
     add("--faults", type=Path, help="fault-injection config (YAML) for failurePolicy experiments")
     add(
         "--admin-port",

@@ -1,0 +1,438 @@
+"""Record mode: every answered review, request and response together, as one redacted JSON file.
+
+Recorded files are what users replay with ``python -m webhook review`` and what golden tests are
+built from (see docs/recorded-reviews.md). The server hands each answered review to
+:meth:`Recorder.submit`, which only puts it on a bounded queue: serialising, redacting and writing
+happen on one background thread, so recording never delays an answer, and a full disk or a full
+queue costs a recording (logged, counted in ``admission_record_errors_total``), never a review.
+
+File layout (``apiVersion: admission.dev/v1alpha1``, ``kind: RecordedReview``)::
+
+    {"apiVersion": "admission.dev/v1alpha1", "kind": "RecordedReview",
+     "recordedAt": "2025-01-31T12:00:00.123456Z",   # when the answer was sent (UTC)
+     "path": "/validate/pod-security",                # the endpoint that answered (null if unknown)
+     "redacted": ["request.object.data.password"],   # what was blanked, as dotted paths
+     "request": {<the AdmissionReview as received>},
+     "response": {<the AdmissionReview answered>}}
+
+File name: ``<UTC time>-<pid>-<sequence>_<endpoint>_<kind>_<namespace>_<name>_<uid>.json``, each part
+reduced to ``[A-Za-z0-9.-]`` (``_`` when empty, e.g. the namespace of a ClusterRole), so names sort
+by time and rotation removes the oldest first. A file appears whole or not at all: it is written to
+a hidden temporary file in the same directory and renamed with :func:`os.replace` (atomic on POSIX);
+temporary files left by a crash are removed at start. Files are not fsync'ed: a power loss may lose
+the newest recordings, which are best-effort by design.
+
+Limits (``--record-max-files``, ``--record-max-bytes``) are kept per process: with ``--workers N``
+the directory may hold up to N times as much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import dataclasses
+import datetime
+import itertools
+import os
+import queue
+import re
+import threading
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from webhook import config, errors, logs, metrics, review, server
+
+log = logs.get("webhook.recorder")
+
+API_VERSION = "admission.dev/v1alpha1"
+KIND = "RecordedReview"
+REDACTED = "REDACTED"
+"""What a redacted value becomes (also valid base64, so a replayed Secret's ``data`` still decodes)."""
+
+DEFAULT_ENV_PATTERNS: tuple[str, ...] = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
+"""Env var names containing one of these (case-insensitive regular expressions) have ``value`` blanked.
+Broad on purpose (``KEY`` also blanks ``MONKEY_COUNT``): losing a harmless value in a recording costs
+little, writing a credential to disk costs a lot."""
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+"""``kubectl apply`` keeps the whole applied manifest here, so on a Secret it repeats the data."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+_SUFFIX = ".json"
+_TEMP_PREFIX = ".tmp-"
+_QUEUE_ITEMS = 256
+_QUEUE_BYTES = 64 * 1024 * 1024
+"""Pending work is bounded twice: an UPDATE review can carry two 3 MiB objects."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Redaction:
+    """What is blanked before a review touches disk."""
+
+    env_patterns: tuple[str, ...] = DEFAULT_ENV_PATTERNS
+
+    def env_name_matches(self, name: str) -> bool:
+        return self._env.search(name) is not None
+
+    @property
+    def _env(self) -> re.Pattern[str]:
+        return _compiled(self.env_patterns)
+
+
+_PATTERN_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    found = _PATTERN_CACHE.get(patterns)
+    if found is None:
+        # A pattern that matches nothing when no patterns are configured.
+        found = re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)", re.IGNORECASE)
+        _PATTERN_CACHE[patterns] = found
+    return found
+
+
+def redact(document: dict[str, Any], *, redaction: Redaction = Redaction()) -> list[str]:
+    """Blank sensitive values in a recorded review, in place; returns the dotted paths blanked.
+
+    ``document`` is a ``RecordedReview`` body; ``request.request.object``/``oldObject`` and the
+    answer's patch are covered. What is blanked:
+
+    * a Secret's ``data`` and ``stringData`` values (keys are kept: policies may look at them) and
+      its ``kubectl.kubernetes.io/last-applied-configuration`` annotation;
+    * ``value`` of any env var (``{name, value}`` in an ``env`` list, at any depth, so pod templates
+      of workloads and custom resources are covered) whose name matches ``redaction.env_patterns``;
+    * any string under a key named ``token``: TokenRequest ``status.token`` (a service-account token
+      the API server issues), TokenReview ``spec.token``, bootstrap-token style objects.
+    """
+    found: list[str] = []
+    request = document.get("request")
+    inner = request.get("request") if isinstance(request, dict) else None
+    if isinstance(inner, dict):
+        for key in ("object", "oldObject"):
+            obj = inner.get(key)
+            if isinstance(obj, dict):
+                _redact_object(obj, f"request.request.{key}", redaction, found)
+    response = document.get("response")
+    answer = response.get("response") if isinstance(response, dict) else None
+    if isinstance(answer, dict) and isinstance(answer.get("patch"), str):
+        _redact_patch(answer, redaction, found)
+    return found
+
+
+def _redact_object(obj: dict[str, Any], where: str, redaction: Redaction, found: list[str]) -> None:
+    if obj.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            values = obj.get(field)
+            if isinstance(values, dict):
+                for key in values:
+                    values[key] = REDACTED
+                    found.append(f"{where}.{field}.{key}")
+        metadata = obj.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+            annotations[LAST_APPLIED] = REDACTED
+            found.append(f"{where}.metadata.annotations.{LAST_APPLIED}")
+    _walk(obj, where, redaction, found)
+
+
+def _walk(node: Any, where: str, redaction: Redaction, found: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{where}.{key}"
+            if key == "env" and isinstance(value, list):
+                _redact_env(value, path, redaction, found)
+            elif key.lower() == "token" and isinstance(value, str) and value and value != REDACTED:
+                node[key] = REDACTED
+                found.append(path)
+                continue
+            _walk(value, path, redaction, found)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            _walk(item, f"{where}[{index}]", redaction, found)
+
+
+def _redact_env(env: list[Any], where: str, redaction: Redaction, found: list[str]) -> None:
+    for index, var in enumerate(env):
+        if not isinstance(var, dict):
+            continue
+        name, value = var.get("name"), var.get("value")
+        if isinstance(name, str) and isinstance(value, str) and value and redaction.env_name_matches(name):
+            var["value"] = REDACTED
+            found.append(f"{where}[{index}].value")
+
+
+def _redact_patch(answer: dict[str, Any], redaction: Redaction, found: list[str]) -> None:
+    """Patch values may carry env vars (an injected sidecar's); blank them like the object's."""
+    try:
+        ops = orjson.loads(base64.b64decode(answer["patch"]))
+    except (ValueError, orjson.JSONDecodeError):
+        return
+    before = len(found)
+    _walk(ops, "response.response.patch", redaction, found)
+    if len(found) != before:
+        answer["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
+
+
+def _part(text: str, *, limit: int = 63) -> str:
+    return _UNSAFE.sub("-", text).strip(".-")[:limit] or "_"
+
+
+def file_name(
+    when: datetime.datetime, *, sequence: int, endpoint: str, kind: str, namespace: str, name: str, uid: str
+) -> str:
+    """The file name of one recording (see the module docstring); at most ~330 bytes long."""
+    stamp = when.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    parts = [f"{stamp}-{os.getpid()}-{sequence:06d}", _part(endpoint.strip("/").replace("/", "-")),
+             _part(kind), _part(namespace), _part(name), _part(uid)]
+    return "_".join(parts) + _SUFFIX
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    when: datetime.datetime
+    sequence: int
+    path: str | None
+    review: review.Review
+    answer: dict[str, Any]
+    raw: bytes | None
+
+
+class Recorder:
+    """Writes recordings to ``directory`` from one background thread.
+
+    Create it, :func:`attach` it to the app (or call :meth:`close` yourself). ``written``,
+    ``failed`` and ``dropped`` count outcomes, for tests and operators reading the logs.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_files: int = 1000,
+        max_bytes: int = 100 * 1024 * 1024,
+        redaction: Redaction = Redaction(),
+        stats: metrics.Metrics | None = None,
+    ) -> None:
+        self.directory = directory
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self.redaction = redaction
+        self.stats = stats
+        self.written = self.failed = self.dropped = 0
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._files = self._scan()
+        except OSError as exc:
+            raise errors.WebhookError(
+                f"--record {directory}: cannot use the directory: {exc.strerror or exc}; "
+                "create it or pick a writable path"
+            ) from None
+        self._total = sum(size for _, size in self._files)
+        self._sequence = itertools.count(1)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._pending_bytes = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="review-recorder", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: config.ServeSettings, *, redaction: Redaction | None = None) -> Recorder:
+        if settings.record is None:
+            raise errors.WebhookError("record mode needs a directory (--record DIR)")
+        if redaction is None:
+            patterns = settings.record_redact_env
+            redaction = Redaction(env_patterns=patterns) if patterns is not None else Redaction()
+        return cls(settings.record, max_files=settings.record_max_files, max_bytes=settings.record_max_bytes,
+                   redaction=redaction)
+
+    def _scan(self) -> collections.deque[tuple[str, int]]:
+        """Recordings already in the directory (they count towards the limits), oldest first;
+        temporary files a crash left behind are removed."""
+        files = []
+        for entry in os.scandir(self.directory):
+            if not entry.is_file():
+                continue
+            if entry.name.startswith(_TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            elif entry.name.endswith(_SUFFIX) and not entry.name.startswith("."):
+                files.append((entry.name, entry.stat().st_size))
+        return collections.deque(sorted(files))
+
+    # --- the request path: cheap, never raises ---------------------------------------------
+
+    def submit(
+        self,
+        parsed: review.Review,
+        answer: dict[str, Any],
+        *,
+        path: str | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Queue one answered review. ``raw`` is the request body as received (recorded verbatim;
+        without it the request is rebuilt from ``parsed``, which keeps every field the webhook
+        reads); ``path`` is the endpoint (default: the ``path`` the request middleware bound)."""
+        try:
+            if path is None:
+                bound = structlog.contextvars.get_contextvars().get("path")
+                path = bound if isinstance(bound, str) else None
+            size = len(raw) if raw is not None else 0
+            with self._lock:
+                full = self._queue.qsize() >= _QUEUE_ITEMS or self._pending_bytes + size > _QUEUE_BYTES
+                if self._closed or full:
+                    self._dropped(parsed.uid)
+                    return
+                self._pending_bytes += size
+            when = datetime.datetime.now(datetime.UTC)
+            self._queue.put_nowait(_Job(when, next(self._sequence), path, parsed, answer, raw))
+        except Exception:  # noqa: BLE001 - recording must never fail a review
+            self._count_error()
+            log.exception("record_failed", uid=parsed.uid, stage="submit")
+
+    def _dropped(self, uid: str) -> None:
+        self.dropped += 1
+        self._count_error()
+        log.warning("record_dropped", uid=uid, reason="recorder queue full or closed")
+
+    def _count_error(self) -> None:
+        if self.stats is not None:
+            self.stats.record_errors.inc()
+
+    # --- the background thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                self._write(job)
+            except Exception:  # noqa: BLE001 - keep the thread alive for the next recording
+                self.failed += 1
+                self._count_error()
+                log.exception("record_failed", uid=job.review.uid if job else None, stage="write")
+            finally:
+                if job is not None and job.raw is not None:
+                    with self._lock:
+                        self._pending_bytes -= len(job.raw)
+                self._queue.task_done()
+
+    def _document(self, job: _Job) -> tuple[dict[str, Any], list[str]]:
+        request: dict[str, Any]
+        if job.raw is not None:
+            request = orjson.loads(job.raw)
+        else:
+            request = {
+                "apiVersion": job.review.api_version,
+                "kind": "AdmissionReview",
+                "request": job.review.request.model_dump(mode="json", exclude_unset=True),
+            }
+        document: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "recordedAt": job.when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "path": job.path,
+            "redacted": [],
+            "request": request,
+            # A copy: redaction of the patch must not touch the dict the server sent.
+            "response": orjson.loads(orjson.dumps(job.answer)),
+        }
+        found = redact(document, redaction=self.redaction)
+        document["redacted"] = found
+        return document, found
+
+    def _write(self, job: _Job) -> None:
+        ctx = job.review.context
+        name = file_name(job.when, sequence=job.sequence, endpoint=job.path or "unknown", kind=ctx.kind,
+                         namespace=ctx.namespace, name=ctx.name, uid=ctx.uid)
+        document, _ = self._document(job)
+        body = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+        if len(body) > self.max_bytes:
+            self.failed += 1
+            self._count_error()
+            log.warning("record_skipped", uid=ctx.uid, bytes=len(body), max_bytes=self.max_bytes,
+                        reason="one recording is larger than --record-max-bytes")
+            return
+        target = self.directory / name
+        temp = self.directory / f"{_TEMP_PREFIX}{name}"
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(body)
+            os.replace(temp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            self.failed += 1
+            self._count_error()
+            log.error("record_failed", uid=ctx.uid, file=str(target), error=exc.strerror or str(exc))
+            return
+        self.written += 1
+        self._files.append((name, len(body)))
+        self._total += len(body)
+        self._rotate()
+
+    def _rotate(self) -> None:
+        """Remove the oldest recordings until both limits hold (the newest is never over them:
+        a recording larger than ``max_bytes`` is not written at all)."""
+        while self._files and (len(self._files) > self.max_files or self._total > self.max_bytes):
+            name, size = self._files.popleft()
+            self._total -= size
+            try:
+                os.unlink(self.directory / name)
+            except FileNotFoundError:
+                pass  # removed by hand or by another worker process
+            except OSError as exc:
+                log.warning("record_rotate_failed", file=name, error=exc.strerror or str(exc))
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Block until every queued recording is written (or has failed)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread; later submissions are dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def files(self) -> list[Path]:
+        """The recordings this recorder keeps, oldest first."""
+        return [self.directory / name for name, _ in self._files]
+
+
+def attach(app: web.Application, recorder: Recorder) -> None:
+    """Serve with ``recorder``: set ``app[server.RECORDER]`` (the handlers submit to it), count its
+    errors in the app's metrics, and write out what is queued when the app shuts down."""
+    app[server.RECORDER] = recorder
+    recorder.stats = app[server.METRICS]
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(recorder.close)
+        log.info("recorder_stopped", written=recorder.written, failed=recorder.failed,
+                 dropped=recorder.dropped)
+
+    app.cleanup_ctx.append(lifecycle)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """One recording, as written."""
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    return data
+
+
+def recordings(directory: Path) -> Iterable[Path]:
+    """The recordings in ``directory``, oldest first."""
+    return sorted(p for p in directory.glob(f"*{_SUFFIX}") if not p.name.startswith("."))
