@@ -246,3 +246,21 @@ async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
     metrics_text = await (await client.get("/metrics")).text()
     assert 'admission_policy_reloads_total{result="error"} 1.0' in metrics_text
     assert "admission_policy_config_valid 0.0" in metrics_text
+
+
+async def test_serve_faults_file_injects_failures_only_when_given(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    (tmp_path / "faults").mkdir()
+    fault_file = tmp_path / "faults" / "faults.yaml"
+    fault_file.write_text(
+        "apiVersion: admission.dev/v1alpha1\nkind: FaultInjection\n"
+        "paths:\n  /validate/demo-pods: {errorRate: 1.0, failure: http500}\n"
+    )
+    faulty = await aiohttp_client(make_app(tmp_path, faults=fault_file))
+    resp = await faulty.post("/validate/demo-pods", data=json.dumps(_review()), headers={"Content-Type": "application/json"})
+    assert resp.status == 500
+    assert (await post(faulty, "/validate/demo-roles", _review()))[0] == 200  # other paths unaffected
+
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    plain = await aiohttp_client(make_app(plain_dir))
+    assert (await post(plain, "/validate/demo-pods", _review()))[0] == 200

@@ -24,7 +24,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from webhook import config, engine, errors, logs, metrics, review
+from webhook import config, engine, errors, faults, logs, metrics, review
 from webhook.policy import files, model
 
 log = logs.get("webhook.server")
@@ -232,6 +232,11 @@ async def error_middleware(
         request.app[METRICS].errors.labels(request.path, f"http_{exc.status}").inc()
         message = exc.reason if exc.status != 404 else f"no such endpoint: {request.method} {request.path}"
         return _json_error(exc.status, message)
+    except ConnectionResetError:
+        # The client went away mid-request (the API server gave up at its timeout): nobody to answer.
+        request.app[METRICS].errors.labels(request.path, "client_gone").inc()
+        log.info("client_gone", path=request.path)
+        raise
     except Exception:
         request.app[METRICS].errors.labels(request.path, "internal").inc()
         log.exception("unhandled_error", path=request.path)
@@ -313,6 +318,14 @@ def build_app(
         app.router.add_post(prefix, review_handler(chain, None))
         for group in policy_set.groups(chain):
             app.router.add_post(f"{prefix}/{group}", review_handler(chain, group))
+    if settings.faults is not None or settings.admin_port is not None:
+        # Fault injection for failurePolicy experiments: off unless asked for; the admin API binds
+        # 127.0.0.1 only, and only with --admin-port.
+        state = faults.State(faults.load(settings.faults) if settings.faults is not None else None)
+        app[faults.FAULTS] = state
+        app.middlewares.append(faults.middleware)  # innermost, so metrics and logs see the delay
+        if settings.admin_port is not None:
+            app.cleanup_ctx.append(faults.admin_context(state, port=settings.admin_port))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
