@@ -236,7 +236,7 @@ async def error_middleware(
         # The client went away mid-request (the API server gave up at its timeout): nobody to answer.
         request.app[METRICS].errors.labels(request.path, "client_gone").inc()
         log.info("client_gone", path=request.path)
-        raise
+        return _json_error(499, "client closed the connection before the answer")
     except Exception:
         request.app[METRICS].errors.labels(request.path, "internal").inc()
         log.exception("unhandled_error", path=request.path)
