@@ -1,57 +1,318 @@
-"""Running the server for real: TLS site, signal handling, graceful drain.
+"""Running the server for real: TLS site, signal handling, graceful drain, worker processes.
 
 On SIGTERM the server fails ``/readyz`` at once but keeps serving for ``drain_seconds`` (Kubernetes
 removes a terminating Pod from the Service's endpoints asynchronously, so the API server may still
 send it reviews for a few seconds), then stops accepting, lets in-flight reviews finish, exits 0.
+
+With ``workers > 1`` a supervising parent forks that many worker processes. Each binds the port
+itself with ``SO_REUSEPORT``, so the kernel spreads new connections across them without a shared
+accept queue; the parent only watches: it restarts a worker that dies, and on SIGTERM forwards it
+to every worker, waits for their drains, and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import time
+from multiprocessing.context import ForkProcess
+from typing import Any
 
 from aiohttp import web
 
-from webhook import config, logs, server, tls
+from webhook import config, errors, limits, logs, recorder, server, tls
 
 log = logs.get("webhook.runner")
 
+RESTART_BACKOFF_MAX = 10.0
+"""Seconds; a worker crashing in a loop is restarted at most this rarely (doubling from 0.1 s)."""
+STABLE_AFTER = 30.0
+"""A worker that ran this long before dying is restarted at once (its crash is not a loop)."""
 
-async def serve(settings: config.ServeSettings, *, ready: asyncio.Event | None = None) -> None:
+
+async def serve(
+    settings: config.ServeSettings,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    timeouts: limits.Timeouts | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or until ``stop`` is set, for tests), then drain and return.
+
+    ``ready`` is set once the port is bound."""
+    timeouts = timeouts or limits.Timeouts()
     context = tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
     app = server.build_app(settings)
-    reloader = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
+    if settings.record is not None:
+        recorder.attach(app, recorder.Recorder.from_settings(settings))
+    limits.install(app, timeouts)
+    reloader = tls.CertReloader(
+        context, cert=settings.cert, key=settings.key, interval=settings.reload_interval
+    )
     server.attach_cert_reloader(app, reloader)
-    server.attach_namespace_cache(app)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=max(settings.default_timeout, 5.0))
+    shutdown_timeout = max(settings.default_timeout, 5.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **timeouts.handler_args())
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, reuse_port=settings.workers > 1)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, ssl_context=context, reuse_port=settings.workers > 1
+    )
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+    policies = app[server.POLICIES].current
     log.info(
-        "serving", host=settings.host, port=settings.port, policies=[str(p) for p in settings.policies],
-        groups=app[server.POLICIES].current.groups("validating") + app[server.POLICIES].current.groups("mutating"),
+        "serving", host=settings.host, port=settings.port, pid=os.getpid(),
+        policies=[str(p) for p in settings.policies],
+        groups=policies.groups("validating") + policies.groups("mutating"),
         mutual_tls=settings.client_ca is not None,
     )
     if ready is not None:
         ready.set()
     await stop.wait()
     app[server.LIFECYCLE].draining = True
-    log.info("draining", seconds=settings.drain_seconds)
+    log.info("draining", seconds=settings.drain_seconds, pid=os.getpid())
     await asyncio.sleep(settings.drain_seconds)
-    await runner.cleanup()
-    log.info("stopped")
+    # Stop accepting, let the reviews already started finish (while draining, each answer closes
+    # its connection, so this ends quickly), then close the idle keep-alive connections. A request
+    # still on the wire at that instant is lost, as with any HTTP/1.1 server; the API server then
+    # applies the failurePolicy.
+    log.info("drain_over", pid=os.getpid())
+    await site.stop()
+    if not await app[limits.IN_FLIGHT].settle(timeout=shutdown_timeout):
+        log.warning("shutdown_timeout", in_flight=app[limits.IN_FLIGHT].count)
+    await _cleanup(runner)
+    log.info("stopped", pid=os.getpid())
 
 
-def run(settings: config.ServeSettings) -> int:
+async def _cleanup(runner: web.AppRunner) -> None:
+    """``runner.cleanup()``, nudging idle connections until it is done.
+
+    aiohttp's shutdown wakes an idle connection by cancelling the future its handler task waits
+    on. A connection accepted just before the listener closed may not have started that task yet
+    (Python 3.11 starts tasks lazily): it is marked closing, then starts and waits on a new future
+    nobody cancels, and shutdown sits out its whole timeout. Calling the public ``close()`` again
+    wakes it.
+    """
+    web_server = runner.server
+    cleanup = asyncio.ensure_future(runner.cleanup())
+    while True:
+        done, _ = await asyncio.wait({cleanup}, timeout=0.05)
+        if done:
+            cleanup.result()
+            return
+        for connection in web_server.connections if web_server is not None else ():
+            connection.close()
+
+
+def _install_uvloop() -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
+
+
+def run(settings: config.ServeSettings) -> int:
+    _install_uvloop()
+    if settings.workers > 1:
+        return Supervisor(settings).run()
     asyncio.run(serve(settings))
     return 0
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies (even by SIGKILL), so an orphan
+    never keeps the port; the worker then drains like on any SIGTERM."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _worker_main(settings: config.ServeSettings, notify: multiprocessing.connection.Connection) -> None:
+    """Entry point of a forked worker: serve, telling the parent once the port is bound."""
+    _die_with_parent()
+    # The parent's handlers (and its wakeup fd) were inherited by fork: restore the defaults
+    # before asyncio installs the worker's own.
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    _install_uvloop()
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        serving = asyncio.create_task(serve(settings, ready=ready))
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            notify.send("ready")
+        notify.close()
+        waiting.cancel()
+        await serving
+
+    asyncio.run(main())
+
+
+@dataclasses.dataclass
+class _Worker:
+    slot: int
+    process: ForkProcess
+    started: float
+    ready: multiprocessing.connection.Connection | None
+
+
+class Supervisor:
+    """The parent of ``workers`` processes: start them, restart the dead, forward SIGTERM.
+
+    Fork (not spawn) is used so workers start in milliseconds and share the parent's imported code
+    pages. The parent itself holds no event loop, sockets or threads, which is what makes forking
+    from it safe.
+    """
+
+    def __init__(self, settings: config.ServeSettings, *, startup_timeout: float = 30.0) -> None:
+        if settings.port == 0:
+            raise errors.WebhookError("--workers needs a fixed --port: with port 0 each worker binds its own")
+        self.settings = settings
+        self.startup_timeout = startup_timeout
+        self.context = multiprocessing.get_context("fork")
+        self.workers: dict[int, _Worker] = {}
+        self.backoff: dict[int, float] = {}
+        self.stopping = False
+        self.restarts = 0
+
+    def _start(self, slot: int) -> _Worker:
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_worker_main, args=(self.settings, send), name=f"webhook-worker-{slot}", daemon=False
+        )
+        process.start()
+        send.close()
+        worker = _Worker(slot, process, time.monotonic(), receive)
+        self.workers[slot] = worker
+        log.info("worker_started", slot=slot, pid=process.pid)
+        return worker
+
+    def run(self) -> int:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        previous = signal.set_wakeup_fd(wake_write)
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._preflight()
+            if not self._start_all():
+                self._stop_all()
+                return 1
+            log.info("workers_ready", workers=self.settings.workers, pids=self.pids())
+            self._watch(wake_read)
+            return self._stop_all()
+        finally:
+            signal.set_wakeup_fd(previous)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            os.close(wake_read)
+            os.close(wake_write)
+
+    def _preflight(self) -> None:
+        """Load the certificate and the policies once here, so a mistake in them is reported like
+        in single-process mode (one clear error, exit 2) instead of by every worker."""
+        settings = self.settings
+        tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
+        server.load_policies(settings)
+
+    def pids(self) -> list[int | None]:
+        return [w.process.pid for w in sorted(self.workers.values(), key=lambda w: w.slot)]
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _start_all(self) -> bool:
+        """Start every worker and wait until each has bound the port; ``False`` if one failed
+        (a bad certificate or policy file fails them all alike: report it, do not crash-loop)."""
+        for slot in range(self.settings.workers):
+            self._start(slot)
+        deadline = time.monotonic() + self.startup_timeout
+        for worker in list(self.workers.values()):
+            assert worker.ready is not None
+            ready = worker.ready.poll(max(deadline - time.monotonic(), 0.0))
+            try:
+                message = worker.ready.recv() if ready else None
+            except EOFError:
+                message = None
+            worker.ready.close()
+            worker.ready = None
+            if self.stopping:  # SIGTERM while starting: stop the workers like at any other time
+                return True
+            if message != "ready":
+                log.error("worker_failed_to_start", slot=worker.slot, pid=worker.process.pid,
+                          exitcode=worker.process.exitcode)
+                return False
+        return True
+
+    def _watch(self, wake_read: int) -> None:
+        """Sleep until a worker exits or a signal arrives; restart dead workers until told to stop."""
+        pending: dict[int, float] = {}  # slot -> monotonic time to restart at
+        while not self.stopping:
+            sentinels = {w.process.sentinel: w for w in self.workers.values()}
+            timeout = max(min(pending.values()) - time.monotonic(), 0.0) if pending else None
+            ready = multiprocessing.connection.wait([*sentinels, wake_read], timeout=timeout)
+            if wake_read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)
+            for worker in [sentinels[s] for s in ready if isinstance(s, int) and s in sentinels]:
+                worker.process.join()
+                del self.workers[worker.slot]
+                if self.stopping:
+                    continue
+                delay = self._restart_delay(worker)
+                log.error("worker_died", slot=worker.slot, pid=worker.process.pid,
+                          exitcode=worker.process.exitcode, restart_in=delay)
+                pending[worker.slot] = time.monotonic() + delay
+            now = time.monotonic()
+            for slot, at in list(pending.items()):
+                if at <= now and not self.stopping:
+                    del pending[slot]
+                    self._start(slot)
+                    self.restarts += 1
+
+    def _restart_delay(self, worker: _Worker) -> float:
+        if time.monotonic() - worker.started >= STABLE_AFTER:
+            self.backoff[worker.slot] = 0.0
+            return 0.0
+        delay = min(max(self.backoff.get(worker.slot, 0.0) * 2, 0.1), RESTART_BACKOFF_MAX)
+        self.backoff[worker.slot] = delay
+        return delay
+
+    def _stop_all(self) -> int:
+        """SIGTERM every worker and wait for their drains; 0 when all of them exited cleanly."""
+        alive = [w for w in self.workers.values() if w.process.is_alive()]
+        log.info("stopping_workers", pids=[w.process.pid for w in alive], drain=self.settings.drain_seconds)
+        for worker in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.process.pid or 0, signal.SIGTERM)
+        # Drain, then up to shutdown_timeout for in-flight reviews, then a margin.
+        grace = self.settings.drain_seconds + max(self.settings.default_timeout, 5.0) + 5.0
+        deadline = time.monotonic() + grace
+        codes = []
+        for worker in list(self.workers.values()):
+            worker.process.join(max(deadline - time.monotonic(), 0.0))
+            if worker.process.is_alive():
+                log.error("worker_kill", pid=worker.process.pid, reason="not stopped within the grace period")
+                worker.process.kill()
+                worker.process.join()
+            codes.append(worker.process.exitcode)
+        self.workers.clear()
+        log.info("stopped", exit_codes=codes)
+        return 0 if all(code == 0 for code in codes) else 1

@@ -1,0 +1,380 @@
+"""``python -m bench`` (``make bench``): the webhook against the floor, in one run, on this machine.
+
+Two servers, each its own process on 127.0.0.1 with the same TLS settings:
+
+(a) ``bench.bare``: aiohttp parsing the review and answering allowed: the least any aiohttp
+    webhook can cost;
+(b) ``python -m webhook serve`` with the default policy set from ``policies/`` (every built-in
+    group; one worker unless ``--workers``).
+
+Both get the same load from a separate process (``wrk`` when installed, else ``bench.load``), over
+TLS with keep-alive, cycling through a Pod and a Deployment review on ``/validate`` and
+``/mutate``. For each: saturation throughput (closed loop), then latency at half that rate, then
+saturation per review and endpoint. With two or more CPUs the servers are pinned to CPU 0 and the
+load generator to CPU 1, so neither steals the other's time. Peak RSS is read from
+``/proc/<pid>/status`` (VmHWM). Policy evaluation without HTTP is timed in this process first.
+
+Writes ``bench/results.json`` and ``bench/results.md`` and prints the table. About two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import reviews, wrk
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(__file__).resolve().parent
+TARGETS = {"throughput_ratio": 0.80, "p99_half_ms": 5.0, "evaluate_us": 100.0, "rss_mb": 80.0}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _insecure() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, context=_insecure(), timeout=5) as response:
+        return response.status, orjson.loads(response.read())
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(
+            url, context=_insecure(), timeout=1
+        ) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within {timeout}s")
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """Peak (VmHWM) and current (VmRSS) resident memory of ``pid`` in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) / 1024
+    return {"peak": round(fields["VmHWM"], 1), "current": round(fields["VmRSS"], 1)}
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of a ``--workers N`` parent, or ``[pid]`` for a single process."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return found or [pid]
+
+
+@contextlib.contextmanager
+def started(
+    command: list[str], *, ready_url: str, log: Path, cpu: int | None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=sink)
+    try:
+        wait_ready(ready_url, process)
+        for pid in {process.pid, *worker_pids(process.pid)}:
+            pin(pid, cpu)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def check_answers(base: str, *, full: bool) -> dict[str, int]:
+    """One call per review and endpoint before any load: the server answers correctly, not just fast.
+    Returns the answer sizes."""
+    sizes = {}
+    for label, path, body in reviews.requests():
+        status, answer = post(base + path, body)
+        uid = orjson.loads(body)["request"]["uid"]
+        response = answer["response"]
+        if status != 200 or response["uid"] != uid or response["allowed"] is not True:
+            raise RuntimeError(f"{label}: unexpected answer {status} {answer}")
+        if full and path.startswith("/mutate") and response.get("patchType") != "JSONPatch":
+            raise RuntimeError(f"{label}: the default policies should patch this review, got {answer}")
+        sizes[label] = len(orjson.dumps(answer))
+    return sizes
+
+
+class Loader:
+    def __init__(self, *, kind: str, workdir: Path, cpu: int | None) -> None:
+        self.kind = kind
+        self.workdir = workdir
+        self.cpu = cpu
+
+    def run(self, base: str, requests: list[tuple[str, bytes]], *, duration: float, connections: int,
+            rate: float | None) -> dict[str, Any]:
+        if self.kind == "wrk":
+            return wrk.run(base, requests, duration=duration, connections=connections, rate=rate,
+                           workdir=self.workdir, cpu=self.cpu)
+        command = [sys.executable, "-m", "bench.load", base, "--duration", str(duration),
+                   "--connections", str(connections)]
+        if rate is not None:
+            command += ["--rate", str(rate)]
+        payload = json.dumps([(path, body.decode()) for path, body in requests])
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        pin(process.pid, self.cpu)
+        stdout, _ = process.communicate(payload, timeout=duration + 60)
+        for line in stdout.splitlines():
+            if line.startswith(wrk.MARK):
+                result: dict[str, Any] = json.loads(line[len(wrk.MARK):])
+                return result
+        raise RuntimeError(f"bench.load printed no result: {stdout}")
+
+
+def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connections: int,
+            rounds: int) -> dict[str, dict[str, Any]]:
+    """Both servers, interleaved so that drift in the machine's speed (other tenants, CPU boost)
+    hits both alike: ``rounds`` x (saturation of each), then latency at half of each one's median
+    saturation, then a saturation run per review and endpoint, alternating servers."""
+    mixed = [(path, body) for _, path, body in reviews.requests()]
+    out: dict[str, dict[str, Any]] = {name: {"rounds": []} for name in bases}
+    for base in bases.values():  # warm-up: caches, allocator, TLS session state
+        loader.run(base, mixed, duration=max(2.0, seconds / 4), connections=connections, rate=None)
+    for _ in range(rounds):
+        for name, base in bases.items():
+            out[name]["rounds"].append(
+                loader.run(base, mixed, duration=seconds, connections=connections, rate=None))
+    for name, base in bases.items():
+        runs = sorted(out[name]["rounds"], key=lambda r: r["rate"])
+        out[name]["saturation"] = runs[len(runs) // 2]  # the median run
+        half = out[name]["saturation"]["rate"] / 2
+        # Enough connections that each waits >= 10 ms between requests (wrk's delay is in whole ms).
+        moderate = loader.run(base, mixed, duration=seconds, connections=max(4, round(half / 100)), rate=half)
+        moderate["target_rate"] = half
+        out[name]["half_saturation"] = moderate
+        out[name]["per_request"] = {}
+    for label, path, body in reviews.requests():
+        for name, base in bases.items():
+            out[name]["per_request"][label] = loader.run(
+                base, [(path, body)], duration=max(2.0, seconds / 3), connections=connections, rate=None)
+    return out
+
+
+def evaluation_micro(repeat: int = 2000) -> dict[str, float]:
+    """Median microseconds for parse and for each chain over the Pod and Deployment, without HTTP."""
+    from webhook import config, engine, review, server
+
+    policy_set = server.load_policies(config.ServeSettings(policies=(ROOT / "policies",)))
+    out: dict[str, float] = {}
+    for name, body in reviews.bodies().items():
+        def timed(fn: Any) -> float:
+            samples = []
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(repeat // 5):
+                    fn()
+                samples.append((time.perf_counter() - started) / (repeat // 5))
+            return round(statistics.median(samples) * 1e6, 1)
+
+        parsed = review.parse(body)
+        out[f"{name}.parse_us"] = timed(lambda body=body: review.parse(body))
+        for chain in ("validating", "mutating"):
+            out[f"{name}.{chain}_us"] = timed(
+                lambda parsed=parsed, chain=chain: engine.evaluate(
+                    policy_set, parsed.object, parsed.context, chain=chain
+                )
+            )
+        out[f"{name}.both_chains_us"] = round(out[f"{name}.validating_us"] + out[f"{name}.mutating_us"], 1)
+    return out
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    full, bare = results["servers"]["webhook"], results["servers"]["bare"]
+    # Each round measured both servers back to back; the median of those ratios resists drift.
+    ratio = statistics.median(
+        f["rate"] / b["rate"] for f, b in zip(full["rounds"], bare["rounds"], strict=True))
+    p99 = full["half_saturation"]["latency_ms"]["p99"]
+    evaluate = results["evaluation_us"]["pod.both_chains_us"]
+    rss = max(w["peak"] for w in full["rss_mb"])
+    return {
+        "throughput_ratio": {"value": round(ratio, 3), "target": f">= {TARGETS['throughput_ratio']}",
+                             "met": ratio >= TARGETS["throughput_ratio"]},
+        "p99_half_saturation_ms": {"value": round(p99, 2), "target": f"<= {TARGETS['p99_half_ms']}",
+                                   "met": p99 <= TARGETS["p99_half_ms"]},
+        "pod_evaluation_us": {"value": evaluate, "target": f"<= {TARGETS['evaluate_us']}",
+                              "met": evaluate <= TARGETS["evaluate_us"]},
+        "rss_per_worker_mb": {"value": rss, "target": f"<= {TARGETS['rss_mb']}",
+                              "met": rss <= TARGETS["rss_mb"]},
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{env['when']} on {env['machine']} ({env['cpus']} CPUs, Python {env['python']}), load by "
+        f"{env['loader']} ({results['settings']['connections']} connections, "
+        f"{results['settings']['seconds']}s "
+        f"per phase, {results['settings']['rounds']} interleaved saturation rounds, median shown), "
+        f"{env['pinning']}. Reviews: Pod {env['review_bytes']['pod']} B, Deployment "
+        f"{env['review_bytes']['deployment']} B, each on /validate and /mutate in turn.",
+        "",
+        "| server | saturation req/s (rounds) | p50 / p90 / p99 ms at saturation | rate at half "
+        "| p50 / p90 / p99 ms at half | failed | peak RSS MB per worker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (("bare", "(a) bare aiohttp"), ("webhook", "(b) webhook, default policies")):
+        s = results["servers"][name]
+        sat, half = s["saturation"], s["half_saturation"]
+        failed = (sum(r["failed"] for r in s["rounds"]) + half["failed"]
+                  + sum(r["failed"] for r in s["per_request"].values()))
+        rounds = ", ".join(f"{r['rate']:.0f}" for r in s["rounds"])
+        lines.append(
+            f"| {label} | {sat['rate']:.0f} ({rounds}) | {_lat(sat)} | {half['rate']:.0f} | {_lat(half)} "
+            f"| {failed} "
+            f"| {', '.join(str(w['peak']) for w in s['rss_mb'])} |"
+        )
+    lines += ["", "Saturation per review (req/s, p99 ms):", "",
+              "| review | (a) bare | (b) webhook | (b)/(a) |", "|---|---|---|---|"]
+    for label in results["servers"]["bare"]["per_request"]:
+        a = results["servers"]["bare"]["per_request"][label]
+        b = results["servers"]["webhook"]["per_request"][label]
+        lines.append(f"| {label} | {a['rate']:.0f} ({a['latency_ms']['p99']:.2f}) | "
+                     f"{b['rate']:.0f} ({b['latency_ms']['p99']:.2f}) | {b['rate'] / a['rate']:.2f} |")
+    ev = results["evaluation_us"]
+    lines += ["", "Policy evaluation in process, no HTTP (median µs per call):", "",
+              "| review | parse | validating chain | mutating chain | both chains |", "|---|---|---|---|---|"]
+    for name in ("pod", "deployment"):
+        lines.append(f"| {name} | {ev[f'{name}.parse_us']} | {ev[f'{name}.validating_us']} | "
+                     f"{ev[f'{name}.mutating_us']} | {ev[f'{name}.both_chains_us']} |")
+    lines += ["", "Targets:", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for name, verdict in results["targets"].items():
+        met = "yes" if verdict["met"] else "NO"
+        lines.append(f"| {name} | {verdict['value']} | {verdict['target']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def _lat(run: dict[str, Any]) -> str:
+    lat = run["latency_ms"]
+    return f"{lat['p50']:.2f} / {lat['p90']:.2f} / {lat['p99']:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each main phase (default 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved saturation rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=16, help="connections at saturation (default 16)")
+    parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the webhook (default 1)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where results.json/results.md go")
+    args = parser.parse_args()
+
+    kind = ("wrk" if wrk.available() else "python") if args.loader == "auto" else args.loader
+    cpus = os.cpu_count() or 1
+    server_cpu, load_cpu = (0, 1) if cpus >= 2 and args.workers == 1 else (None, None)
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print("timing policy evaluation in process ...", flush=True)
+    evaluation = evaluation_micro()
+
+    from webhook import certs
+
+    results: dict[str, Any] = {
+        "environment": {
+            "when": started_at, "machine": platform.platform(), "cpus": cpus,
+            "python": platform.python_version(), "loader": kind,
+            "pinning": "servers on CPU 0, load on CPU 1" if server_cpu is not None else "no pinning",
+            "review_bytes": {name: len(body) for name, body in reviews.bodies().items()},
+        },
+        "settings": {"seconds": args.seconds, "rounds": args.rounds, "connections": args.connections,
+                     "workers": args.workers},
+        "evaluation_us": evaluation,
+        "servers": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
+        work = Path(tmp)
+        certs.ensure(work / "certs", service="bench", namespace="bench", hosts=["localhost"],
+                     ips=["127.0.0.1"])
+        cert, key = work / "certs" / "tls.crt", work / "certs" / "tls.key"
+        loader = Loader(kind=kind, workdir=work, cpu=load_cpu)
+        ports = {"bare": free_port(), "webhook": free_port()}
+        bases = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
+        bare = _bare([sys.executable, "-m", "bench.bare", "--port", str(ports["bare"]), "--cert", str(cert),
+                      "--key", str(key)], work=work, cpu=server_cpu)
+        full = started([sys.executable, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
+                        "--cert", str(cert), "--key", str(key), "--policies", str(ROOT / "policies"),
+                        "--drain-seconds", "0", "--workers", str(args.workers), "--log-format", "json"],
+                       ready_url=f"{bases['webhook']}/readyz", log=work / "webhook.log", cpu=server_cpu)
+        with bare as bare_process, full as full_process:
+            sizes = {name: check_answers(base, full=name == "webhook") for name, base in bases.items()}
+            print(f"measuring both servers, {args.rounds} interleaved rounds ...", flush=True)
+            figures = measure(bases, loader, seconds=args.seconds, connections=args.connections,
+                              rounds=args.rounds)
+            for name, process in (("bare", bare_process), ("webhook", full_process)):
+                figures[name]["answer_bytes"] = sizes[name]
+                figures[name]["rss_mb"] = [rss_mb(pid) for pid in worker_pids(process.pid)]
+            results["servers"] = figures
+    results["targets"] = verdicts(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "results.md").write_text(table)
+    print(json.dumps(results, indent=2))
+    print(table)
+    return 0
+
+
+@contextlib.contextmanager
+def _bare(command: list[str], *, work: Path, cpu: int | None) -> Iterator[subprocess.Popen[bytes]]:
+    """The bare server has no /readyz: it prints ``ready`` once listening."""
+    log = work / "bare.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=sink)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"bare server did not start: {log.read_text()}")
+        pin(process.pid, cpu)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

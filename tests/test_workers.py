@@ -1,0 +1,144 @@
+"""``serve --workers 2``: two processes share the port, a dead worker is replaced, SIGTERM ends all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests import serve_support
+from webhook import config, errors, runner
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return serve_support.make_certs(tmp_path_factory.mktemp("workers-certs"))
+
+
+def _started(log: Path) -> list[dict[str, Any]]:
+    return [e for e in serve_support.events(log) if e["event"] == "worker_started"]
+
+
+async def _wait_for(predicate: Any, *, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def _answered(base: str, cert_dir: Path, count: int) -> list[int]:
+    """Statuses of ``count`` reviews, each on a new connection (the kernel picks a worker per connection)."""
+    statuses = []
+    for n in range(count):
+        connector = aiohttp.TCPConnector(ssl=serve_support.client_context(cert_dir), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            status, body = await serve_support.post(session, f"{base}/validate", serve_support.review_body(uid=f"w{n}"))
+            statuses.append(status if body["response"]["uid"] == f"w{n}" else -1)
+    return statuses
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        # A zombie still answers kill(0); its state in /proc says it is gone.
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, ProcessLookupError):  # reaped in between
+        return False
+    return state != "Z"
+
+
+def _listening_pids(port: int, candidates: set[int]) -> set[int]:
+    """Which of ``candidates`` hold a socket listening on ``port`` (read from /proc, not the logs)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for pid in candidates:
+        try:
+            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if links & inodes:
+            holders.add(pid)
+    return holders
+
+
+async def test_workers_share_the_port_are_restarted_and_stop_on_sigterm(cert_dir: Path, tmp_path: Path) -> None:
+    port = serve_support.free_port()
+    base = f"https://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    process = serve_support.start(cert_dir, port, "--workers", "2", "--drain-seconds", "0.5", log=log)
+    with serve_support.reaped(process):
+        await asyncio.to_thread(serve_support.wait_ready, base, cert_dir, process)
+        first = {e["slot"]: e["pid"] for e in _started(log)}
+        assert sorted(first) == [0, 1]
+        assert process.pid not in first.values()
+        # Each worker holds its own listening socket on the one port (SO_REUSEPORT).
+        await _wait_for(lambda: _listening_pids(port, set(first.values())) == set(first.values()))
+
+        # Kill one: once its socket is gone the kernel sends every new connection to the other.
+        # (Connections already queued on the dying worker's socket are reset: the API server
+        # applies the failurePolicy to those few, as for any crash.)
+        os.kill(first[0], signal.SIGKILL)
+        await _wait_for(lambda: not _alive(first[0]) and _listening_pids(port, {first[0]}) == set())
+        assert await _answered(base, cert_dir, 10) == [200] * 10
+
+        # The supervisor starts a replacement in the same slot, listening on the same port.
+        await _wait_for(lambda: len(_started(log)) == 3)
+        replacement = _started(log)[-1]
+        assert replacement["slot"] == 0
+        assert replacement["pid"] != first[0]
+        died = [e for e in serve_support.events(log) if e["event"] == "worker_died"]
+        assert [(e["slot"], e["pid"], e["exitcode"]) for e in died] == [(0, first[0], -signal.SIGKILL)]
+        both = {replacement["pid"], first[1]}
+        await _wait_for(lambda: _listening_pids(port, both) == both)
+        assert await _answered(base, cert_dir, 10) == [200] * 10
+
+        os.kill(process.pid, signal.SIGTERM)
+        exit_code = await asyncio.to_thread(process.wait, 20)
+    assert exit_code == 0
+    assert not _alive(replacement["pid"])
+    assert not _alive(first[1])
+    stopped = [e for e in serve_support.events(log) if e["event"] == "stopped" and "exit_codes" in e]
+    assert stopped[-1]["exit_codes"] == [0, 0]
+
+
+def test_workers_need_a_fixed_port(cert_dir: Path) -> None:
+    settings = config.ServeSettings(port=0, workers=2, cert=cert_dir / "tls.crt", key=cert_dir / "tls.key")
+    with pytest.raises(errors.WebhookError, match="--workers needs a fixed --port"):
+        runner.Supervisor(settings)
+
+
+async def test_a_worker_that_cannot_bind_stops_the_supervisor_with_exit_1(cert_dir: Path, tmp_path: Path) -> None:
+    port = serve_support.free_port()
+    log = tmp_path / "serve.log"
+    with socket.socket() as squatter:  # a listener without SO_REUSEPORT: no worker can share it
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        process = serve_support.start(cert_dir, port, "--workers", "2", log=log)
+        with serve_support.reaped(process):
+            exit_code = await asyncio.to_thread(process.wait, 20)
+    assert exit_code == 1
+    failed = [e for e in serve_support.events(log) if e["event"] == "worker_failed_to_start"]
+    assert [e["slot"] for e in failed] == [0]
+
+
+async def test_a_bad_certificate_is_reported_once_before_forking(cert_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.crt"
+    broken.write_text("not a certificate\n")
+    log = tmp_path / "serve.log"
+    process = serve_support.start(cert_dir, serve_support.free_port(), "--workers", "2", "--cert", str(broken), log=log)
+    with serve_support.reaped(process):
+        exit_code = await asyncio.to_thread(process.wait, 20)
+    assert exit_code == 2
+    assert log.read_text().startswith(f"error: {broken}: ")
+    assert not [e for e in serve_support.events(log) if e["event"] == "worker_started"]
