@@ -34,6 +34,9 @@ class Instance:
     gate: int
     """Instances with the same scope and exemptions share a gate: a review decides each gate once
     (Pod Security alone has 19 checks x 3 modes sharing one)."""
+    call: int
+    """Instances of the same policy with equal params share a call: a review runs it once (Pod
+    Security's warn and audit passes are often both ``restricted:latest``)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -51,6 +54,15 @@ class Outcome:
     """Ids of policies that raised; counted in metrics and logged."""
 
 
+def _params_key(params: Any) -> Any:
+    """A key equal for equal params: the params themselves when hashable (frozen models), else identity."""
+    try:
+        hash(params)
+    except TypeError:
+        return id(params)
+    return params
+
+
 class PolicySet:
     """An immutable, compiled policy configuration; the server swaps whole sets on reload."""
 
@@ -59,6 +71,7 @@ class PolicySet:
         self.catalog = catalog
         instances: list[Instance] = []
         gates: dict[tuple[int, int], int] = {}
+        calls: dict[tuple[str, Any], int] = {}
         for group in sorted(catalog.groups.values(), key=lambda g: (g.order, g.name)):
             group_settings = config.groups.get(group.name)
             if group_settings is None:
@@ -76,8 +89,11 @@ class PolicySet:
                             resolved = override.mode
                     if resolved == "off":
                         continue
+                    if policy.active is not None and not policy.active(params):
+                        continue
                     extra = override.exemptions if override is not None else None
                     gate = gates.setdefault((id(group_settings), id(extra)), len(gates))
+                    call = calls.setdefault((policy.id, _params_key(params)), len(calls))
                     instances.append(
                         Instance(
                             policy=policy,
@@ -90,6 +106,7 @@ class PolicySet:
                             or group_settings.failureMode,
                             exemptions=(group_settings.exemptions,) + ((extra,) if extra is not None else ()),
                             gate=gate,
+                            call=call,
                         )
                     )
         self.instances: tuple[Instance, ...] = tuple(instances)
@@ -168,6 +185,7 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     is_workload = ctx.kind != "Pod"
     buckets: dict[tuple[str, str, int], tuple[Instance, model.Mode, list[registry.Finding]]] = {}
     gates: dict[int, bool] = {}
+    results: dict[int, list[model.Violation]] = {}
     for inst in instances:
         if inst.policy.pod_spec and pod is None:
             continue
@@ -181,11 +199,14 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
             mode = inst.workload_mode
         if mode == "off":
             continue
-        try:
-            violations = inst.policy.fn(pod if inst.policy.pod_spec else target_obj, ctx, inst.params)
-        except Exception as exc:  # noqa: BLE001 - a policy bug must become an answer, not a 500
-            _policy_failed(outcome, inst, exc)
-            continue
+        violations = results.get(inst.call)
+        if violations is None:
+            try:
+                violations = inst.policy.fn(pod if inst.policy.pod_spec else target_obj, ctx, inst.params)
+            except Exception as exc:  # noqa: BLE001 - a policy bug must become an answer, not a 500
+                _policy_failed(outcome, inst, exc)
+                continue
+            results[inst.call] = violations
         if violations:
             key = (inst.group.name, mode, id(inst.params))
             bucket = buckets.setdefault(key, (inst, mode, []))

@@ -77,6 +77,10 @@ class Policy:
     operations: frozenset[str]
     order: int
     description: str
+    active: Callable[[Any], bool] | None = None
+    """Whether the policy does anything for given params (Pod Security: is this check in force at
+    this level and version?). Inactive instances are dropped when a policy set is compiled, so the
+    request path never calls them."""
 
 
 class Registry:
@@ -148,6 +152,7 @@ def _register(
     operations: Iterable[str],
     order: int,
     registry: Registry,
+    active: Callable[[Any], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if pod_spec and kinds is not None:
         raise ValueError(f"policy {policy_id!r}: pod_spec units apply to every pod-carrying kind; omit kinds")
@@ -167,6 +172,7 @@ def _register(
                 operations=frozenset(operations),
                 order=order,
                 description=(fn.__doc__ or "").strip().split("\n")[0],
+                active=active,
             )
         )
         return fn
@@ -183,8 +189,13 @@ def check(
     operations: Iterable[str] = ("CREATE", "UPDATE"),
     order: int = 100,
     registry: Registry = REGISTRY,
+    active: Callable[[Any], bool] | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register a validating check ``fn(target, ctx, params) -> list[Violation]``."""
+    """Register a validating check ``fn(target, ctx, params) -> list[Violation]``.
+
+    ``active(params)`` (optional) says whether the check does anything for those params; see
+    :attr:`Policy.active`.
+    """
     return _register(
         "validating",
         policy_id,
@@ -194,6 +205,7 @@ def check(
         operations=operations,
         order=order,
         registry=registry,
+        active=active,
     )
 
 

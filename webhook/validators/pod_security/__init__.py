@@ -65,19 +65,32 @@ registry.group(
 
 def _register(check: base.Check) -> None:
     check_id = check.id
+    # params object id -> (params, implementation in force): resolved once per policy set, not per
+    # review; the params object is kept so its id cannot be reused by another.
+    resolved: dict[int, tuple[options.LevelVersion, base.CheckImpl | None]] = {}
 
     def run(
         target: model.PodTarget, ctx: model.ReviewContext, params: options.LevelVersion
     ) -> list[model.Violation]:
-        impl = catalog.active(params.level, params.version).get(check_id)
+        entry = resolved.get(id(params))
+        if entry is None or entry[0] is not params:
+            in_force = catalog.active(params.level, params.version)
+            entry = resolved[id(params)] = (params, in_force.get(check_id))
+        impl = entry[1]
         if impl is None or evaluation.skip_request(target, ctx):
             return []
+        base.bind(target)
         result = impl(target.metadata or {}, target.spec)
         return [] if result is None else [evaluation.to_violation(result, target)]
 
     run.__name__ = run.__qualname__ = f"check_{check_id}"
     run.__doc__ = f"{check.description} (Pod Security {check.level}: {check_id})"
-    registry.check(PREFIX + check_id, group=GROUP, pod_spec=True, order=catalog.RANK[check_id])(run)
+    def in_force(params: options.LevelVersion) -> bool:
+        return check_id in catalog.active(params.level, params.version)
+
+    registry.check(
+        PREFIX + check_id, group=GROUP, pod_spec=True, order=catalog.RANK[check_id], active=in_force
+    )(run)
 
 
 for _check in catalog.CHECKS:

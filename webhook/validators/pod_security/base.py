@@ -104,8 +104,24 @@ def as_dict(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+_bound: tuple[Any, Any, list[tuple[str, int, dict[str, Any]]]] = (None, None, [])
+
+
+def bind(target: Any, *, fresh: bool = False) -> None:
+    """Walk ``target``'s containers once for all the checks of one review.
+
+    Each review builds a new pod target, so a new target means a fresh walk; within one review
+    validation never changes the object, so the list cannot go stale.
+    """
+    global _bound
+    if fresh or _bound[0] is not target:
+        _bound = (target, target.spec, workloads.containers(target.spec))
+
+
 def containers(spec: Pod) -> list[tuple[str, int, dict[str, Any]]]:
     """Init, regular, then ephemeral containers -- upstream ``visitContainers`` order."""
+    if _bound[1] is spec:
+        return _bound[2]
     return workloads.containers(spec)  # type: ignore[arg-type]
 
 
