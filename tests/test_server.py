@@ -264,3 +264,19 @@ async def test_serve_faults_file_injects_failures_only_when_given(aiohttp_client
     plain_dir.mkdir()
     plain = await aiohttp_client(make_app(plain_dir))
     assert (await post(plain, "/validate/demo-pods", _review()))[0] == 200
+
+
+async def test_review_log_line_truncates_caller_controlled_fields(
+    client: TestClient, capsys: pytest.CaptureFixture[str]  # type: ignore[type-arg]
+) -> None:
+    from webhook import logs
+
+    logs.configure(log_format="json")
+    obj = conftest.pod("n" * 5000)
+    await post(client, "/validate", conftest.admission_review(obj, uid="u" * 1000))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"review"' in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["name"] == "n" * 256 + "...(+4744 chars)"
+    assert line["uid"] == "u" * 256 + "...(+744 chars)"
+    assert {"kind", "namespace", "operation", "user", "decision", "patch_ops", "latency_ms"} <= set(line)

@@ -164,15 +164,15 @@ async def _answer(
     log.info(
         "review",
         path=path,
-        uid=ctx.uid,
-        kind=ctx.kind,
-        namespace=ctx.namespace,
-        name=ctx.name,
+        uid=_short(ctx.uid),
+        kind=_short(ctx.kind),
+        namespace=_short(ctx.namespace),
+        name=_short(ctx.name),
         operation=ctx.operation,
-        user=ctx.username,
+        user=_short(ctx.username),
         dry_run=ctx.dry_run,
         decision=decision,
-        message=outcome.message or None,
+        message=_short(outcome.message, 2048) or None,
         warnings=len(outcome.warnings),
         patch_ops=len(outcome.patch),
         failed_policies=outcome.failed_policies or None,
@@ -183,6 +183,11 @@ async def _answer(
     if recorder is not None:
         recorder.submit(parsed, answer, path=path, raw=body)
     return web.Response(body=orjson.dumps(answer), content_type=JSON)
+
+
+def _short(value: str, limit: int = 256) -> str:
+    """Fields of a review are caller-controlled: a 300 KB name must not become a 300 KB log line."""
+    return value if len(value) <= limit else f"{value[:limit]}...(+{len(value) - limit} chars)"
 
 
 async def healthz(request: web.Request) -> web.Response:
