@@ -32,7 +32,7 @@ def _bad_type(sc: Any) -> str | None:
     if not isinstance(profile, dict):
         return None
     kind = profile.get("type", "")
-    return None if kind in ALLOWED_TYPES else str(kind)
+    return None if base.among(kind, ALLOWED_TYPES) else str(kind)
 
 
 def app_armor_profile_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:

@@ -163,3 +163,12 @@ def in_user_namespace(spec: Pod) -> bool:
 
 def annotation_path(key: str) -> str:
     return f"metadata.annotations[{key}]"
+
+
+def among(value: Any, allowed: Any) -> bool:
+    """``value in allowed`` where a wrong-typed value (a list where a string belongs) is simply not
+    allowed: the API server rejects such objects itself, and a check must never crash on them."""
+    try:
+        return value in allowed
+    except TypeError:
+        return False

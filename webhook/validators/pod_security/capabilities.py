@@ -55,7 +55,7 @@ def capabilities_baseline_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | 
             continue
         valid = True
         for cap_index, cap in enumerate(_list(caps.get("add"))):
-            if cap not in BASELINE_ALLOWED:
+            if not base.among(cap, BASELINE_ALLOWED):
                 valid = False
                 added.add(str(cap))
                 if first is None:

@@ -61,14 +61,14 @@ def seccomp_profile_baseline_v1_19(meta: base.Pod, spec: base.Pod) -> base.Resul
     values: set[str] = set()
     first: tuple[str, Any] | None = None
     is_set, kind = _profile_type(spec.get("securityContext"))
-    if is_set and kind not in VALID_TYPES:
+    if is_set and not base.among(kind, VALID_TYPES):
         setters.append("pod")
         values.add(str(kind))
         first = ("spec.securityContext.seccompProfile.type", kind)
     bad: list[str] = []
     for field, index, container in base.containers(spec):
         is_set, kind = _profile_type(container.get("securityContext"))
-        if is_set and kind not in VALID_TYPES:
+        if is_set and not base.among(kind, VALID_TYPES):
             bad.append(base.name_of(container))
             values.add(str(kind))
             if first is None:
@@ -94,7 +94,7 @@ def seccomp_profile_restricted_v1_19(meta: base.Pod, spec: base.Pod) -> base.Res
     pod_set = False
     is_set, kind = _profile_type(spec.get("securityContext"))
     if is_set:
-        if kind in VALID_TYPES:
+        if base.among(kind, VALID_TYPES):
             pod_set = True
         else:
             setters.append("pod")
@@ -106,7 +106,7 @@ def seccomp_profile_restricted_v1_19(meta: base.Pod, spec: base.Pod) -> base.Res
     for field, index, container in base.containers(spec):
         is_set, kind = _profile_type(container.get("securityContext"))
         if is_set:
-            if kind not in VALID_TYPES:
+            if not base.among(kind, VALID_TYPES):
                 explicit.append(base.name_of(container))
                 values.add(str(kind))
                 if first is None:

@@ -29,7 +29,7 @@ def _se_linux_options(allowed: frozenset[str]) -> Callable[[base.Pod, base.Pod],
                 return True
             ok = True
             kind = options.get("type") or ""
-            if kind not in allowed:
+            if not base.among(kind, allowed):
                 ok = False
                 bad_types.add(str(kind))
             for key in ("user", "role"):

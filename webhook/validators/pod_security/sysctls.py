@@ -43,7 +43,7 @@ def _sysctls(allowed: frozenset[str]) -> Callable[[base.Pod, base.Pod], base.Res
         first: tuple[str, Any] | None = None
         for index, entry in enumerate(entries):
             name = entry.get("name", "") if isinstance(entry, dict) else ""
-            if name not in allowed:
+            if not base.among(name, allowed):
                 forbidden.append(str(name))
                 if first is None:
                     first = (f"spec.securityContext.sysctls[{index}].name", name)
