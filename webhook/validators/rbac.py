@@ -15,11 +15,11 @@ removing a finalizer from a role that predates a policy is never blocked.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from webhook.policy import model, registry, scope, settings
+from webhook.validators import wording
 
 GROUP = "rbac"
 ROLE_KINDS = ("Role", "ClusterRole")
@@ -113,38 +113,25 @@ def _object_check(policy_id: str, *, kinds: Iterable[str], order: int) -> Callab
     return decorate
 
 
-def _quote(value: Any) -> str:
-    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
 
 
-def _quote_all(values: Iterable[str]) -> str:
-    return ", ".join(_quote(v) for v in values)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _strings(value: Any) -> list[str]:
-    """The string entries of a list field; anything else (null, a string, a dict) is empty."""
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _subject(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     """``ClusterRole "view"`` or ``RoleBinding "ci" in namespace "team"``."""
-    meta = _as_dict(obj.get("metadata"))
+    meta = wording.as_dict(obj.get("metadata"))
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ctx.kind
     name = meta.get("name") or ctx.name or (f"{meta['generateName']}*" if meta.get("generateName") else "")
-    text = f"{kind} {_quote(name)}" if name else f"{kind} (unnamed)"
+    text = f"{kind} {wording.quote(name)}" if name else f"{kind} (unnamed)"
     if kind in ("Role", "RoleBinding"):
         namespace = _namespace(obj, ctx)
         if namespace:
-            text += f" in namespace {_quote(namespace)}"
+            text += f" in namespace {wording.quote(namespace)}"
     return text
 
 
 def _namespace(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
-    namespace = _as_dict(obj.get("metadata")).get("namespace")
+    namespace = wording.as_dict(obj.get("metadata")).get("namespace")
     return namespace if isinstance(namespace, str) and namespace else ctx.namespace
 
 
@@ -157,14 +144,14 @@ def _rules(obj: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 
 def _grants(rule: dict[str, Any], *, resource: str, verbs: Iterable[str]) -> list[str]:
     """The ``verbs`` a rule grants on the core-group ``resource`` (``pods/exec``), as RBAC matches."""
-    groups = _strings(rule.get("apiGroups"))
+    groups = wording.strings(rule.get("apiGroups"))
     if "" not in groups and "*" not in groups:
         return []
     base, _, subresource = resource.partition("/")
-    resources = _strings(rule.get("resources"))
+    resources = wording.strings(rule.get("resources"))
     if not ("*" in resources or resource in resources or (subresource and f"*/{subresource}" in resources)):
         return []
-    rule_verbs = _strings(rule.get("verbs"))
+    rule_verbs = wording.strings(rule.get("verbs"))
     return [verb for verb in verbs if verb in rule_verbs or "*" in rule_verbs]
 
 
@@ -185,16 +172,16 @@ def wildcards(obj: dict[str, Any], ctx: model.ReviewContext, params: RbacSetting
     if _requester_allowed(ctx, params.wildcards):
         return []
     found = []
-    requester = _quote(ctx.username or "(anonymous)")
+    requester = wording.quote(ctx.username or "(anonymous)")
     for index, rule in _rules(obj):
         for field in ("apiGroups", "resources", "verbs"):
-            for entry in _strings(rule.get(field)):
+            for entry in wording.strings(rule.get(field)):
                 if entry != "*" and not (field == "resources" and entry.startswith("*/")):
                     continue
                 path = f"rules[{index}].{field}"
                 found.append(model.Violation(
                     "wildcard in RBAC rule",
-                    f"{_subject(obj, ctx)} has {_quote(entry)} in {path}, which also grants everything "
+                    f"{_subject(obj, ctx)} has {wording.quote(entry)} in {path}, which also grants everything "
                     f"added later; list the {field} explicitly "
                     f"(requester {requester} may not create wildcards)",
                     path=path, value=entry,
@@ -210,15 +197,15 @@ def dangerous_verbs(
     dangerous = params.dangerousVerbs.verbs
     found = []
     for index, rule in _rules(obj):
-        verbs = [verb for verb in _strings(rule.get("verbs")) if verb in dangerous]
+        verbs = [verb for verb in wording.strings(rule.get("verbs")) if verb in dangerous]
         if not verbs:
             continue
         path = f"rules[{index}].verbs"
-        resources = _strings(rule.get("resources"))
-        on = f" on {_quote_all(resources)}" if resources else ""
+        resources = wording.strings(rule.get("resources"))
+        on = f" on {wording.quote_all(resources)}" if resources else ""
         found.append(model.Violation(
             "dangerous RBAC verb",
-            f"{_subject(obj, ctx)} grants {_quote_all(verbs)}{on} in {path}; {_quote_all(dangerous)} let "
+            f"{_subject(obj, ctx)} grants {wording.quote_all(verbs)}{on} in {path}; {wording.quote_all(dangerous)} let "
             "the holder gain permissions it does not have",
             path=path, value=verbs,
         ))
@@ -238,7 +225,7 @@ def cluster_secrets_read(
         path = f"rules[{index}]"
         found.append(model.Violation(
             "cluster-wide secrets read",
-            f"{_subject(obj, ctx)} grants {_quote_all(verbs)} on secrets in {path}; bound by a "
+            f"{_subject(obj, ctx)} grants {wording.quote_all(verbs)} on secrets in {path}; bound by a "
             "ClusterRoleBinding it reads the secrets of every namespace (use a Role per namespace)",
             path=path, value=verbs,
         ))
@@ -259,7 +246,7 @@ def exec_attach(obj: dict[str, Any], ctx: model.ReviewContext, params: RbacSetti
         if not granted:
             continue
         path = f"rules[{index}]"
-        what = "; ".join(f"{_quote_all(verbs)} on {_quote(resource)}" for resource, verbs in granted)
+        what = "; ".join(f"{wording.quote_all(verbs)} on {wording.quote(resource)}" for resource, verbs in granted)
         found.append(model.Violation(
             "exec/attach into pods",
             f"{_subject(obj, ctx)} grants {what} in {path}; the holder runs commands inside containers "
@@ -275,7 +262,7 @@ def high_privilege_bindings(
 ) -> list[model.Violation]:
     """High-privilege ClusterRoles (cluster-admin) must not be bound to service accounts or broad groups."""
     rule = params.highPrivilegeBindings
-    role_ref = _as_dict(obj.get("roleRef"))
+    role_ref = wording.as_dict(obj.get("roleRef"))
     role = role_ref.get("name")
     # A Role named "cluster-admin" grants only its own rules, which the role checks judge.
     if role_ref.get("kind") != "ClusterRole" or not isinstance(role, str):
@@ -300,8 +287,8 @@ def high_privilege_bindings(
         )
         found.append(model.Violation(
             "high-privilege binding",
-            f"{_subject(obj, ctx)} binds ClusterRole {_quote(role)} to {shown} in {path}{scope_text}; "
-            f"roles {_quote_all(rule.roles)} may not be bound to service accounts or broad groups",
+            f"{_subject(obj, ctx)} binds ClusterRole {wording.quote(role)} to {shown} in {path}{scope_text}; "
+            f"roles {wording.quote_all(rule.roles)} may not be bound to service accounts or broad groups",
             path=path, value=subject.get("name"),
         ))
     return found
@@ -323,9 +310,9 @@ def _broad_or_service_account(
         account = f"{namespace}/{name}"
         if rule.allowedServiceAccounts and scope.glob_match(account, rule.allowedServiceAccounts):
             return None
-        return f"ServiceAccount {_quote(account)}"
+        return f"ServiceAccount {wording.quote(account)}"
     if kind == "Group" and scope.glob_match(name, rule.broadGroups):
-        return f"Group {_quote(name)}"
+        return f"Group {wording.quote(name)}"
     if kind == "User" and scope.glob_match(name, rule.broadUsers):
-        return f"User {_quote(name)}"
+        return f"User {wording.quote(name)}"
     return None

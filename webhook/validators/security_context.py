@@ -11,11 +11,11 @@ not re-evaluated (so labelling, scaling or finalizer removal never trips a rule 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from webhook.policy import model, registry, scope, settings, workloads
+from webhook.validators import wording
 
 GROUP = "security-context"
 
@@ -131,12 +131,6 @@ def _spec_unchanged(pod: model.PodTarget, ctx: model.ReviewContext) -> bool:
     return old is not None and old.spec == pod.spec
 
 
-def _quote(value: Any) -> str:
-    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
-
-
-def _quote_all(values: Iterable[str]) -> str:
-    return ", ".join(_quote(v) for v in values)
 
 
 def _subject(pod: model.PodTarget) -> str:
@@ -145,19 +139,16 @@ def _subject(pod: model.PodTarget) -> str:
     meta = meta if isinstance(meta, dict) else {}
     name = meta.get("name")
     if isinstance(name, str) and name:
-        return f"{pod.kind} {_quote(name)}"
+        return f"{pod.kind} {wording.quote(name)}"
     generate = meta.get("generateName")
     if isinstance(generate, str) and generate:
-        return f"{pod.kind} {_quote(generate + '*')}"
+        return f"{pod.kind} {wording.quote(generate + '*')}"
     return f"{pod.kind} (unnamed)"
 
 
 def _container_name(container: dict[str, Any]) -> str:
-    return _quote(container.get("name", ""))
+    return wording.quote(container.get("name", ""))
 
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 @_pod_check("readOnlyRootFilesystem", order=10)
@@ -171,7 +162,7 @@ def read_only_root_filesystem(
         name = container.get("name")
         if exempt and isinstance(name, str) and scope.glob_match(name, exempt):
             continue
-        value = _as_dict(container.get("securityContext")).get("readOnlyRootFilesystem")
+        value = wording.as_dict(container.get("securityContext")).get("readOnlyRootFilesystem")
         if value is True:
             continue
         path = f"{pod.spec_path}.{field}[{index}].securityContext.readOnlyRootFilesystem"
@@ -248,8 +239,8 @@ def allowed_registries(
             continue
         found.append(model.Violation(
             "image registry not allowed",
-            f"{_subject(pod)} container {_container_name(container)} uses image {_quote(image)} "
-            f"({repository}) in {path}; allowed registries: {_quote_all(allowed)}",
+            f"{_subject(pod)} container {_container_name(container)} uses image {wording.quote(image)} "
+            f"({repository}) in {path}; allowed registries: {wording.quote_all(allowed)}",
             path=path, value=image, allowed=list(allowed),
         ))
     return found
@@ -270,15 +261,15 @@ def image_tag(
         if tag is None and not rule.allowUntagged:
             found.append(model.Violation(
                 "image not pinned",
-                f"{where} uses image {_quote(image)} without a tag (which means :latest) in {path}; "
+                f"{where} uses image {wording.quote(image)} without a tag (which means :latest) in {path}; "
                 "use a specific tag or a digest",
                 path=path, value=image,
             ))
         elif tag is not None and tag in rule.forbiddenTags:
             found.append(model.Violation(
                 f"image tag :{tag}",
-                f"{where} uses image {_quote(image)} in {path}; "
-                f"tags {_quote_all(rule.forbiddenTags)} are not allowed, use a specific tag or a digest",
+                f"{where} uses image {wording.quote(image)} in {path}; "
+                f"tags {wording.quote_all(rule.forbiddenTags)} are not allowed, use a specific tag or a digest",
                 path=path, value=image,
             ))
     return found
@@ -296,12 +287,12 @@ def resources(
     for field, index, container in workloads.containers(pod.spec):
         if field == "ephemeralContainers":
             continue  # the API server forbids resources on ephemeral containers
-        declared = _as_dict(container.get("resources"))
+        declared = wording.as_dict(container.get("resources"))
         missing = [
             f"resources.{kind}.{name}"
             for kind, names in (("requests", rule.requests), ("limits", rule.limits))
             for name in names
-            if _as_dict(declared.get(kind)).get(name) in (None, "")
+            if wording.as_dict(declared.get(kind)).get(name) in (None, "")
         ]
         if not missing:
             continue
@@ -335,11 +326,11 @@ def default_service_account(
         return []
     path = f"{pod.spec_path}.serviceAccountName"
     written = pod.spec.get("serviceAccountName") or pod.spec.get("serviceAccount")
-    shown = f"is {_quote(account)}" if written else 'is empty (which means "default")'
+    shown = f"is {wording.quote(account)}" if written else 'is empty (which means "default")'
     return [model.Violation(
         "forbidden service account",
         f"{_subject(pod)}: {path} {shown}; use a dedicated service account "
-        f"(not {_quote_all(forbidden)})",
+        f"(not {wording.quote_all(forbidden)})",
         path=path, value=account,
     )]
 
@@ -360,7 +351,7 @@ def automount_service_account_token(
     found = "sets it to true" if value is True else "leaves it unset (the token is mounted by default)"
     return [model.Violation(
         "automountServiceAccountToken != false",
-        f"{_subject(pod)} must set {path}=false: it {found} and service account {_quote(account)} "
+        f"{_subject(pod)} must set {path}=false: it {found} and service account {wording.quote(account)} "
         "may not mount an API token",
         path=path, value=value, allowed=False,
     )]
@@ -390,7 +381,7 @@ def runtime_class_name(
     rule = params.runtimeClassName
     value = pod.spec.get("runtimeClassName")
     path = f"{pod.spec_path}.runtimeClassName"
-    allowed_text = f"allowed: {_quote_all(rule.allowed)}" if rule.allowed else "any runtime class is allowed"
+    allowed_text = f"allowed: {wording.quote_all(rule.allowed)}" if rule.allowed else "any runtime class is allowed"
     if not isinstance(value, str) or not value:
         if not rule.required:
             return []
@@ -403,7 +394,7 @@ def runtime_class_name(
         return []
     return [model.Violation(
         "runtimeClassName not allowed",
-        f"{_subject(pod)} uses runtime class {_quote(value)} in {path}; {allowed_text}",
+        f"{_subject(pod)} uses runtime class {wording.quote(value)} in {path}; {allowed_text}",
         path=path, value=value, allowed=list(rule.allowed),
     )]
 
@@ -416,7 +407,7 @@ def _privileges(pod: model.PodTarget) -> list[tuple[str, str, str]]:
             path = f"{pod.spec_path}.{field}"
             found.append(("host namespaces", f"sets {path}=true", path))
     for field, index, container in workloads.containers(pod.spec):
-        if _as_dict(container.get("securityContext")).get("privileged") is True:
+        if wording.as_dict(container.get("securityContext")).get("privileged") is True:
             path = f"{pod.spec_path}.{field}[{index}].securityContext.privileged"
             found.append(("privileged", f"container {_container_name(container)} sets {path}=true", path))
     return found
@@ -436,7 +427,7 @@ def _requester_allowed(ctx: model.ReviewContext, rule: Privileged) -> bool:
 def _namespace(pod: model.PodTarget, ctx: model.ReviewContext) -> str:
     if ctx.namespace:
         return ctx.namespace
-    namespace = _as_dict(pod.obj.get("metadata")).get("namespace")
+    namespace = wording.as_dict(pod.obj.get("metadata")).get("namespace")
     return namespace if isinstance(namespace, str) else ""
 
 
@@ -453,12 +444,12 @@ def privileged(
     if pod.kind == "Pod" and account is not None and scope.glob_match(account, rule.trustedControllers):
         return []
     namespace = _namespace(pod, ctx)
-    requester = _quote(ctx.username or "(anonymous)")
+    requester = wording.quote(ctx.username or "(anonymous)")
     if not _requester_allowed(ctx, rule):
         why = f"requester {requester} may not create privileged pods"
     elif rule.namespaces and not scope.glob_match(namespace, rule.namespaces):
         why = (f"requester {requester} may create privileged pods only in namespaces "
-               f"{_quote_all(rule.namespaces)}, not in {_quote(namespace)}")
+               f"{wording.quote_all(rule.namespaces)}, not in {wording.quote(namespace)}")
     else:
         return []
     return [

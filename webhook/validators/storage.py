@@ -25,7 +25,6 @@ spec unchanged, like Pod Security admission.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Annotated, Any, Literal
@@ -34,6 +33,7 @@ import pydantic
 
 from webhook import quantity
 from webhook.policy import model, registry, scope, settings, workloads
+from webhook.validators import wording
 
 GROUP = "storage"
 CLAIM_KINDS = ("PersistentVolumeClaim", "StatefulSet")
@@ -187,33 +187,24 @@ def _pod_check(policy_id: str, *, order: int) -> Callable[[Check], Check]:
     return decorate
 
 
-def _quote(value: Any) -> str:
-    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
 
-
-def _quote_all(values: Iterable[str]) -> str:
-    return ", ".join(_quote(v) for v in values)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _name(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
-    meta = _as_dict(obj.get("metadata"))
+    meta = wording.as_dict(obj.get("metadata"))
     name = meta.get("name")
     if isinstance(name, str) and name:
-        return _quote(name)
+        return wording.quote(name)
     generate = meta.get("generateName")
     if isinstance(generate, str) and generate:
-        return _quote(generate + "*")
-    return _quote(ctx.name) if ctx.name else "(unnamed)"
+        return wording.quote(generate + "*")
+    return wording.quote(ctx.name) if ctx.name else "(unnamed)"
 
 
 def _namespace(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     if ctx.namespace:
         return ctx.namespace
-    namespace = _as_dict(obj.get("metadata")).get("namespace")
+    namespace = wording.as_dict(obj.get("metadata")).get("namespace")
     return namespace if isinstance(namespace, str) else ""
 
 
@@ -243,7 +234,7 @@ class Claim:
     @property
     def declared_class(self) -> str | None:
         """The class as written: the beta annotation wins over ``spec.storageClassName``."""
-        annotation = _as_dict(self.metadata.get("annotations")).get(BETA_CLASS_ANNOTATION)
+        annotation = wording.as_dict(self.metadata.get("annotations")).get(BETA_CLASS_ANNOTATION)
         if isinstance(annotation, str):
             return annotation
         value = self.spec.get("storageClassName")
@@ -251,7 +242,7 @@ class Claim:
 
     @property
     def class_path(self) -> str:
-        annotations = _as_dict(self.metadata.get("annotations"))
+        annotations = wording.as_dict(self.metadata.get("annotations"))
         if isinstance(annotations.get(BETA_CLASS_ANNOTATION), str):
             return f"{self.prefix}metadata.annotations[{BETA_CLASS_ANNOTATION}]"
         return f"{self.prefix}spec.storageClassName"
@@ -262,24 +253,24 @@ def _claims(obj: Any, ctx: model.ReviewContext) -> list[Claim]:
         return []
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ctx.kind
     if kind == "PersistentVolumeClaim":
-        return [Claim(f"PersistentVolumeClaim {_name(obj, ctx)}", "", _as_dict(obj.get("spec")),
-                      _as_dict(obj.get("metadata")))]
+        return [Claim(f"PersistentVolumeClaim {_name(obj, ctx)}", "", wording.as_dict(obj.get("spec")),
+                      wording.as_dict(obj.get("metadata")))]
     if kind != "StatefulSet":
         return []
-    templates = _as_dict(obj.get("spec")).get("volumeClaimTemplates")
+    templates = wording.as_dict(obj.get("spec")).get("volumeClaimTemplates")
     if not isinstance(templates, list):
         return []
     found = []
     for index, template in enumerate(templates):
         if not isinstance(template, dict):
             continue
-        meta = _as_dict(template.get("metadata"))
+        meta = wording.as_dict(template.get("metadata"))
         claim_name = meta.get("name")
-        shown = _quote(claim_name) if isinstance(claim_name, str) and claim_name else f"#{index}"
+        shown = wording.quote(claim_name) if isinstance(claim_name, str) and claim_name else f"#{index}"
         found.append(Claim(
             f"StatefulSet {_name(obj, ctx)} claim template {shown}",
             f"spec.volumeClaimTemplates[{index}].",
-            _as_dict(template.get("spec")),
+            wording.as_dict(template.get("spec")),
             meta,
         ))
     return found
@@ -338,8 +329,8 @@ def allowed_classes(
             continue  # a missing class is storage.storageClassRequired's finding
         found.append(model.Violation(
             "storage class not allowed",
-            f"{claim.subject} uses class {_quote(storage_class)} in {claim.class_path}; namespace "
-            f"{_quote(namespace)} allows classes {_quote_all(rules.allowedClasses)}",
+            f"{claim.subject} uses class {wording.quote(storage_class)} in {claim.class_path}; namespace "
+            f"{wording.quote(namespace)} allows classes {wording.quote_all(rules.allowedClasses)}",
             path=claim.class_path, value=storage_class, allowed=list(rules.allowedClasses),
         ))
     return found
@@ -355,7 +346,7 @@ def max_size(
     found = []
     for claim in _claims(obj, ctx):
         path = f"{claim.prefix}spec.resources.requests.storage"
-        text = _size_text(_as_dict(_as_dict(claim.spec.get("resources")).get("requests")).get("storage"))
+        text = _size_text(wording.as_dict(wording.as_dict(claim.spec.get("resources")).get("requests")).get("storage"))
         if text is None:
             continue  # the API server requires it; nothing to compare
         try:
@@ -370,10 +361,10 @@ def max_size(
         class_rules = params.classes.get(storage_class) if storage_class is not None else None
         if class_rules is not None and class_rules.maxSize is not None:
             limits.append((quantity.parse(class_rules.maxSize), class_rules.maxSize,
-                           f"the maximum for class {_quote(storage_class)} is {class_rules.maxSize}"))
+                           f"the maximum for class {wording.quote(storage_class)} is {class_rules.maxSize}"))
         if namespace_rules is not None and namespace_rules.maxSize is not None:
             limits.append((quantity.parse(namespace_rules.maxSize), namespace_rules.maxSize,
-                           f"the maximum in namespace {_quote(namespace)} is {namespace_rules.maxSize}"))
+                           f"the maximum in namespace {wording.quote(namespace)} is {namespace_rules.maxSize}"))
         if params.maxSize is not None:
             limits.append(
                 (quantity.parse(params.maxSize), params.maxSize, f"the maximum is {params.maxSize}")
@@ -408,7 +399,7 @@ def access_modes(
             path = f"{claim.prefix}spec.accessModes[{index}]"
             found.append(model.Violation(
                 "access mode not allowed",
-                f"{claim.subject} asks for {mode} in {path}; class {_quote(storage_class)} allows "
+                f"{claim.subject} asks for {mode} in {path}; class {wording.quote(storage_class)} allows "
                 f"{', '.join(class_rules.accessModes)}",
                 path=path, value=mode, allowed=list(class_rules.accessModes),
             ))
@@ -430,17 +421,17 @@ def claim_update(
     if before is not None and after != before:
         found.append(model.Violation(
             "storage class changed",
-            f"{new.subject} changes {new.class_path} from {_quote(before)} to {_quote(after or '')}; "
+            f"{new.subject} changes {new.class_path} from {wording.quote(before)} to {wording.quote(after or '')}; "
             "the class of a claim cannot change",
             path=new.class_path, value=after, allowed=before,
         ))
     path = "spec.resources.requests.storage"
-    old_text = _size_text(_as_dict(_as_dict(old.spec.get("resources")).get("requests")).get("storage"))
-    new_text = _size_text(_as_dict(_as_dict(new.spec.get("resources")).get("requests")).get("storage"))
+    old_text = _size_text(wording.as_dict(wording.as_dict(old.spec.get("resources")).get("requests")).get("storage"))
+    new_text = _size_text(wording.as_dict(wording.as_dict(new.spec.get("resources")).get("requests")).get("storage"))
     old_size, new_size = _parsed(old_text), _parsed(new_text)
     if old_size is not None and new_size is not None and new_size < old_size:
-        status = _as_dict(_as_dict(ctx.old_object).get("status"))
-        capacity_text = _size_text(_as_dict(status.get("capacity")).get("storage"))
+        status = wording.as_dict(wording.as_dict(ctx.old_object).get("status"))
+        capacity_text = _size_text(wording.as_dict(status.get("capacity")).get("storage"))
         capacity = _parsed(capacity_text)
         recovering = params.claims.allowExpansionRecovery and capacity is not None and new_size >= capacity
         if not recovering:
@@ -468,10 +459,10 @@ def _parsed(text: str | None) -> Fraction | None:
 
 
 def _pv_class(pv: dict[str, Any]) -> str | None:
-    annotation = _as_dict(_as_dict(pv.get("metadata")).get("annotations")).get(BETA_CLASS_ANNOTATION)
+    annotation = wording.as_dict(wording.as_dict(pv.get("metadata")).get("annotations")).get(BETA_CLASS_ANNOTATION)
     if isinstance(annotation, str):
         return annotation
-    value = _as_dict(pv.get("spec")).get("storageClassName")
+    value = wording.as_dict(pv.get("spec")).get("storageClassName")
     return value if isinstance(value, str) else None
 
 
@@ -482,7 +473,7 @@ def _protected(storage_class: str | None, params: StorageSettings) -> bool:
 
 def _reclaim_policy(pv: dict[str, Any]) -> str:
     # The API server defaults a PersistentVolume's reclaim policy to Retain.
-    value = _as_dict(pv.get("spec")).get("persistentVolumeReclaimPolicy")
+    value = wording.as_dict(pv.get("spec")).get("persistentVolumeReclaimPolicy")
     return value if isinstance(value, str) and value else "Retain"
 
 
@@ -493,19 +484,19 @@ def pv_host_path(
     """PersistentVolumes must not use hostPath (outside the allowed paths)."""
     if not isinstance(obj, dict):
         return []
-    host_path = _as_dict(obj.get("spec")).get("hostPath")
+    host_path = wording.as_dict(obj.get("spec")).get("hostPath")
     if host_path is None:
         return []
-    value = _as_dict(host_path).get("path")
+    value = wording.as_dict(host_path).get("path")
     allowed = params.persistentVolumes.allowedHostPaths
     if isinstance(value, str) and allowed and scope.glob_match(value, allowed):
         return []
-    why = (f"hostPath volumes are allowed only at {_quote_all(allowed)}" if allowed
+    why = (f"hostPath volumes are allowed only at {wording.quote_all(allowed)}" if allowed
            else "hostPath PersistentVolumes are not allowed (they expose the node's filesystem to any pod "
            "bound to them)")
     return [model.Violation(
         "hostPath PersistentVolume",
-        f"PersistentVolume {_name(obj, ctx)} uses hostPath {_quote(value or '')} in spec.hostPath.path; "
+        f"PersistentVolume {_name(obj, ctx)} uses hostPath {wording.quote(value or '')} in spec.hostPath.path; "
         f"{why}",
         path="spec.hostPath.path", value=value, allowed=list(allowed),
     )]
@@ -518,13 +509,13 @@ def pv_local(
     """PersistentVolumes must not use local volumes unless allowed."""
     if not isinstance(obj, dict) or params.persistentVolumes.allowLocal:
         return []
-    local = _as_dict(obj.get("spec")).get("local")
+    local = wording.as_dict(obj.get("spec")).get("local")
     if local is None:
         return []
-    value = _as_dict(local).get("path")
+    value = wording.as_dict(local).get("path")
     return [model.Violation(
         "local PersistentVolume",
-        f"PersistentVolume {_name(obj, ctx)} uses local volume {_quote(value or '')} in spec.local.path; "
+        f"PersistentVolume {_name(obj, ctx)} uses local volume {wording.quote(value or '')} in spec.local.path; "
         "local PersistentVolumes are not allowed (storage.persistentVolumes.allowLocal is false)",
         path="spec.local.path", value=value,
     )]
@@ -544,8 +535,8 @@ def pv_reclaim_policy(
     path = "spec.persistentVolumeReclaimPolicy"
     return [model.Violation(
         "reclaim policy not Retain",
-        f"PersistentVolume {_name(obj, ctx)} of protected class {_quote(storage_class)} has {path} "
-        f"{_quote(policy)}; protected classes require \"Retain\"",
+        f"PersistentVolume {_name(obj, ctx)} of protected class {wording.quote(storage_class)} has {path} "
+        f"{wording.quote(policy)}; protected classes require \"Retain\"",
         path=path, value=policy, allowed="Retain",
     )]
 
@@ -563,7 +554,7 @@ def pv_delete(
         return []
     return [model.Violation(
         "protected PersistentVolume",
-        f"PersistentVolume {_name(obj, ctx)} of protected class {_quote(storage_class)} retains its data "
+        f"PersistentVolume {_name(obj, ctx)} of protected class {wording.quote(storage_class)} retains its data "
         "(spec.persistentVolumeReclaimPolicy \"Retain\"); deleting protected volumes is not allowed "
         "(storage.persistentVolumes.denyProtectedDelete)",
         path="spec.persistentVolumeReclaimPolicy", value="Retain",
@@ -574,7 +565,7 @@ def pv_delete(
 
 
 def _class_name(obj: dict[str, Any]) -> str | None:
-    name = _as_dict(obj.get("metadata")).get("name")
+    name = wording.as_dict(obj.get("metadata")).get("name")
     return name if isinstance(name, str) else None
 
 
@@ -591,8 +582,8 @@ def provisioners(
         return []
     return [model.Violation(
         "provisioner not allowed",
-        f"StorageClass {_name(obj, ctx)} uses provisioner {_quote(value if value is not None else '')} in "
-        f"provisioner; allowed: {_quote_all(allowed)}",
+        f"StorageClass {_name(obj, ctx)} uses provisioner {wording.quote(value if value is not None else '')} in "
+        f"provisioner; allowed: {wording.quote_all(allowed)}",
         path="provisioner", value=value, allowed=list(allowed),
     )]
 
@@ -620,8 +611,8 @@ def protected_classes(
             continue
         found.append(model.Violation(
             f"{field} not {wanted}",
-            f"StorageClass {_name(obj, ctx)} is protected and has {field} {_quote(value)}; it must be "
-            f"{_quote(wanted)} ({why})",
+            f"StorageClass {_name(obj, ctx)} is protected and has {field} {wording.quote(value)}; it must be "
+            f"{wording.quote(wanted)} ({why})",
             path=field, value=value, allowed=wanted,
         ))
     return found
@@ -645,7 +636,7 @@ def volume_expansion(
     if actual == wanted:
         return []
     own = class_rules is not None and class_rules.allowVolumeExpansion is not None
-    where = f"for class {_quote(name)}" if own else "for storage classes"
+    where = f"for class {wording.quote(name)}" if own else "for storage classes"
     return [model.Violation(
         "allowVolumeExpansion not allowed" if actual else "allowVolumeExpansion required",
         f"StorageClass {_name(obj, ctx)} has allowVolumeExpansion={str(actual).lower()}; the policy requires "
@@ -689,7 +680,7 @@ def volume_types(
             path = f"{pod.spec_path}.volumes[{index}].{volume_type}"
             found.append(model.Violation(
                 "volume type not allowed",
-                f"{_pod_subject(pod, ctx)} volume {_quote(volume.get('name', ''))} uses {volume_type} "
+                f"{_pod_subject(pod, ctx)} volume {wording.quote(volume.get('name', ''))} uses {volume_type} "
                 f"in {path}; "
                 f"allowed volume types: {', '.join(allowed)}",
                 path=path, value=volume_type, allowed=list(allowed),
@@ -708,7 +699,7 @@ def memory_empty_dir(
         empty_dir = volume.get("emptyDir")
         if not isinstance(empty_dir, dict) or empty_dir.get("medium") != "Memory":
             continue
-        where = f"{_pod_subject(pod, ctx)} volume {_quote(volume.get('name', ''))}"
+        where = f"{_pod_subject(pod, ctx)} volume {wording.quote(volume.get('name', ''))}"
         path = f"{pod.spec_path}.volumes[{index}].emptyDir.sizeLimit"
         text = _size_text(empty_dir.get("sizeLimit"))
         if text is None:
