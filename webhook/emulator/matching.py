@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.emulator import attributes, conditions, config, texts
+from webhook.policy import scope
 
 EXEMPT_KINDS = frozenset(
     {
@@ -66,20 +67,7 @@ def rule_matches(rule: config.Rule, attrs: attributes.Attributes) -> bool:
 
 def selector_matches(selector: config.LabelSelector, labels: Mapping[str, str]) -> bool:
     """``metav1.LabelSelectorAsSelector(...).Matches``: every requirement must hold."""
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.match_expressions:
-        present = req.key in labels
-        if req.operator == "In" and not (present and labels[req.key] in req.values):
-            return False
-        if req.operator == "NotIn" and present and labels[req.key] in req.values:
-            return False
-        if req.operator == "Exists" and not present:
-            return False
-        if req.operator == "DoesNotExist" and present:
-            return False
-    return True
+    return scope.requirements_hold(selector.match_labels, selector.match_expressions, labels)
 
 
 def _labels_of(obj: dict[str, Any] | None) -> dict[str, str] | None:

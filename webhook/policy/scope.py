@@ -29,10 +29,16 @@ def glob_match(value: str, patterns: Iterable[str]) -> bool:
 
 
 def selector_matches(selector: settings.LabelSelector, labels: Mapping[str, str]) -> bool:
-    for key, value in selector.matchLabels.items():
+    return requirements_hold(selector.matchLabels, selector.matchExpressions, labels)
+
+
+def requirements_hold(match_labels: Mapping[str, str], expressions: Iterable[Any], labels: Mapping[str, str]) -> bool:
+    """``LabelSelector`` semantics: every label pair and every expression (``key``, ``operator``,
+    ``values``) must hold. Shared with the API-server emulator, which reads selectors from YAML."""
+    for key, value in match_labels.items():
         if labels.get(key) != value:
             return False
-    for req in selector.matchExpressions:
+    for req in expressions:
         present = req.key in labels
         if req.operator == "In" and (not present or labels[req.key] not in req.values):
             return False
