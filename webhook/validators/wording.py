@@ -14,7 +14,10 @@ from typing import Any
 
 def quote(value: Any) -> str:
     """``"name"``: a value as messages show it (non-strings are shown by their text)."""
-    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # what json.dumps gives for such text, without its cost on every finding
+    return json.dumps(text, ensure_ascii=False)
 
 
 def quote_all(values: Iterable[Any]) -> str:
