@@ -280,3 +280,28 @@ async def test_review_log_line_truncates_caller_controlled_fields(
     assert line["name"] == "n" * 256 + "...(+4744 chars)"
     assert line["uid"] == "u" * 256 + "...(+744 chars)"
     assert {"kind", "namespace", "operation", "user", "decision", "patch_ops", "latency_ms"} <= set(line)
+
+
+async def test_policy_watcher_reloads_a_changed_directory_by_itself(
+    aiohttp_client: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    catalog = conftest.make_catalog()
+    monkeypatch.setattr(server, "load_policies", lambda s: engine.PolicySet(files.load(list(s.policies), catalog=catalog), catalog=catalog))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: enforce\n")
+    app = server.build_app(config.ServeSettings(policies=(tmp_path,), reload_interval=0.05))
+    client = await aiohttp_client(app)
+    bad = conftest.admission_review(conftest.pod(containers=PRIVILEGED))
+    assert (await post(client, "/validate", bad))[1]["response"]["allowed"] is False
+
+    # A ConfigMap update: the new content appears under a new name and the old file goes away.
+    (tmp_path / "q.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: warn\n")
+    policy.unlink()
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if app[server.POLICIES].current.config.sources == (str(tmp_path / "q.yaml"),):
+            break
+    answer = (await post(client, "/validate", bad))[1]["response"]
+    assert answer["allowed"] is True and answer["warnings"][0].startswith("demo-pods.privileged")
