@@ -305,3 +305,25 @@ async def test_policy_watcher_reloads_a_changed_directory_by_itself(
             break
     answer = (await post(client, "/validate", bad))[1]["response"]
     assert answer["allowed"] is True and answer["warnings"][0].startswith("demo-pods.privileged")
+
+
+async def test_expired_certificate_fails_readyz_and_metrics_show_its_expiry(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    import datetime
+
+    from webhook import certs, tls
+
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    certs.ensure(tmp_path / "certs", service="admission-webhook", namespace="admission-webhook", days=1, now=long_ago)
+    cert, key = tmp_path / "certs" / "tls.crt", tmp_path / "certs" / "tls.key"
+    context = tls.server_context(cert=cert, key=key)
+    app = make_app(tmp_path, reload_interval=0.05)
+    server.attach_cert_reloader(app, tls.CertReloader(context, cert=cert, key=key))
+    client = await aiohttp_client(app)
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["problems"] == ["serving certificate has expired"]
+    text = await (await client.get("/metrics")).text()
+    expiry = next(line for line in text.splitlines() if line.startswith("admission_certificate_expiry_seconds "))
+    assert float(expiry.split()[1]) < -28 * 24 * 3600  # expired about 29 days ago
