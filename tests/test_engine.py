@@ -327,3 +327,13 @@ def test_access_review_exemption_degrades_per_policy(
     parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED), username=user))
     parsed.context.authorizer = authorizer
     assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed is allowed
+
+
+def test_namespace_label_exemption_needs_known_labels(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, "demoPods:\n  exemptions:\n    namespaceSelector:\n      matchLabels: {tier: platform}\n")
+    parsed = review.parse(conftest.admission_review(conftest.pod(containers=PRIVILEGED), namespace="ops"))
+    assert not engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed  # labels unknown
+    parsed.context.namespace_labels = {"tier": "platform"}
+    assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
+    parsed.context.namespace_labels = {"tier": "apps"}
+    assert not engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed

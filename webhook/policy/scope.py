@@ -84,6 +84,12 @@ def exempt(
 ) -> bool:
     if exemptions.namespaces and ctx.namespace and glob_match(ctx.namespace, exemptions.namespaces):
         return True
+    if (
+        exemptions.namespaceSelector is not None
+        and ctx.namespace_labels is not None
+        and selector_matches(exemptions.namespaceSelector, ctx.namespace_labels)
+    ):
+        return True
     if exemptions.users and glob_match(ctx.username, exemptions.users):
         return True
     if exemptions.groups and any(glob_match(g, exemptions.groups) for g in ctx.user_groups):

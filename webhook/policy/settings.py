@@ -86,6 +86,9 @@ class Exemptions(StrictModel):
     exemptions: usernames, runtimeClassNames, namespaces)."""
 
     namespaces: tuple[str, ...] = ()
+    namespaceSelector: LabelSelector | None = None
+    """Namespaces whose labels match are exempt (needs the namespace cache; without a cluster the
+    labels are unknown and this never exempts)."""
     users: tuple[str, ...] = ()
     """``request.userInfo.username`` values or globs."""
     groups: tuple[str, ...] = ()
