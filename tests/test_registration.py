@@ -98,15 +98,24 @@ def test_each_group_becomes_one_webhook_with_its_own_path_rules_and_failure_poli
         "matchPolicy": "Equivalent",
         "namespaceSelector": SELECTOR,
         "objectSelector": {},
+        # Each resource gets exactly the operations its policies need: DELETE only for bindings.
         "rules": [
             {
                 "apiGroups": ["rbac.authorization.k8s.io"],
                 "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE", "DELETE"],
-                "resources": ["clusterrolebindings", "clusterroles", "roles"],
+                "operations": ["CREATE", "DELETE"],
+                "resources": ["clusterrolebindings"],
+                "scope": "*",
+            },
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["clusterroles", "roles"],
                 "scope": "*",
             },
         ],
+        "matchConditions": [registration.CONTROL_PLANE_CONDITION],
         "sideEffects": "None",
         "timeoutSeconds": 5,
     }
@@ -142,6 +151,7 @@ def test_each_group_becomes_one_webhook_with_its_own_path_rules_and_failure_poli
                 "scope": "*",
             },
         ],
+        "matchConditions": [registration.CONTROL_PLANE_CONDITION],
         "sideEffects": "None",
         "timeoutSeconds": 3,
         "reinvocationPolicy": "IfNeeded",
@@ -428,3 +438,37 @@ def test_an_api_error_other_than_not_found_is_reported_as_cluster_unavailable(
         match="could not read MutatingWebhookConfiguration/admission-webhook: HTTP 403 Forbidden",
     ):
         registration.apply(configs, api=Forbidden())
+
+
+def test_register_excludes_the_namespace_of_the_service_it_targets(capsys: Any) -> None:
+    from webhook import cli
+
+    assert cli.main(["register", "--dry-run", "--ca-bundle", "", "--service", "webhooks/admission-webhook"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    for doc in docs:
+        for hook in doc["webhooks"]:
+            assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [
+                "kube-node-lease", "kube-system", "webhooks"]
+
+
+@pytest.mark.parametrize(
+    ("user", "group", "resource", "called"),
+    [
+        ("system:apiserver", "rbac.authorization.k8s.io", "clusterroles", False),  # bootstrap roles
+        ("system:serviceaccount:kube-system:clusterrole-aggregation-controller", "rbac.authorization.k8s.io",
+         "clusterroles", False),
+        ("system:serviceaccount:kube-system:persistent-volume-binder", "", "persistentvolumes", False),
+        ("system:kube-controller-manager", "storage.k8s.io", "storageclasses", False),
+        ("alice", "rbac.authorization.k8s.io", "clusterroles", True),  # users are always checked
+        ("system:serviceaccount:kube-system:replicaset-controller", "", "pods", True),  # Pods never skipped
+        ("system:serviceaccount:ci:deployer", "", "persistentvolumeclaims", True),
+    ],
+)
+def test_control_plane_writes_to_rbac_and_storage_skip_the_webhook(
+    user: str, group: str, resource: str, called: bool
+) -> None:
+    from webhook.emulator import conditions
+
+    variables = {"request": {"userInfo": {"username": user}, "resource": {"group": group, "resource": resource}},
+                 "object": None, "oldObject": None}
+    assert conditions.evaluate_one(registration.CONTROL_PLANE_CONDITION["expression"], variables) is called

@@ -128,13 +128,16 @@ def parse_service(value: str) -> tuple[str, str]:
 
 
 def rules(policies: Iterable[registry.Policy], *, chain: str) -> list[dict[str, Any]]:
-    """One rule per API group: its resources, and the operations any policy needs on them.
+    """Rules listing, for each resource, exactly the operations some policy needs on it.
 
+    Resources are grouped into one rule per (API group, version, operations): merging operations
+    across resources would, for example, send every Pod DELETE to a fail-closed webhook because
+    one policy cares about PersistentVolume deletes, and an outage would then block scale-downs.
     A validating group that checks Pods also gets ``pods/ephemeralcontainers``, as Pod Security
     admission's webhook registers it: ``kubectl debug`` adds containers through that subresource,
     which would otherwise bypass every container check (the engine evaluates it as a Pod update).
     """
-    by_group: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    by_resource: dict[tuple[str, str, str], set[str]] = {}
     for policy in policies:
         for kind in policy.kinds:
             if kind not in RESOURCES:
@@ -143,21 +146,42 @@ def rules(policies: Iterable[registry.Policy], *, chain: str) -> list[dict[str, 
                     "does not map to a resource; add it there"
                 )
             api_group, version, resource = RESOURCES[kind]
-            resources, operations = by_group.setdefault((api_group, version), (set(), set()))
-            resources.add(resource)
+            by_resource.setdefault((api_group, version, resource), set()).update(policy.operations)
             if kind == "Pod" and chain == "validating":
-                resources.add("pods/ephemeralcontainers")
-            operations.update(policy.operations)
+                by_resource.setdefault((api_group, version, "pods/ephemeralcontainers"), set()).update(
+                    op for op in policy.operations if op in ("CREATE", "UPDATE")
+                )
+    grouped: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+    for (api_group, version, resource), operations in by_resource.items():
+        ordered = tuple(op for op in OPERATION_ORDER if op in operations)
+        grouped.setdefault((api_group, version, ordered), []).append(resource)
     return [
         {
             "apiGroups": [api_group],
             "apiVersions": [version],
-            "operations": [op for op in OPERATION_ORDER if op in operations],
+            "operations": list(operations),
             "resources": sorted(resources),
             "scope": "*",
         }
-        for (api_group, version), (resources, operations) in sorted(by_group.items())
+        for (api_group, version, operations), resources in sorted(grouped.items())
     ]
+
+
+# Writes the control plane makes to cluster-wide RBAC and storage objects (the API server
+# reconciling bootstrap roles at start-up, the ClusterRole aggregation controller, PV binding)
+# must not wait on this webhook: while it is down, a fail-closed webhook would stall them. Pods
+# are not skipped: controllers create Pods for users, and those are what Pod Security polices.
+CONTROL_PLANE_CONDITION = {
+    "name": "skip-control-plane-rbac-and-storage-writes",
+    "expression": (
+        "!(request.resource.group in ['rbac.authorization.k8s.io', 'storage.k8s.io'] || "
+        "request.resource.resource in ['persistentvolumes', 'persistentvolumeclaims']) || "
+        "!(request.userInfo.username in ['system:apiserver', 'system:kube-controller-manager', "
+        "'system:kube-scheduler'] || request.userInfo.username.startsWith('system:serviceaccount:kube-system:'))"
+    ),
+}
+CONTROL_PLANE_RESOURCES = {"roles", "rolebindings", "clusterroles", "clusterrolebindings", "storageclasses",
+                           "persistentvolumes", "persistentvolumeclaims"}
 
 
 def namespace_selector(namespace: str) -> dict[str, Any]:
@@ -190,6 +214,8 @@ def webhook(
         "sideEffects": "None",
         "timeoutSeconds": options.timeout_enforcing if enforcing else options.timeout_advisory,
     }
+    if any(CONTROL_PLANE_RESOURCES & set(rule["resources"]) for rule in entry["rules"]):
+        entry["matchConditions"] = [dict(CONTROL_PLANE_CONDITION)]
     if group.chain == "mutating":
         # Called again if a later mutating webhook changed the object (e.g. added a container),
         # so injected containers get defaults too. Our mutations are idempotent, as required.

@@ -36,8 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--namespace",
-        default=registration.DEFAULT_NAMESPACE,
-        help="the webhook's own namespace, excluded from every webhook",
+        default=None,
+        help="the webhook's own namespace, excluded from every webhook (default: the namespace of "
+        f"--service, else {registration.DEFAULT_NAMESPACE})",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the YAML instead of applying it")
     parser.add_argument("--failure-policy-enforcing", choices=["Fail", "Ignore"], default="Fail")
@@ -87,8 +88,10 @@ def build(args: argparse.Namespace, catalog: registry.Registry) -> list[dict[str
     timeouts = {}
     if args.timeout_seconds is not None:
         timeouts = {"timeout_enforcing": args.timeout_seconds, "timeout_advisory": args.timeout_seconds}
+    # The webhook must never match its own namespace, or it could not restart its own Pods.
+    namespace = args.namespace or (target.service[0] if target.service else registration.DEFAULT_NAMESPACE)
     options = registration.Options(
-        namespace=args.namespace,
+        namespace=namespace,
         failure_policy_enforcing=args.failure_policy_enforcing,
         failure_policy_advisory=args.failure_policy_advisory,
         advisory_groups=frozenset(args.advisory_group),
