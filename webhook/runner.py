@@ -20,6 +20,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import ssl
 import time
 from multiprocessing.context import ForkProcess
 from typing import Any
@@ -36,6 +37,21 @@ STABLE_AFTER = 30.0
 """A worker that ran this long before dying is restarted at once (its crash is not a loop)."""
 
 
+def serving_app(
+    settings: config.ServeSettings, *, context: ssl.SSLContext, timeouts: limits.Timeouts
+) -> web.Application:
+    """The app with everything a real server runs beside the handlers: the recorder, limits and
+    deadlines, the certificate reloader, and the cluster caches (namespace labels, access reviews)."""
+    app = server.build_app(settings)
+    if settings.record is not None:
+        recorder.attach(app, recorder.Recorder.from_settings(settings))
+    limits.install(app, timeouts)
+    reloader = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
+    server.attach_cert_reloader(app, reloader)
+    server.attach_namespace_cache(app)
+    return app
+
+
 async def serve(
     settings: config.ServeSettings,
     *,
@@ -48,14 +64,7 @@ async def serve(
     ``ready`` is set once the port is bound."""
     timeouts = timeouts or limits.Timeouts()
     context = tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
-    app = server.build_app(settings)
-    if settings.record is not None:
-        recorder.attach(app, recorder.Recorder.from_settings(settings))
-    limits.install(app, timeouts)
-    reloader = tls.CertReloader(
-        context, cert=settings.cert, key=settings.key, interval=settings.reload_interval
-    )
-    server.attach_cert_reloader(app, reloader)
+    app = serving_app(settings, context=context, timeouts=timeouts)
     shutdown_timeout = max(settings.default_timeout, 5.0)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **timeouts.handler_args())
     await runner.setup()
