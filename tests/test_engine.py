@@ -273,7 +273,9 @@ def test_pods_are_not_mutated_on_update_delete_or_connect(tmp_path: Path) -> Non
         == []
     )
     dep = conftest.deployment(obj)
-    assert run(ps, conftest.admission_review(dep, operation="UPDATE", old=dep), chain="mutating").patch != []
+    new_dep = copy.deepcopy(dep)
+    new_dep["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    assert run(ps, conftest.admission_review(new_dep, operation="UPDATE", old=dep), chain="mutating").patch != []
 
 
 def test_mutation_rejection_denies_with_its_message(tmp_path: Path) -> None:
@@ -337,3 +339,16 @@ def test_namespace_label_exemption_needs_known_labels(tmp_path: Path) -> None:
     assert engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
     parsed.context.namespace_labels = {"tier": "apps"}
     assert not engine.evaluate(ps, parsed.object, parsed.context, chain="validating").allowed
+
+
+def test_workload_update_that_keeps_the_template_is_not_mutated(tmp_path: Path) -> None:
+    ps = policy_set(tmp_path, LABELS)
+    old = conftest.deployment(conftest.pod())
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["replicas"] = 5  # no template change: adding defaults now would roll every Pod
+    assert run(ps, conftest.admission_review(scaled, operation="UPDATE", old=old), chain="mutating").patch == []
+    changed = copy.deepcopy(old)
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"  # a rollout anyway
+    assert run(ps, conftest.admission_review(changed, operation="UPDATE", old=old), chain="mutating").patch == [
+        {"op": "add", "path": "/spec/template/metadata/labels", "value": {"team": "core", "a.io/b": "x"}},
+    ]

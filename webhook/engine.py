@@ -259,6 +259,11 @@ def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: st
     if ctx.operation not in ("CREATE", "UPDATE") or _skip_subresource(ctx) or not isinstance(obj, dict):
         return outcome
     instances = policy_set.select("mutating", group, ctx.kind, ctx.operation)
+    if instances and ctx.operation == "UPDATE" and _template_unchanged(obj, ctx):
+        # Changing a workload's pod template starts a rollout. An update that leaves the template
+        # alone (scaling, a label on the Deployment, a policy change since it was created) must
+        # not restart every Pod because a default was added since.
+        instances = tuple(i for i in instances if not i.policy.pod_spec)
     if not instances:
         return outcome
     skipped: set[str] = set()
@@ -271,6 +276,13 @@ def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: st
         outcome.patch = patch.diff(obj, mutated)
         _report_advisory(instances, mutated, ctx, outcome)
     return outcome
+
+
+def _template_unchanged(obj: dict[str, Any], ctx: model.ReviewContext) -> bool:
+    if ctx.kind == "Pod" or not isinstance(ctx.old_object, dict):
+        return False
+    new, old = workloads.pod_target(obj, ctx.kind), workloads.pod_target(ctx.old_object, ctx.kind)
+    return new is not None and old is not None and new.holder == old.holder
 
 
 def _mutation_targets(
