@@ -314,7 +314,7 @@ async def test_expired_certificate_fails_readyz_and_metrics_show_its_expiry(
 
     from webhook import certs, tls
 
-    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
     certs.ensure(tmp_path / "certs", service="admission-webhook", namespace="admission-webhook", days=1, now=long_ago)
     cert, key = tmp_path / "certs" / "tls.crt", tmp_path / "certs" / "tls.key"
     context = tls.server_context(cert=cert, key=key)
@@ -327,3 +327,20 @@ async def test_expired_certificate_fails_readyz_and_metrics_show_its_expiry(
     text = await (await client.get("/metrics")).text()
     expiry = next(line for line in text.splitlines() if line.startswith("admission_certificate_expiry_seconds "))
     assert float(expiry.split()[1]) < -28 * 24 * 3600  # expired about 29 days ago
+
+
+async def test_metric_labels_stay_bounded_whatever_callers_send(client: TestClient) -> None:  # type: ignore[type-arg]
+    for i in range(20):
+        await client.post(f"/nope/{i}", data=b"{}", headers={"Content-Type": "application/json"})
+        odd = conftest.admission_review(conftest.pod(), kind=f"Weird{i}")
+        await post(client, "/validate", odd)
+    text = await (await client.get("/metrics")).text()
+    assert 'admission_errors_total{path="unmatched",type="http_404"} 20.0' in text
+    assert 'admission_requests_total{decision="allowed",kind="other",operation="CREATE",path="/validate"} 20.0' in text
+    assert "Weird" not in text and "/nope/" not in text
+
+
+async def test_errors_quote_caller_values_briefly(client: TestClient) -> None:  # type: ignore[type-arg]
+    status, body = await post(client, "/validate", {**_review(), "apiVersion": "v" * 50_000})
+    assert status == 400
+    assert len(body["error"]) < 400 and "(50002 chars)" in body["error"]

@@ -143,7 +143,7 @@ async def _limited(request: web.Request, handler: Handler) -> web.StreamResponse
     except ConnectionResetError:
         # The client went away mid-body (the API server cancelled the call, or a slow client gave
         # up): nobody is left to answer, and it is not our error. Counted, logged briefly.
-        request.app[server.METRICS].errors.labels(request.path, "client_disconnected").inc()
+        request.app[server.METRICS].errors.labels(server.route_label(request), "client_disconnected").inc()
         log.info("client_disconnected", path=request.path)
         return _json_error(400, "the client closed the connection before sending the whole body")
     return _close_if_draining(request, response)
@@ -165,7 +165,7 @@ def _timed_out(request: web.Request, *, caller: float, allowed: float, timeouts:
             f"request body not received within {limit:g}s (the API server waits {caller:g}s); "
             "closing the connection"
         )
-    request.app[server.METRICS].errors.labels(request.path, reason).inc()
+    request.app[server.METRICS].errors.labels(server.route_label(request), reason).inc()
     log.warning("review_timed_out", path=request.path, status=status, reason=reason, caller_timeout=caller)
     response = _json_error(status, message)
     # The connection may still have body bytes in flight: do not reuse it.

@@ -97,15 +97,21 @@ class Review:
         return self.request.uid
 
 
+def _echo(value: Any, limit: int = 100) -> str:
+    """A caller's value quoted back in an error, cut short: a 7 MB apiVersion is not a message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 def _describe_errors(exc: pydantic.ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False)[:5]:
         where = ".".join(str(p) for p in error["loc"]) or "body"
         message = error["msg"]
         if error["type"] == "literal_error" and error["loc"] == ("apiVersion",):
-            message = f"must be {V1} or {V1BETA1}, got {error['input']!r}"
+            message = f"must be {V1} or {V1BETA1}, got {_echo(error['input'])}"
         elif error["type"] == "literal_error" and error["loc"] == ("kind",):
-            message = f"must be AdmissionReview, got {error['input']!r}"
+            message = f"must be AdmissionReview, got {_echo(error['input'])}"
         elif error["type"] == "dict_type":
             message = "must be a JSON object"
         parts.append(f"{where}: {message}")
