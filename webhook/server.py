@@ -263,6 +263,26 @@ async def error_middleware(
         return _json_error(500, "internal error while answering; see the webhook's logs")
 
 
+ADMISSION_PREFIXES = ("/mutate", "/validate")
+
+
+@web.middleware
+async def require_client_certificate(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """With ``--client-ca``: admission paths need a client certificate the TLS layer verified.
+
+    Probes and metrics stay reachable without one (the kubelet presents none); a certificate from
+    another CA never gets this far, the handshake refuses it.
+    """
+    if request.path.startswith(ADMISSION_PREFIXES):
+        transport = request.transport
+        if transport is None or not transport.get_extra_info("peercert"):
+            request.app[METRICS].errors.labels(route_label(request), "no_client_certificate").inc()
+            return _json_error(401, "a client certificate signed by the configured client CA is required")
+    return await handler(request)
+
+
 async def _watch_policies(app: web.Application) -> AsyncIterator[None]:
     """Poll the policy files and reload on change; a broken file keeps the previous set serving."""
     settings = app[SETTINGS]
@@ -321,7 +341,8 @@ def build_app(
     settings: config.ServeSettings, *, policy_set: engine.PolicySet | None = None
 ) -> web.Application:
     """The aiohttp application. ``policy_set`` (tests) skips loading files from ``settings.policies``."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    middlewares = [error_middleware] + ([require_client_certificate] if settings.client_ca is not None else [])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app[METRICS] = metrics.Metrics()
     app[LIFECYCLE] = Lifecycle()

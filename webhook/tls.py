@@ -104,9 +104,12 @@ def _load(context: ssl.SSLContext, *, cert_pem: bytes, key_pem: bytes, cert: Pat
 def server_context(*, cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     """A server context with TLS >= 1.2 and, when ``client_ca`` is given, mutual TLS.
 
-    With ``client_ca`` a client must present a certificate signed by that CA, or the handshake
-    fails: the API server presents one when its AdmissionConfiguration names a kubeconfig with
-    client credentials for this webhook.
+    With ``client_ca``, a certificate a client presents must be signed by that CA or the handshake
+    fails; presenting none is allowed at the TLS layer (``CERT_OPTIONAL``) because the kubelet's
+    HTTPS probes of /healthz and /readyz carry no client certificate. The server then refuses
+    admission paths without a verified certificate (:func:`webhook.server.require_client_certificate`).
+    The API server presents one when its AdmissionConfiguration names a kubeconfig with client
+    credentials for this webhook.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -118,7 +121,7 @@ def server_context(*, cert: Path, key: Path, client_ca: Path | None = None) -> s
         # Parse first so a bad file is reported by name, not as an OpenSSL error code.
         if not certs.load_certs(client_ca):
             raise errors.CertificateError(f"{client_ca}: holds no PEM certificate")
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_OPTIONAL
         try:
             context.load_verify_locations(cafile=str(client_ca))
         except ssl.SSLError as exc:
