@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests import conftest
 from tests import emulator_support as es
@@ -269,3 +270,57 @@ async def test_error_rate_zero_never_fails(served: tuple[int, faults.State], pki
     inject(state, "/validate", failure="http500", error_rate=0.0)
     result = await es.admit(validating(pki, "Fail"), es.pod(), port)
     assert result.admitted
+
+
+def wrapped(bundle: str, *, width: int = 76, newline: str = "\n") -> str:
+    """``bundle`` cut into lines of ``width`` characters, as kustomize writes long base64 values."""
+    return "".join(bundle[i : i + width] + newline for i in range(0, len(bundle), width))
+
+
+class LiteralBlocks(yaml.SafeDumper):
+    """Writes multi-line strings as ``|`` literal blocks, the shape ``kubectl kustomize`` prints."""
+
+
+LiteralBlocks.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    ),
+)
+
+
+async def test_a_ca_bundle_wrapped_at_76_columns_in_a_literal_block_is_trusted(
+    served: tuple[int, faults.State], pki: es.Pki, tmp_path: Path
+) -> None:
+    port, _ = served
+    bundle = wrapped(pki.ca_bundle)
+    assert len(bundle.splitlines()) > 2 and max(len(line) for line in bundle.splitlines()) == 76
+    document = es.configuration(
+        "ValidatingWebhookConfiguration", "c", [es.webhook("hook.example.com", ca_bundle=bundle, timeout=1)]
+    )
+    path = tmp_path / "kustomized.yaml"
+    path.write_text(yaml.dump(document, Dumper=LiteralBlocks, sort_keys=False))
+    assert "caBundle: |\n" in path.read_text()
+    result = await es.admit(es.config.load(path), es.pod(), port)
+    assert result.admitted and result.status is None
+    assert [(w.name, w.outcome) for w in result.webhooks] == [("hook.example.com", "allowed")]
+
+
+async def test_a_ca_bundle_wrapped_with_crlf_is_trusted(served: tuple[int, faults.State], pki: es.Pki) -> None:
+    port, _ = served
+    result = await es.admit(validating(pki, "Fail", bundle=wrapped(pki.ca_bundle, newline="\r\n")), es.pod(), port)
+    assert result.admitted
+    assert [(w.name, w.outcome) for w in result.webhooks] == [("hook.example.com", "allowed")]
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", "!"])
+async def test_a_ca_bundle_with_other_stray_characters_is_still_not_pem(
+    separator: str, served: tuple[int, faults.State], pki: es.Pki
+) -> None:
+    port, _ = served
+    bundle = wrapped(pki.ca_bundle, newline=separator)
+    result = await es.admit(validating(pki, "Fail", bundle=bundle), es.pod(), port)
+    assert result.status is not None and result.status.message == calling(
+        "could not get REST client: unable to load root certificates: unable to parse bytes as PEM block"
+    )
+    assert [(w.name, w.outcome) for w in result.webhooks] == [("hook.example.com", "failed-closed")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fractions
+import time
 from typing import Any
 
 import pydantic
@@ -93,6 +95,29 @@ def test_an_unreadable_user_request_gets_no_limit_beside_it() -> None:
     assert ms.run_one(defaults.default_resources, obj, params(**RESOURCES))[0] == []
 
 
+def test_a_hostile_request_is_unreadable_and_judged_in_linear_time() -> None:
+    # 30,000 digits and a bad suffix took a backtracking regex ~19 s; parsing must not block the loop.
+    hostile = "1" * 30_000 + "x"
+    obj = ms.pod({"containers": [{**APP, "resources": {"requests": {"memory": hostile}}}]})
+    started = time.perf_counter()
+    ops, _ = ms.run_one(defaults.default_resources, obj, params(**RESOURCES))
+    assert time.perf_counter() - started < 0.5
+    # The cpu request is still defaulted; no memory limit is derived from the unreadable request.
+    assert ops == [{"op": "add", "path": "/spec/containers/0/resources/requests/cpu", "value": "50m"}]
+
+
+def test_a_request_longer_than_64_characters_gets_no_limit_beside_it() -> None:
+    longest = "0" * 61 + "1Gi"  # 64 characters: still read
+    assert len(longest) == 64 and defaults.parse_quantity(longest) == 2**30
+    too_long = "0" + longest
+    assert defaults.parse_quantity(too_long) is None
+    obj = ms.pod({"containers": [{**APP, "resources": {"requests": {"memory": too_long, "cpu": "1"}}}]})
+    assert ms.run_one(defaults.default_resources, obj, params(**RESOURCES))[0] == []
+    obj = ms.pod({"containers": [{**APP, "resources": {"requests": {"memory": longest, "cpu": "1"}}}]})
+    assert ms.run_one(defaults.default_resources, obj, params(**RESOURCES))[0] == [
+        {"op": "add", "path": "/spec/containers/0/resources/limits", "value": {"memory": longest}}]
+
+
 def test_resource_defaults_are_chosen_by_namespace_glob_first_match_wins() -> None:
     body = {
         "resources": [
@@ -138,10 +163,15 @@ def test_resource_defaults_are_chosen_by_namespace_glob_first_match_wins() -> No
 )
 def test_quantities_parse_like_the_api_server(text: str, value: str) -> None:
     parsed = defaults.parse_quantity(text)
-    assert parsed is not None and parsed == defaults.decimal.Decimal(value)
+    assert parsed is not None and parsed == fractions.Fraction(value)
 
 
-@pytest.mark.parametrize("text", ["lots", "1GB", "", "1e", "--1", True])
+def test_bare_yaml_numbers_are_quantities() -> None:
+    assert defaults.parse_quantity(3) == 3
+    assert defaults.parse_quantity(0.5) == fractions.Fraction(1, 2)
+
+
+@pytest.mark.parametrize("text", ["lots", "1GB", "", "1e", "--1", True, "1e1.5", "١"])
 def test_malformed_quantities_are_none(text: Any) -> None:
     assert defaults.parse_quantity(text) is None
 

@@ -294,3 +294,60 @@ def test_end_to_end_with_the_shipped_policy_file() -> None:
     ]
     outcome = evaluate(policy_set, binding({"kind": "Group", "name": "system:unauthenticated"}), namespace="")
     assert not outcome.allowed and "the subject's namespace does not limit its scope" in outcome.message
+
+
+SA_AS_USER_MESSAGE = (
+    'ClusterRoleBinding "grant" binds ClusterRole "cluster-admin" to User "system:serviceaccount:team:ci" '
+    '(ServiceAccount "team/ci") in subjects[0]; a ClusterRoleBinding grants it in every namespace (the '
+    "subject's namespace does not limit its scope); roles \"cluster-admin\" may not be bound to service "
+    "accounts or broad groups"
+)
+
+
+def test_a_service_account_named_as_a_user_is_a_service_account() -> None:
+    # The API server authenticates a service account token as user "system:serviceaccount:<ns>:<name>",
+    # so a User subject with that name grants the role to the service account.
+    as_user = binding({"kind": "User", "apiGroup": "rbac.authorization.k8s.io",
+                       "name": "system:serviceaccount:team:ci"})
+    assert run(rbac.high_privilege_bindings, as_user) == [
+        ("high-privilege binding", SA_AS_USER_MESSAGE, "subjects[0]")]
+    in_role_binding = binding({"kind": "User", "name": "system:serviceaccount:team:ci"}, kind="RoleBinding")
+    assert [detail for _, detail, _ in run(rbac.high_privilege_bindings, in_role_binding)] == [
+        'RoleBinding "grant" in namespace "team" binds ClusterRole "cluster-admin" to User '
+        '"system:serviceaccount:team:ci" (ServiceAccount "team/ci") in subjects[0]; roles "cluster-admin" '
+        "may not be bound to service accounts or broad groups"]
+    # allowedServiceAccounts covers it under either spelling.
+    allowed = rbac.RbacSettings.model_validate({"highPrivilegeBindings": {"allowedServiceAccounts": ["team/*"]}})
+    assert run(rbac.high_privilege_bindings, as_user, settings=allowed) == []
+    assert run(rbac.high_privilege_bindings, binding({"kind": "ServiceAccount", "name": "ci", "namespace": "team"}),
+               settings=allowed) == []
+    other = rbac.RbacSettings.model_validate({"highPrivilegeBindings": {"allowedServiceAccounts": ["gitops/*"]}})
+    assert run(rbac.high_privilege_bindings, as_user, settings=other) == [
+        ("high-privilege binding", SA_AS_USER_MESSAGE, "subjects[0]")]
+    # A user whose name merely contains the prefix is an ordinary user.
+    assert run(rbac.high_privilege_bindings, binding({"kind": "User", "name": "x-system:serviceaccount:a:b"})) == []
+
+
+@pytest.mark.parametrize("group", ["system:serviceaccounts", "system:serviceaccounts:team"])
+def test_service_account_groups_are_flagged_whatever_broad_groups_lists(group: str) -> None:
+    # Every service account (of a namespace) is in these groups, including ones created later.
+    settings = rbac.RbacSettings.model_validate({"highPrivilegeBindings": {
+        "broadGroups": ["system:authenticated"], "allowedServiceAccounts": ["*/*"]}})
+    found = run(rbac.high_privilege_bindings, binding({"kind": "Group", "name": group}), settings=settings)
+    assert found == [(
+        "high-privilege binding",
+        f'ClusterRoleBinding "grant" binds ClusterRole "cluster-admin" to Group "{group}" in subjects[0]; a '
+        "ClusterRoleBinding grants it in every namespace (the subject's namespace does not limit its scope); "
+        'roles "cluster-admin" may not be bound to service accounts or broad groups',
+        "subjects[0]")]
+    # A group that only looks alike is not one of them.
+    assert run(rbac.high_privilege_bindings, binding({"kind": "Group", "name": "system:serviceaccountsx"}),
+               settings=settings) == []
+
+
+def test_end_to_end_cluster_admin_to_a_service_account_user_is_denied() -> None:
+    policy_set = engine.PolicySet(files.load([REPO / "policies" / "30-rbac.yaml"]))
+    outcome = evaluate(policy_set, binding({"kind": "User", "name": "system:serviceaccount:team:ci"}),
+                       namespace="")
+    assert not outcome.allowed
+    assert outcome.message == f"rbac.highPrivilegeBindings: high-privilege binding ({SA_AS_USER_MESSAGE})"

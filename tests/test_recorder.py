@@ -393,3 +393,117 @@ def test_redaction_patterns_come_from_settings(tmp_path: Path) -> None:
         assert not rec.redaction.env_name_matches("DB_PASSWORD")  # the list replaces the defaults
     finally:
         rec.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "redacted"),
+    [
+        ("MYSQL_ROOT_PASSWORD", True), ("REDIS_PASSWD", True), ("SMTP_PASS", True), ("db_pwd", True),
+        ("SENTRY_DSN", True), ("AUTH_HEADER", True), ("OAUTH_CLIENT_ID", True), ("PRIVATE_SIGNING_MATERIAL", True),
+        ("AWS_CREDS", True), ("GITHUB_TOKEN", True), ("api_key", True), ("SESSION_SECRET", True),
+        ("LOG_LEVEL", False), ("PORT", False), ("DATABASE_HOST", False), ("JAVA_OPTS", False),
+        ("TLS_CERT_FILE", False), ("TZ", False),
+    ],
+)
+def test_default_env_patterns_cover_common_secret_names_and_leave_plain_ones(name: str, redacted: bool) -> None:
+    assert recorder.Redaction().env_name_matches(name) is redacted
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("postgres://app:hunter2@db:5432/shop", "postgres://REDACTED@db:5432/shop"),
+        ("redis://:hunter2@cache:6379/0", "redis://REDACTED@cache:6379/0"),
+        ("amqp://mq:p@ss@rabbit/vhost", "amqp://REDACTED@rabbit/vhost"),  # an unencoded @ in the password
+        ("mongodb://u:hunter2@h1,h2/db?authSource=admin", "mongodb://REDACTED@h1,h2/db?authSource=admin"),
+        ("https://ghp_0123:x-oauth-basic@github.com/o/r.git", "https://REDACTED@github.com/o/r.git"),
+        ("-Ddb=jdbc:mysql://root:hunter2@db/x -Xmx1g", "-Ddb=jdbc:mysql://REDACTED@db/x -Xmx1g"),
+        ("http://a:one@h1 http://b:two@h2", "http://REDACTED@h1 http://REDACTED@h2"),
+        ("https://hooks.example.com:8443/notify?to=ops@example.com", None),  # a port, not a password
+        ("ssh://git@github.com/org/repo", None),
+        ("debug", None),
+    ],
+)
+def test_env_values_holding_a_url_with_a_password_are_blanked_whatever_the_name(
+    value: str, expected: str | None
+) -> None:
+    obj = conftest.pod(containers=[{"name": "a", "image": "x", "env": [{"name": "DATABASE_URL", "value": value}]}])
+    document = {"request": {"request": {"object": obj}}, "response": {}}
+    # Custom patterns replace the name list, not the URL check.
+    found = recorder.redact(document, redaction=recorder.Redaction(env_patterns=("^API_",)))
+    assert obj["spec"]["containers"][0]["env"][0]["value"] == (expected or value)
+    assert found == ([f"{OBJ}.spec.containers[0].env[0].value"] if expected else [])
+
+
+PATCHED_ENV = [{"name": "DB_PASSWORD", "value": "old"}, {"name": "LEVEL", "value": "info"},
+               {"name": "DATABASE_URL", "value": "postgres://app:old@db/shop"}]
+ENV0 = "/spec/containers/0/env"
+PATCH = "response.response.patch"
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected_values", "expected_paths"),
+    [
+        pytest.param([{"op": "replace", "path": f"{ENV0}/0/value", "value": "new"}],
+                     ["REDACTED"], [f"{PATCH}[0].value"], id="value-of-a-secret-name"),
+        pytest.param([{"op": "replace", "path": f"{ENV0}/1/value", "value": "debug"}],
+                     ["debug"], [], id="value-of-a-plain-name-kept"),
+        pytest.param([{"op": "replace", "path": f"{ENV0}/2/value", "value": "postgres://app:n3w@db/shop"}],
+                     ["postgres://REDACTED@db/shop"], [f"{PATCH}[0].value"], id="url-value-of-a-plain-name"),
+        pytest.param([{"op": "test", "path": f"{ENV0}/0/value", "value": "old"}],
+                     ["REDACTED"], [f"{PATCH}[0].value"], id="test-op-carries-the-old-value"),
+        pytest.param([{"op": "add", "path": "/metadata/labels", "value": {"team": "core"}},
+                      {"op": "add", "path": f"{ENV0}/1/value", "value": "debug"}],
+                     [{"team": "core"}, "debug"], [], id="unrelated-earlier-op-keeps-the-name"),
+        pytest.param([{"op": "replace", "path": f"{ENV0}/9/value", "value": "debug"}],
+                     ["REDACTED"], [f"{PATCH}[0].value"], id="no-such-entry"),
+        pytest.param([{"op": "replace", "path": f"{ENV0}/-2/value", "value": "debug"}],
+                     ["REDACTED"], [f"{PATCH}[0].value"], id="negative-index-not-looked-up"),
+        pytest.param([{"op": "add", "path": f"{ENV0}/0", "value": {"name": "MODE", "value": "x"}},
+                      {"op": "replace", "path": f"{ENV0}/1/value", "value": "debug"}],
+                     [{"name": "MODE", "value": "x"}, "REDACTED"], [f"{PATCH}[1].value"],
+                     id="earlier-insert-shifts-the-index"),
+        pytest.param([{"op": "replace", "path": f"{ENV0}/1/name", "value": "NEW_SECRET"},
+                      {"op": "replace", "path": f"{ENV0}/1/value", "value": "debug"}],
+                     ["NEW_SECRET", "REDACTED"], [f"{PATCH}[1].value"], id="earlier-rename"),
+        pytest.param([{"op": "add", "path": "/spec/containers/0", "value": {"name": "side", "image": "x"}},
+                      {"op": "replace", "path": "/spec/containers/1/env/1/value", "value": "debug"}],
+                     [{"name": "side", "image": "x"}, "REDACTED"], [f"{PATCH}[1].value"],
+                     id="earlier-container-insert"),
+        pytest.param([{"op": "add", "path": f"{ENV0}/-", "value": {"name": "API_TOKEN", "value": "t-1"}},
+                      {"op": "add", "path": f"{ENV0}/-", "value": {"name": "MODE", "value": "fast"}}],
+                     [{"name": "API_TOKEN", "value": "REDACTED"}, {"name": "MODE", "value": "fast"}],
+                     [f"{PATCH}[0].value.value"], id="single-entry-appended"),
+        pytest.param([{"op": "replace", "path": "/spec/containers/0/env",
+                       "value": [{"name": "DB_PWD", "value": "p"}, {"name": "MODE", "value": "m"}]}],
+                     [[{"name": "DB_PWD", "value": "REDACTED"}, {"name": "MODE", "value": "m"}]],
+                     [f"{PATCH}[0].value[0].value"], id="bare-env-list"),
+        pytest.param([{"op": "add", "path": "/spec/initContainers", "value": [
+                         {"name": "init", "image": "x", "env": [{"name": "SENTRY_DSN", "value": "https://k@s/1"}]}]}],
+                     [[{"name": "init", "image": "x", "env": [{"name": "SENTRY_DSN", "value": "REDACTED"}]}]],
+                     [f"{PATCH}[0].value[0].env[0].value"], id="added-init-containers"),
+        pytest.param([{"op": "add", "path": "/spec/initContainers/-", "value":
+                       {"name": "init", "image": "x", "env": [{"name": "AUTH_HEADER", "value": "Bearer x"}]}}],
+                     [{"name": "init", "image": "x", "env": [{"name": "AUTH_HEADER", "value": "REDACTED"}]}],
+                     [f"{PATCH}[0].value.env[0].value"], id="added-init-container"),
+    ],
+)
+def test_env_values_in_every_patch_shape_are_redacted(
+    ops: list[dict[str, Any]], expected_values: list[Any], expected_paths: list[str]
+) -> None:
+    obj = conftest.pod(containers=[{"name": "app", "image": "x", "env": copy.deepcopy(PATCHED_ENV)}])
+    document = {"request": {"request": {"object": obj}}, "response": review.allowed("u", ops=copy.deepcopy(ops))}
+    in_object = [f"{OBJ}.spec.containers[0].env[0].value", f"{OBJ}.spec.containers[0].env[2].value"]
+    assert recorder.redact(document) == [*in_object, *expected_paths]
+    assert obj["spec"]["containers"][0]["env"][2]["value"] == "postgres://REDACTED@db/shop"
+    recorded = review.decode_patch(document["response"])
+    assert [op["value"] for op in recorded] == expected_values
+    assert [{k: v for k, v in op.items() if k != "value"} for op in recorded] == [
+        {k: v for k, v in op.items() if k != "value"} for op in ops]
+
+
+def test_a_patch_setting_an_env_value_without_the_object_is_blanked() -> None:
+    ops = [{"op": "replace", "path": f"{ENV0}/1/value", "value": "debug"}]
+    document = {"request": {"request": {"object": None}}, "response": review.allowed("u", ops=ops)}
+    assert recorder.redact(document) == [f"{PATCH}[0].value"]
+    assert review.decode_patch(document["response"]) == [{**ops[0], "value": "REDACTED"}]

@@ -318,9 +318,11 @@ PRIVILEGED_POD = pod(with_spec(hostNetwork=True))
         ("admin@example.com", (), "team", "Pod",
          'requester "admin@example.com" may create privileged pods only in namespaces "monitoring", '
          '"infra-*", not in "team"'),
-        # Pods the ReplicaSet controller creates come from a template judged at the workload level.
-        ("system:serviceaccount:kube-system:replicaset-controller", (), "team", "Pod", None),
-        # ... but a kube-system service account writing a Deployment is judged like anyone else.
+        # A kube-system service account's bare Pod (no controller owner) is judged like anyone's.
+        ("system:serviceaccount:kube-system:replicaset-controller", (), "team", "Pod",
+         'requester "system:serviceaccount:kube-system:replicaset-controller" may not create privileged '
+         "pods"),
+        # ... and so is a Deployment it writes (nothing owns it: a person wrote its template).
         ("system:serviceaccount:kube-system:replicaset-controller", (), "team", "Deployment",
          'requester "system:serviceaccount:kube-system:replicaset-controller" may not create privileged '
          "pods"),
@@ -339,6 +341,77 @@ def test_privileged_pods_depend_on_who_asks_and_where(
     else:
         field = "spec.hostNetwork" if kind == "Pod" else "spec.template.spec.hostNetwork"
         assert found == [("host namespaces", f'{kind} "web" sets {field}=true; {expected_why}', field)]
+
+
+def owned(kind: str, *, owner_kind: str, controller: Any = True) -> dict[str, Any]:
+    """A privileged ``kind`` object with a controller ownerReference, as the controllers create them."""
+    holder = {"spec": copy.deepcopy(PRIVILEGED_POD["spec"])}
+    if kind != "Pod":
+        holder = {"spec": {"template": holder} if kind != "CronJob" else {"jobTemplate": {"spec": {
+            "template": holder}}}}
+    reference = {"apiVersion": "apps/v1", "kind": owner_kind, "name": "web", "uid": "1234"}
+    if controller is not None:
+        reference["controller"] = controller
+    return {"kind": kind, "metadata": {"name": "web", "namespace": "team", "ownerReferences": [reference]},
+            **holder}
+
+
+@pytest.mark.parametrize(
+    ("obj", "username"),
+    [
+        # The deployment-controller stamps ReplicaSets out of a Deployment judged when it was written,
+        (owned("ReplicaSet", owner_kind="Deployment"), "system:serviceaccount:kube-system:deployment-controller"),
+        # the cronjob-controller Jobs out of a CronJob, the job-controller Pods out of a Job,
+        (owned("Job", owner_kind="CronJob"), "system:serviceaccount:kube-system:cronjob-controller"),
+        (owned("Pod", owner_kind="Job"), "system:serviceaccount:kube-system:job-controller"),
+        (owned("Pod", owner_kind="ReplicaSet"), "system:serviceaccount:kube-system:replicaset-controller"),
+        # and without --use-service-account-credentials they all run as one user.
+        (owned("ReplicaSet", owner_kind="Deployment"), "system:kube-controller-manager"),
+        (owned("Pod", owner_kind="StatefulSet"), "system:kube-controller-manager"),
+    ],
+)
+def test_objects_controllers_create_from_judged_templates_are_trusted(obj: dict[str, Any], username: str) -> None:
+    assert run(sc.privileged, obj, settings=PRIVILEGED, username=username) == []
+
+
+def test_controllers_are_trusted_only_for_objects_they_control() -> None:
+    field = "spec.template.spec.hostNetwork"
+
+    def why(username: str, obj: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return run(sc.privileged, obj, settings=PRIVILEGED, username=username)
+
+    def denied(username: str) -> list[tuple[str, str, str]]:
+        return [("host namespaces", f'ReplicaSet "web" sets {field}=true; requester "{username}" may not create '
+                 "privileged pods", field)]
+
+    controller = "system:serviceaccount:kube-system:deployment-controller"
+    # An owner that is not the controller (controller: false or unset) is not enough.
+    for flag in (False, None, "true"):
+        assert why(controller, owned("ReplicaSet", owner_kind="Deployment", controller=flag)) == denied(controller)
+    # Nor is a controller owner when someone else makes the request.
+    assert why("alice", owned("ReplicaSet", owner_kind="Deployment")) == denied("alice")
+    assert why("system:serviceaccount:team:deployment-controller",
+               owned("ReplicaSet", owner_kind="Deployment")) == denied("system:serviceaccount:team:deployment-controller")
+
+
+def test_trusted_controllers_are_service_account_or_username_globs() -> None:
+    settings = sc.SecurityContextSettings.model_validate({"privileged": {
+        "trustedControllers": ["operators/rollout-*", "system:serviceaccount:infra:*", "controller-manager*"]}})
+    replica_set = owned("ReplicaSet", owner_kind="Rollout")
+    for username in ("system:serviceaccount:operators:rollout-controller",  # namespace/name glob
+                     "system:serviceaccount:infra:anything",  # username glob
+                     "controller-manager-2"):  # username glob
+        assert run(sc.privileged, replica_set, settings=settings, username=username) == [], username
+    # The defaults are no longer trusted, and a "/" entry never matches a plain username.
+    for username in ("system:serviceaccount:kube-system:deployment-controller", "system:kube-controller-manager",
+                     "operators/rollout-controller"):
+        assert [r for r, _, _ in run(sc.privileged, replica_set, settings=settings, username=username)] == [
+            "host namespaces"], username
+
+
+def test_default_trusted_controllers_are_kube_system_and_the_controller_manager() -> None:
+    assert sc.SecurityContextSettings().privileged.trustedControllers == (
+        "kube-system/*", "system:kube-controller-manager")
 
 
 def test_an_update_that_keeps_the_pod_spec_is_not_rejudged() -> None:
@@ -374,6 +447,7 @@ def test_default_policy_file_validates_and_names_real_policies() -> None:
     assert settings.mode == "warn"
     assert set(settings.policies) <= set(registry.REGISTRY.policies)
     assert settings.scope.excludeNamespaces == ("kube-system", "kube-node-lease", "admission-webhook")
+    assert settings.privileged.trustedControllers == ("kube-system/*", "system:kube-controller-manager")
 
 
 def test_end_to_end_with_the_shipped_policy_files() -> None:
@@ -401,3 +475,16 @@ def test_end_to_end_with_the_shipped_policy_files() -> None:
     # kube-system is out of scope.
     parsed = review.parse(conftest.admission_review(privileged, namespace="kube-system"))
     assert engine.evaluate(policy_set, parsed.object, parsed.context, chain="validating").allowed
+
+    # The ReplicaSet the deployment-controller makes from an admitted Deployment is admitted too.
+    replica_set = {"apiVersion": "apps/v1", **owned("ReplicaSet", owner_kind="Deployment")}
+    parsed = review.parse(conftest.admission_review(
+        replica_set, namespace="team", username="system:serviceaccount:kube-system:deployment-controller"))
+    outcome = engine.evaluate(policy_set, parsed.object, parsed.context, chain="validating")
+    assert outcome.allowed
+    parsed = review.parse(conftest.admission_review(replica_set, namespace="team"))
+    outcome = engine.evaluate(policy_set, parsed.object, parsed.context, chain="validating")
+    assert not outcome.allowed and outcome.message == (
+        'security-context.privileged: host namespaces (ReplicaSet "web" sets spec.template.spec.hostNetwork=true; '
+        'requester "alice" may not create privileged pods)'
+    )

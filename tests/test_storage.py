@@ -106,12 +106,16 @@ CASES: list[tuple[str, registry.CheckFn, dict[str, Any], list[tuple[str, str, st
      {**pvc(storage_class=None),
       "metadata": {"name": "data", "annotations": {storage.BETA_CLASS_ANNOTATION: "x"}}},
      []),
+    # The claims a template stamps out get the default class (DefaultStorageClass admission) and are
+    # judged as claims then; only an explicit "" opts a template out of the default.
     ("claim template without class", storage.storage_class_required,
-     statefulset(pvc(), pvc(storage_class=None, name="logs")), [(
-         "storageClassName not set",
-         'StatefulSet "db" claim template "logs" sets no '
-         "spec.volumeClaimTemplates[1].spec.storageClassName; a storage class is "
-         "required", "spec.volumeClaimTemplates[1].spec.storageClassName")]),
+     statefulset(pvc(), pvc(storage_class=None, name="logs")), []),
+    ("claim template with empty class", storage.storage_class_required,
+     statefulset(pvc(), pvc(storage_class="", name="logs")), [(
+         "storageClassName empty",
+         'StatefulSet "db" claim template "logs" sets spec.volumeClaimTemplates[1].spec.storageClassName to '
+         '"" (no class: bind to a pre-created volume); a storage class is required',
+         "spec.volumeClaimTemplates[1].spec.storageClassName")]),
     # storage.allowedClasses
     ("allowed class", storage.allowed_classes, pvc(storage_class="fast"), []),
     ("class not allowed in namespace", storage.allowed_classes, pvc(storage_class="gold"), [(
@@ -256,6 +260,53 @@ def test_a_configured_default_class_counts_as_the_claims_class() -> None:
     # An explicit "" is "no class", never the default.
     assert run(storage.storage_class_required, pvc(storage_class=""), settings=settings)[0][0] == (
         "storageClassName empty")
+
+
+def test_a_claim_template_without_class_is_judged_only_on_what_does_not_depend_on_the_class() -> None:
+    # Its claims get whatever default class the cluster has when they are created: the configured
+    # defaultStorageClass is a guess for a template, so class rules wait for the claims themselves.
+    settings = SETTINGS.model_copy(update={"defaultStorageClass": "gold"})
+    template = statefulset(pvc("600Gi", storage_class=None, modes=["ReadWriteMany"]))
+    assert run(storage.storage_class_required, template, settings=settings) == []
+    assert run(storage.allowed_classes, template, settings=settings) == []
+    single = SETTINGS.model_copy(update={"defaultStorageClass": "single"})
+    assert run(storage.access_modes, template, settings=single) == []
+    fast = SETTINGS.model_copy(update={"defaultStorageClass": "fast"})
+    assert run(storage.max_size, template, settings=fast, namespace="other") == []
+    # The namespace and global maximums do not depend on the class.
+    assert run(storage.max_size, template, settings=fast) == [(
+        "storage request too large",
+        'StatefulSet "db" claim template "data" requests 600Gi in '
+        'spec.volumeClaimTemplates[0].spec.resources.requests.storage; the maximum in namespace "team-a" is '
+        "200Gi", "spec.volumeClaimTemplates[0].spec.resources.requests.storage")]
+    # The same claim as a PVC does count as the configured default class.
+    claim = pvc("600Gi", storage_class=None, modes=["ReadWriteMany"])
+    assert [r for r, _, _ in run(storage.allowed_classes, claim, settings=settings)] == [
+        "storage class not allowed"]
+    assert [r for r, _, _ in run(storage.access_modes, claim, settings=single)] == ["access mode not allowed"]
+    assert [d for _, d, _ in run(storage.max_size, claim, settings=fast, namespace="other")] == [
+        'PersistentVolumeClaim "data" requests 600Gi in spec.resources.requests.storage; the maximum for '
+        'class "fast" is 500Gi']
+
+
+def test_a_claim_template_that_names_a_class_keeps_the_class_rules() -> None:
+    template = statefulset(pvc("600Gi", storage_class="fast", modes=["ReadWriteMany"]),
+                           pvc(storage_class="gold", name="logs"))
+    assert run(storage.allowed_classes, template) == [(
+        "storage class not allowed",
+        'StatefulSet "db" claim template "logs" uses class "gold" in '
+        'spec.volumeClaimTemplates[1].spec.storageClassName; namespace "team-a" allows classes "standard", '
+        '"fast"', "spec.volumeClaimTemplates[1].spec.storageClassName")]
+    assert run(storage.access_modes, template) == [(
+        "access mode not allowed",
+        'StatefulSet "db" claim template "data" asks for ReadWriteMany in '
+        'spec.volumeClaimTemplates[0].spec.accessModes[0]; class "fast" allows ReadWriteOnce, '
+        "ReadWriteOncePod", "spec.volumeClaimTemplates[0].spec.accessModes[0]")]
+    assert run(storage.max_size, template, namespace="other") == [(
+        "storage request too large",
+        'StatefulSet "db" claim template "data" requests 600Gi in '
+        'spec.volumeClaimTemplates[0].spec.resources.requests.storage; the maximum for class "fast" is '
+        "500Gi", "spec.volumeClaimTemplates[0].spec.resources.requests.storage")]
 
 
 def update(old: dict[str, Any], new: dict[str, Any], fn: registry.CheckFn = storage.claim_update,
@@ -439,6 +490,16 @@ def test_end_to_end_with_the_shipped_policy_file() -> None:
     # A StatefulSet's claim templates get the claim limits.
     outcome = evaluate(policy_set, statefulset(pvc("3Ti")), namespace="team")
     assert not outcome.allowed and "claim template \"data\" requests 3Ti" in outcome.message
+    # A template without a class is admitted (its claims get the cluster's default class and are
+    # judged as claims); one that opts out of the default with "" is not.
+    assert evaluate(policy_set, statefulset(pvc(storage_class=None)), namespace="team").allowed
+    outcome = evaluate(policy_set, statefulset(pvc(storage_class="")), namespace="team")
+    assert not outcome.allowed
+    assert outcome.message == (
+        'storage.storageClassRequired: storageClassName empty (StatefulSet "db" claim template "data" sets '
+        'spec.volumeClaimTemplates[0].spec.storageClassName to "" (no class: bind to a pre-created volume); '
+        "a storage class is required)"
+    )
 
 
 def test_end_to_end_delete_of_a_protected_volume(tmp_path: Path) -> None:

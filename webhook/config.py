@@ -43,7 +43,7 @@ class ServeSettings(pydantic_settings.BaseSettings):
     record_max_bytes: int = pydantic.Field(100 * 1024 * 1024, ge=1024)
     record_redact_env: tuple[str, ...] | None = None
     """Regexes (case-insensitive) of env var names whose ``value`` is redacted in recordings;
-    ``None`` keeps the built-in list (PASSWORD, SECRET, TOKEN, KEY, CREDENTIAL, ...)."""
+    ``None`` keeps the built-in list (PASS, PWD, SECRET, TOKEN, KEY, CRED, AUTH, PRIVATE, DSN)."""
     faults: Path | None = None
     admin_port: int | None = pydantic.Field(None, ge=0, le=65535)
     workers: int = pydantic.Field(1, ge=1, le=64)

@@ -106,14 +106,19 @@ def target(
 
 def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Trust ``caBundle`` (base64 of PEM) or, when empty, the system roots. A bundle holding no
-    certificate fails the call as the API server's client manager does (under failurePolicy)."""
+    certificate fails the call as the API server's client manager does (under failurePolicy).
+
+    The API server decodes the ``[]byte`` field with Go's ``encoding/base64``, which skips CR and
+    LF (and nothing else): a bundle wrapped at 76 columns, as kustomize writes long base64 values
+    in a literal block, is accepted; any other stray character still fails."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not ca_bundle:
         context.load_default_certs()
         return context
     try:
-        pem = base64.b64decode(ca_bundle, validate=True).decode("ascii")
+        unwrapped = ca_bundle.replace("\r", "").replace("\n", "")
+        pem = base64.b64decode(unwrapped, validate=True).decode("ascii")
         context.load_verify_locations(cadata=pem)
     except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError):
         raise CallFailed(

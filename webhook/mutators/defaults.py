@@ -12,12 +12,12 @@ already set on Pods and on the templates of built-in workloads; the mutations th
 
 from __future__ import annotations
 
-import decimal
-import re
+import fractions
 from typing import Any, Literal
 
 import pydantic
 
+from webhook import quantity
 from webhook.policy import model, registry, scope, settings, workloads
 
 GROUP = "defaults"
@@ -25,32 +25,29 @@ GROUP = "defaults"
 
 # --- quantities ---------------------------------------------------------------------------------
 
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+MAX_QUANTITY_LENGTH = 64
+"""Longer quantity strings are treated as unreadable. Real ones are a dozen characters; the bound
+keeps a hostile value (thousands of digits) from costing anything."""
 
 
-def parse_quantity(value: Any) -> decimal.Decimal | None:
-    """A Kubernetes ``resource.Quantity`` (``500m``, ``1Gi``, ``2e3``, ``1``) as a number, or ``None``.
+def parse_quantity(value: Any) -> fractions.Fraction | None:
+    """A Kubernetes ``resource.Quantity`` (``500m``, ``1Gi``, ``2e3``, ``1``) as an exact number, or ``None``.
 
-    Follows the suffix grammar of ``k8s.io/apimachinery/pkg/api/resource``; YAML may give bare
-    numbers, which Kubernetes accepts too. Anything else is ``None``: the API server rejects it
-    anyway, and a default must not guess.
+    Parsed by :func:`webhook.quantity.parse` (the ``k8s.io/apimachinery/pkg/api/resource`` grammar,
+    linear time, ASCII digits only). YAML may give bare numbers, which Kubernetes accepts too; the
+    surrounding whitespace the API server's JSON decoding trims is trimmed here as well. Anything
+    else, or anything longer than :data:`MAX_QUANTITY_LENGTH`, is ``None``: the API server rejects
+    it anyway, and a default must not guess.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    match = _QUANTITY.match(str(value).strip())
-    if match is None:
+    text = str(value)
+    if len(text) > MAX_QUANTITY_LENGTH:
         return None
-    number = decimal.Decimal(match.group(1))
-    suffix = match.group(2) or ""
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number.scaleb(_DECIMAL[suffix])
-    if suffix:
-        return number.scaleb(int(suffix[1:]))
-    return number
+    try:
+        return quantity.parse(text.strip())
+    except ValueError:
+        return None
 
 
 def _quantity_field(value: str) -> str:
@@ -73,8 +70,8 @@ class ResourceDefaults(settings.StrictModel):
     @pydantic.field_validator("requests", "limits")
     @classmethod
     def _quantities(cls, values: dict[str, str]) -> dict[str, str]:
-        for quantity in values.values():
-            _quantity_field(quantity)
+        for value in values.values():
+            _quantity_field(value)
         return values
 
     @pydantic.model_validator(mode="after")

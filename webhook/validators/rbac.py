@@ -9,6 +9,12 @@ submitted: the clusterrole-aggregation-controller fills them in later, and its w
 through the group's exemptions (see policies/30-rbac.yaml), like the API server's own bootstrap
 reconciliation (``system:masters``).
 
+A service account has two spellings as a binding subject: ``kind: ServiceAccount`` and the
+username the API server authenticates its tokens as, ``kind: User`` named
+``system:serviceaccount:<namespace>:<name>`` (``k8s.io/apiserver/pkg/authentication/serviceaccount``).
+Both grant the same account the role, so both are judged as that service account. Every service
+account is also in the groups ``system:serviceaccounts`` and ``system:serviceaccounts:<namespace>``.
+
 On UPDATE only findings the old object did not already have are reported, so relabelling or
 removing a finalizer from a role that predates a policy is never blocked.
 """
@@ -24,6 +30,10 @@ from webhook.validators import wording
 GROUP = "rbac"
 ROLE_KINDS = ("Role", "ClusterRole")
 BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
+SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
+"""Usernames of service accounts: ``system:serviceaccount:<namespace>:<name>``."""
+SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
+"""Every service account's group; ``system:serviceaccounts:<namespace>`` holds one namespace's."""
 
 
 class Requesters(settings.StrictModel):
@@ -57,15 +67,15 @@ class ExecAttach(settings.StrictModel):
 class HighPrivilegeBindings(settings.StrictModel):
     roles: tuple[str, ...] = ("cluster-admin",)
     """ClusterRole names (globs) that may not be bound to service accounts or broad groups."""
-    broadGroups: tuple[str, ...] = (
-        "system:authenticated", "system:unauthenticated", "system:anonymous",
-        "system:serviceaccounts", "system:serviceaccounts:*",
-    )
-    """Group subjects that stand for "everyone" (or every service account)."""
+    broadGroups: tuple[str, ...] = ("system:authenticated", "system:unauthenticated", "system:anonymous")
+    """Group subjects that stand for "everyone". The service-account groups (``system:serviceaccounts``
+    and ``system:serviceaccounts:<namespace>``) are always flagged, whatever this lists."""
     broadUsers: tuple[str, ...] = ("system:anonymous",)
     """User subjects that stand for everyone (the user of unauthenticated requests)."""
     allowedServiceAccounts: tuple[str, ...] = ()
-    """``namespace/name`` (globs) of service accounts that may hold these roles (a GitOps agent)."""
+    """``namespace/name`` (globs) of service accounts that may hold these roles (a GitOps agent),
+    whether the subject is ``kind: ServiceAccount`` or their ``system:serviceaccount:`` username.
+    It never exempts a service-account group: that holds every account, including future ones."""
 
 
 class RbacSettings(settings.GroupSettings):
@@ -311,7 +321,17 @@ def _broad_or_service_account(
         if rule.allowedServiceAccounts and scope.glob_match(account, rule.allowedServiceAccounts):
             return None
         return f"ServiceAccount {wording.quote(account)}"
-    if kind == "Group" and scope.glob_match(name, rule.broadGroups):
+    if kind == "User" and name.startswith(SERVICE_ACCOUNT_USER_PREFIX):
+        # The username a service account's token authenticates as: the same account, another spelling.
+        account = name[len(SERVICE_ACCOUNT_USER_PREFIX) :].replace(":", "/", 1)
+        if rule.allowedServiceAccounts and scope.glob_match(account, rule.allowedServiceAccounts):
+            return None
+        return f"User {wording.quote(name)} (ServiceAccount {wording.quote(account)})"
+    if kind == "Group" and (
+        name == SERVICE_ACCOUNTS_GROUP
+        or name.startswith(f"{SERVICE_ACCOUNTS_GROUP}:")
+        or scope.glob_match(name, rule.broadGroups)
+    ):
         return f"Group {wording.quote(name)}"
     if kind == "User" and scope.glob_match(name, rule.broadUsers):
         return f"User {wording.quote(name)}"

@@ -69,10 +69,14 @@ class Privileged(settings.StrictModel):
     """``namespace/name`` of requesting service accounts, globs allowed."""
     namespaces: tuple[str, ...] = ()
     """Namespaces (globs) where the requesters above may do so; empty means every namespace."""
-    trustedControllers: tuple[str, ...] = ("kube-system/*",)
-    """Service accounts (``namespace/name`` globs) whose Pods come from templates already judged
-    at the workload level: the ReplicaSet, DaemonSet, StatefulSet and Job controllers run as
-    ``kube-system`` service accounts, and the person who wrote the template was checked then."""
+    trustedControllers: tuple[str, ...] = ("kube-system/*", "system:kube-controller-manager")
+    """Requesters whose objects come from templates already judged: an entry with a ``/`` is a
+    service account (``namespace/name`` glob), any other entry a username glob. The workload
+    controllers stamp ReplicaSets out of Deployments, Jobs out of CronJobs and Pods out of the rest;
+    the person who wrote the template was checked when they wrote it. They run as ``kube-system``
+    service accounts when kube-controller-manager has ``--use-service-account-credentials``, else all
+    as the user ``system:kube-controller-manager``. A request from one of them is trusted only for an
+    object whose ``ownerReferences`` name a controller (``controller: true``), as they set it."""
 
 
 class SecurityContextSettings(settings.GroupSettings):
@@ -424,6 +428,27 @@ def _requester_allowed(ctx: model.ReviewContext, rule: Privileged) -> bool:
     )
 
 
+def _from_trusted_controller(pod: model.PodTarget, ctx: model.ReviewContext, rule: Privileged) -> bool:
+    """A trusted controller creating (or updating) an object it controls from a judged template.
+
+    The owner check keeps a ``kube-system`` service account's own bare Pods or Deployments judged
+    like anyone's: only objects a controller stamps out carry ``controller: true`` ownerReferences.
+    """
+    if pod.kind not in workloads.POD_KINDS:
+        return False
+    references = wording.as_dict(pod.obj.get("metadata")).get("ownerReferences")
+    if not isinstance(references, list) or not any(
+        isinstance(ref, dict) and ref.get("controller") is True for ref in references
+    ):
+        return False
+    accounts = [entry for entry in rule.trustedControllers if "/" in entry]
+    users = [entry for entry in rule.trustedControllers if "/" not in entry]
+    account = ctx.service_account
+    if accounts and account is not None and scope.glob_match(account, accounts):
+        return True
+    return bool(users) and bool(ctx.username) and scope.glob_match(ctx.username, users)
+
+
 def _namespace(pod: model.PodTarget, ctx: model.ReviewContext) -> str:
     if ctx.namespace:
         return ctx.namespace
@@ -440,8 +465,7 @@ def privileged(
     if not privileges:
         return []
     rule = params.privileged
-    account = ctx.service_account
-    if pod.kind == "Pod" and account is not None and scope.glob_match(account, rule.trustedControllers):
+    if _from_trusted_controller(pod, ctx, rule):
         return []
     namespace = _namespace(pod, ctx)
     requester = wording.quote(ctx.username or "(anonymous)")

@@ -10,6 +10,12 @@ Kubernetes behaviour these rules follow:
   (static binding), while a missing class means the cluster default. The built-in
   ``DefaultStorageClass`` admission plugin runs before webhooks, so in a cluster with a default
   class a claim arrives here with it filled in; ``defaultStorageClass`` covers clusters without one;
+* that plugin fills in PersistentVolumeClaims only, never a StatefulSet's ``volumeClaimTemplates``:
+  a template without a class gets whatever default the cluster has when the StatefulSet controller
+  creates its claims, and those claims are judged here as claims. So a template is not required to
+  name a class (only ``""``, which opts out of the default, is flagged), and rules that depend on
+  the class (allowed classes, a class's maximum size and access modes) apply only to templates
+  that name one;
 * since 1.28 the PV controller retroactively gives class-less claims the default class: an UPDATE
   from no class to a class is allowed, any other class change is not;
 * the API server lets a claim's request go down only to recover from a failed expansion, never
@@ -115,7 +121,8 @@ class StorageSettings(settings.GroupSettings):
     """The ``storage:`` section of policy files."""
 
     defaultStorageClass: str | None = None
-    """The class a claim without ``storageClassName`` gets; such claims then count as that class."""
+    """The class a claim without ``storageClassName`` gets; such claims then count as that class.
+    Not applied to claim templates: their claims get the cluster's default when they are created."""
     maxSize: Quantity | None = None
     """Largest ``requests.storage`` of any claim."""
     classes: dict[str, ClassRules] = {}
@@ -230,6 +237,8 @@ class Claim:
     """Path of the claim inside the submitted object (``""`` or ``spec.volumeClaimTemplates[0].``)."""
     spec: dict[str, Any]
     metadata: dict[str, Any]
+    is_template: bool = False
+    """A StatefulSet claim template: no class yet means "the cluster default when claims are made"."""
 
     @property
     def declared_class(self) -> str | None:
@@ -272,13 +281,18 @@ def _claims(obj: Any, ctx: model.ReviewContext) -> list[Claim]:
             f"spec.volumeClaimTemplates[{index}].",
             wording.as_dict(template.get("spec")),
             meta,
+            is_template=True,
         ))
     return found
 
 
 def _effective_class(claim: Claim, params: StorageSettings) -> str | None:
+    """The class the claim is judged as; ``None`` when unknown (class rules then do not apply)."""
     declared = claim.declared_class
-    return declared if declared is not None else params.defaultStorageClass
+    if declared is not None or claim.is_template:
+        # A template's claims get the cluster's default class at creation, which we cannot know here.
+        return declared
+    return params.defaultStorageClass
 
 
 def _namespace_rules(namespace: str, params: StorageSettings) -> NamespaceRules | None:
@@ -292,12 +306,13 @@ def _namespace_rules(namespace: str, params: StorageSettings) -> NamespaceRules 
 def storage_class_required(
     obj: Any, ctx: model.ReviewContext, params: StorageSettings
 ) -> list[model.Violation]:
-    """Claims must name a storage class (a configured defaultStorageClass counts)."""
+    """Claims must name a storage class (a configured defaultStorageClass counts); claim templates
+    must not opt out of the default class with ``""``."""
     found = []
     for claim in _claims(obj, ctx):
         declared = claim.declared_class
         path = claim.class_path
-        if declared is None and params.defaultStorageClass is None:
+        if declared is None and params.defaultStorageClass is None and not claim.is_template:
             found.append(model.Violation(
                 "storageClassName not set",
                 f"{claim.subject} sets no {path}; a storage class is required",
