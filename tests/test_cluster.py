@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests import conftest
 from webhook import cluster, errors
 
 
@@ -24,9 +27,18 @@ def test_without_credentials_the_cache_is_not_started(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
-    with pytest.raises(errors.ClusterUnavailable, match="no in-cluster credentials and no usable kubeconfig"):
+    with pytest.raises(errors.ClusterUnavailable, match="no in-cluster service account and no kubeconfig file"):
         cluster.load_credentials()
     assert cluster.start_namespace_cache() is None
+
+
+def test_an_unusable_kubeconfig_is_reported_as_such(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(errors.ClusterUnavailable, match="no in-cluster credentials and no usable kubeconfig"):
+        cluster.load_credentials()
 
 
 def test_access_review_cache_answers_from_cache_and_never_blocks() -> None:
@@ -59,3 +71,20 @@ def test_access_review_cache_answers_from_cache_and_never_blocks() -> None:
     assert cache.allowed(user="alice", **question) is True
     assert len(asked) == 1
     cache.close()
+
+
+def test_no_credentials_means_the_kubernetes_client_is_not_even_imported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from webhook import cluster, errors\n"
+        "try:\n    cluster.load_credentials()\nexcept errors.ClusterUnavailable as exc:\n    print(exc)\n"
+        "print('kubernetes' in sys.modules)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=str(conftest.REPO)).stdout.splitlines()
+    assert out == ["no in-cluster service account and no kubeconfig file (KUBECONFIG or ~/.kube/config)", "False"]
