@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from webhook.policy import model, registry, scope, settings
-from webhook.validators import wording
+from webhook.validators import updates, wording
 
 GROUP = "rbac"
 ROLE_KINDS = ("Role", "ClusterRole")
@@ -103,24 +103,7 @@ Check = Callable[[dict[str, Any], model.ReviewContext, RbacSettings], list[model
 
 
 def _object_check(policy_id: str, *, kinds: Iterable[str], order: int) -> Callable[[Check], Check]:
-    """Register ``fn`` as a check whose findings are sorted, and on UPDATE limited to new ones."""
-
-    def decorate(fn: Check) -> Check:
-        def check(
-            obj: dict[str, Any], ctx: model.ReviewContext, params: RbacSettings
-        ) -> list[model.Violation]:
-            found = fn(obj, ctx, params)
-            if found and ctx.operation == "UPDATE" and isinstance(ctx.old_object, dict):
-                before = {(v.reason, v.detail, v.path) for v in fn(ctx.old_object, ctx, params)}
-                found = [v for v in found if (v.reason, v.detail, v.path) not in before]
-            return sorted(found, key=lambda v: (v.path, v.reason, v.detail))
-
-        check.__doc__ = fn.__doc__
-        check.__name__ = fn.__name__
-        registry.check(f"{GROUP}.{policy_id}", group=GROUP, kinds=kinds, order=order)(check)
-        return check
-
-    return decorate
+    return updates.object_check(GROUP, policy_id, kinds=kinds, order=order)
 
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from webhook.policy import model, registry, scope, settings, workloads
-from webhook.validators import wording
+from webhook.validators import updates, wording
 
 GROUP = "security-context"
 
@@ -109,30 +109,9 @@ Check = Callable[[model.PodTarget, model.ReviewContext, SecurityContextSettings]
 
 
 def _pod_check(policy_id: str, *, order: int) -> Callable[[Check], Check]:
-    """Register ``fn`` as a pod check that skips UPDATEs leaving the pod spec unchanged and sorts
-    its findings (Pod Security admission's ``isSignificantPodUpdate`` and sorted output)."""
-
-    def decorate(fn: Check) -> Check:
-        def check(
-            pod: model.PodTarget, ctx: model.ReviewContext, params: SecurityContextSettings
-        ) -> list[model.Violation]:
-            if _spec_unchanged(pod, ctx):
-                return []
-            return sorted(fn(pod, ctx, params), key=lambda v: (v.path, v.reason, v.detail))
-
-        check.__doc__ = fn.__doc__
-        check.__name__ = fn.__name__
-        registry.check(f"{GROUP}.{policy_id}", group=GROUP, pod_spec=True, order=order)(check)
-        return check
-
-    return decorate
+    return updates.pod_check(GROUP, policy_id, order=order)
 
 
-def _spec_unchanged(pod: model.PodTarget, ctx: model.ReviewContext) -> bool:
-    if ctx.operation != "UPDATE" or not isinstance(ctx.old_object, dict):
-        return False
-    old = workloads.pod_target(ctx.old_object, pod.kind)
-    return old is not None and old.spec == pod.spec
 
 
 

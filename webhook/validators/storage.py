@@ -38,8 +38,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from webhook import quantity
-from webhook.policy import model, registry, scope, settings, workloads
-from webhook.validators import wording
+from webhook.policy import model, registry, scope, settings
+from webhook.validators import updates, wording
 
 GROUP = "storage"
 CLAIM_KINDS = ("PersistentVolumeClaim", "StatefulSet")
@@ -146,52 +146,14 @@ registry.group(
 Check = Callable[[Any, model.ReviewContext, StorageSettings], list[model.Violation]]
 
 
-def _sorted(found: list[model.Violation]) -> list[model.Violation]:
-    return sorted(found, key=lambda v: (v.path, v.reason, v.detail))
-
-
 def _object_check(
     policy_id: str, *, kinds: Iterable[str], order: int, operations: Iterable[str] = ("CREATE", "UPDATE")
 ) -> Callable[[Check], Check]:
-    """Register ``fn`` as an object check: sorted findings, on UPDATE only the new ones."""
-
-    def decorate(fn: Check) -> Check:
-        def check(obj: Any, ctx: model.ReviewContext, params: StorageSettings) -> list[model.Violation]:
-            found = fn(obj, ctx, params)
-            if found and ctx.operation == "UPDATE" and isinstance(ctx.old_object, dict):
-                before = {(v.reason, v.detail, v.path) for v in fn(ctx.old_object, ctx, params)}
-                found = [v for v in found if (v.reason, v.detail, v.path) not in before]
-            return _sorted(found)
-
-        check.__doc__ = fn.__doc__
-        check.__name__ = fn.__name__
-        registry.check(
-            f"{GROUP}.{policy_id}", group=GROUP, kinds=kinds, operations=operations, order=order
-        )(check)
-        return check
-
-    return decorate
+    return updates.object_check(GROUP, policy_id, kinds=kinds, order=order, operations=operations)
 
 
 def _pod_check(policy_id: str, *, order: int) -> Callable[[Check], Check]:
-    """Register ``fn`` as a pod check: sorted findings, skipped when an UPDATE keeps the pod spec."""
-
-    def decorate(fn: Check) -> Check:
-        def check(
-            pod: model.PodTarget, ctx: model.ReviewContext, params: StorageSettings
-        ) -> list[model.Violation]:
-            if ctx.operation == "UPDATE" and isinstance(ctx.old_object, dict):
-                old = workloads.pod_target(ctx.old_object, pod.kind)
-                if old is not None and old.spec == pod.spec:
-                    return []
-            return _sorted(fn(pod, ctx, params))
-
-        check.__doc__ = fn.__doc__
-        check.__name__ = fn.__name__
-        registry.check(f"{GROUP}.{policy_id}", group=GROUP, pod_spec=True, order=order)(check)
-        return check
-
-    return decorate
+    return updates.pod_check(GROUP, policy_id, order=order)
 
 
 
