@@ -352,3 +352,83 @@ def test_workload_update_that_keeps_the_template_is_not_mutated(tmp_path: Path) 
     assert run(ps, conftest.admission_review(changed, operation="UPDATE", old=old), chain="mutating").patch == [
         {"op": "add", "path": "/spec/template/metadata/labels", "value": {"team": "core", "a.io/b": "x"}},
     ]
+
+
+def _two_step_catalog(calls: list[str]) -> Any:
+    """demo-labels adds labels; a later group tags pods, and counts when it ran."""
+    from webhook.policy import model, registry
+
+    cat = conftest.make_catalog()
+    registry.group(
+        "demo-tags",
+        key="demoTags",
+        chain="mutating",
+        settings_model=conftest.LabelSettings,
+        order=20,
+        registry=cat,
+    )
+
+    @registry.mutation("demo-tags.add", group="demo-tags", pod_spec=True, registry=cat)
+    def tag(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> None:
+        calls.append(pod.labels.get("team", ""))
+        pod.metadata_for_write().setdefault("annotations", {})["tagged"] = "yes"
+
+    return cat
+
+
+@pytest.mark.parametrize(
+    ("tags", "tagged"),
+    [
+        # The label the first group adds takes the pod out of the second group's object selector...
+        ("scope: {objectSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}", False),
+        # ...or exempts it; a request-level exemption is unaffected by what the mutations did.
+        ("exemptions: {objectLabels: {team: core}}", False),
+        ("exemptions: {users: [someone-else]}", True),
+        ("scope: {objectSelector: {matchLabels: {team: core}}}", True),
+    ],
+)
+def test_later_mutations_see_labels_added_by_earlier_ones(tmp_path: Path, tags: str, tagged: bool) -> None:
+    calls: list[str] = []
+    cat = _two_step_catalog(calls)
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n"
+        f"demoLabels:\n  labels: {{team: core}}\ndemoTags:\n  {tags}\n"
+    )
+    ps = engine.PolicySet(files.load([tmp_path], catalog=cat), catalog=cat)
+    outcome = run(ps, conftest.admission_review(conftest.pod()), chain="mutating")
+    assert ({"op": "add", "path": "/metadata/annotations", "value": {"tagged": "yes"}} in outcome.patch) is tagged
+    assert calls == (["core"] if tagged else [])
+
+
+def test_checks_with_equal_result_keys_run_once_per_review(tmp_path: Path) -> None:
+    """Pod Security runs a baseline check once for ``baseline`` enforce and ``restricted`` warn."""
+    from webhook.policy import model, registry
+
+    calls: list[str] = []
+    cat = registry.Registry()
+
+    class Levels(conftest.NoPrivilegedSettings):
+        warn: str | None = None
+
+    def modes(settings: Any) -> list[tuple[str, Any]]:
+        return [(settings.mode, "baseline")] + ([("warn", settings.warn)] if settings.warn else [])
+
+    registry.group("lv", key="lv", chain="validating", settings_model=Levels, modes=modes, registry=cat)
+
+    @registry.check("lv.same", group="lv", pod_spec=True, registry=cat, result_key=lambda level: "same")
+    def same(pod: model.PodTarget, ctx: model.ReviewContext, level: Any) -> list[model.Violation]:
+        calls.append(f"same:{level}")
+        return [model.Violation("found", "always", path="spec")]
+
+    @registry.check("lv.per-level", group="lv", pod_spec=True, registry=cat)
+    def per_level(pod: model.PodTarget, ctx: model.ReviewContext, level: Any) -> list[model.Violation]:
+        calls.append(f"per-level:{level}")
+        return []
+
+    (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\nlv: {mode: audit, warn: strict}\n")
+    ps = engine.PolicySet(files.load([tmp_path], catalog=cat), catalog=cat)
+    outcome = run(ps, conftest.admission_review(conftest.pod()))
+    assert sorted(calls) == ["per-level:baseline", "per-level:strict", "same:baseline"]
+    # Both modes still report the shared finding.
+    assert outcome.audit == {"lv-violations": "lv.same: found (always)"}
+    assert outcome.warnings == ["lv.same: found (always)"]

@@ -34,9 +34,14 @@ class Instance:
     gate: int
     """Instances with the same scope and exemptions share a gate: a review decides each gate once
     (Pod Security alone has 19 checks x 3 modes sharing one)."""
+    reads_object: bool
+    """Whether the scope or exemptions look at the object itself (labels, annotations, runtime
+    class, opt-out annotation). The rest of a gate is decided once per review; these parts are
+    re-decided before each mutation, since an earlier mutation may have added a label they match."""
     call: int
-    """Instances of the same policy with equal params share a call: a review runs it once (Pod
-    Security's warn and audit passes are often both ``restricted:latest``)."""
+    """Instances of the same policy whose params give the same result share a call: a review runs
+    it once (Pod Security's warn and audit passes are often both ``restricted:latest``, and a
+    baseline check is the same revision at ``baseline:latest`` and ``restricted:latest``)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -52,6 +57,15 @@ class Outcome:
     patch: list[patch.Op] = dataclasses.field(default_factory=list)
     failed_policies: list[str] = dataclasses.field(default_factory=list)
     """Ids of policies that raised; counted in metrics and logged."""
+
+
+def _reads_object(group_settings: policy_settings.GroupSettings, extra: policy_settings.Exemptions | None) -> bool:
+    exemptions = [group_settings.exemptions] + ([extra] if extra is not None else [])
+    return (
+        group_settings.scope.objectSelector is not None
+        or any(e.objectLabels or e.annotations or e.runtimeClassNames for e in exemptions)
+        or (isinstance(group_settings, policy_settings.MutatingGroupSettings) and bool(group_settings.optOutAnnotation))
+    )
 
 
 def _params_key(params: Any) -> Any:
@@ -93,7 +107,8 @@ class PolicySet:
                         continue
                     extra = override.exemptions if override is not None else None
                     gate = gates.setdefault((id(group_settings), id(extra)), len(gates))
-                    call = calls.setdefault((policy.id, _params_key(params)), len(calls))
+                    result_key = policy.result_key(params) if policy.result_key else _params_key(params)
+                    call = calls.setdefault((policy.id, result_key), len(calls))
                     instances.append(
                         Instance(
                             policy=policy,
@@ -106,6 +121,7 @@ class PolicySet:
                             or group_settings.failureMode,
                             exemptions=(group_settings.exemptions,) + ((extra,) if extra is not None else ()),
                             gate=gate,
+                            reads_object=_reads_object(group_settings, extra),
                             call=call,
                         )
                     )
@@ -165,9 +181,27 @@ def _skip_subresource(ctx: model.ReviewContext) -> bool:
 
 
 def _applies(inst: Instance, ctx: model.ReviewContext, obj: Any, pod: model.PodTarget | None) -> bool:
-    if not scope.in_scope(inst.settings.scope, ctx, obj):
+    return _request_applies(inst, ctx) and (not inst.reads_object or _object_applies(inst, obj, pod))
+
+
+def _request_applies(inst: Instance, ctx: model.ReviewContext) -> bool:
+    """Scope and exemptions as far as the request alone decides them (shared by the gate)."""
+    if not scope.request_in_scope(inst.settings.scope, ctx):
         return False
-    return not any(scope.exempt(e, ctx, obj, pod) for e in inst.exemptions)
+    return not any(scope.exempt_request(e, ctx) for e in inst.exemptions)
+
+
+def _object_applies(inst: Instance, obj: Any, pod: model.PodTarget | None) -> bool:
+    """The parts that read the object: object selector, object exemptions, the opt-out annotation."""
+    if not scope.object_in_scope(inst.settings.scope, obj):
+        return False
+    if any(scope.exempt_object(e, obj, pod) for e in inst.exemptions):
+        return False
+    settings = inst.settings
+    return not (
+        isinstance(settings, policy_settings.MutatingGroupSettings)
+        and scope.opted_out(settings.optOutAnnotation, obj, pod)
+    )
 
 
 def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> Outcome:
@@ -285,21 +319,47 @@ def _template_unchanged(obj: dict[str, Any], ctx: model.ReviewContext) -> bool:
     return new is not None and old is not None and new.holder == old.holder
 
 
-def _mutation_targets(
-    inst: Instance, mutated: dict[str, Any], ctx: model.ReviewContext
-) -> tuple[bool, model.PodTarget | None]:
-    pod = workloads.pod_target(mutated, ctx.kind)
-    # A running Pod's spec is immutable: pod-spec mutations apply to Pods only on CREATE;
-    # pod templates of workloads are mutated on CREATE and UPDATE.
-    if inst.policy.pod_spec and (pod is None or (ctx.kind == "Pod" and ctx.operation != "CREATE")):
-        return False, pod
-    if not _applies(inst, ctx, mutated, pod):
-        return False, pod
-    if isinstance(inst.settings, policy_settings.MutatingGroupSettings) and scope.opted_out(
-        inst.settings.optOutAnnotation, mutated, pod
-    ):
-        return False, pod
-    return True, pod
+class _Pass:
+    """One run of the mutations over one copy: the pod target and the gates decided so far.
+
+    The pod target holds live references into ``mutated``, so it stays valid while pod-spec
+    mutations edit it in place; an object-level mutation may restructure the object, so the target
+    is recomputed after one. What the request alone decides of a gate is decided once per pass.
+    """
+
+    __slots__ = ("ctx", "gates", "mutated", "_pod", "_pod_known")
+
+    def __init__(self, mutated: dict[str, Any], ctx: model.ReviewContext) -> None:
+        self.mutated = mutated
+        self.ctx = ctx
+        self.gates: dict[int, bool] = {}
+        self._pod: model.PodTarget | None = None
+        self._pod_known = False
+
+    def pod(self) -> model.PodTarget | None:
+        if not self._pod_known:
+            self._pod = workloads.pod_target(self.mutated, self.ctx.kind)
+            self._pod_known = True
+        return self._pod
+
+    def changed_structure(self) -> None:
+        self._pod_known = False
+
+    def targets(self, inst: Instance) -> tuple[bool, model.PodTarget | None]:
+        """Whether ``inst`` applies to this copy, and the pod target to hand it."""
+        ctx, pod = self.ctx, self.pod()
+        # A running Pod's spec is immutable: pod-spec mutations apply to Pods only on CREATE;
+        # pod templates of workloads are mutated on CREATE and UPDATE.
+        if inst.policy.pod_spec and (pod is None or (ctx.kind == "Pod" and ctx.operation != "CREATE")):
+            return False, pod
+        request_gate = self.gates.get(inst.gate)
+        if request_gate is None:
+            request_gate = self.gates[inst.gate] = _request_applies(inst, ctx)
+        if not request_gate:
+            return False, pod
+        if inst.reads_object and not _object_applies(inst, self.mutated, pod):
+            return False, pod
+        return True, pod
 
 
 def _run_mutations(
@@ -315,10 +375,11 @@ def _run_mutations(
     ``allow`` the chain is re-run from the original without it, so the patch never carries a
     partial edit. (This path is rare; the normal path copies the object once.)
     """
+    state = _Pass(mutated, ctx)
     for inst in instances:
         if inst.mode != "enforce" or inst.policy.id in skipped:
             continue
-        applies, pod = _mutation_targets(inst, mutated, ctx)
+        applies, pod = state.targets(inst)
         if not applies:
             continue
         try:
@@ -332,6 +393,8 @@ def _run_mutations(
                 return False
             skipped.add(inst.policy.id)
             return True
+        if not inst.policy.pod_spec:
+            state.changed_structure()
     return False
 
 
@@ -343,7 +406,7 @@ def _report_advisory(
         if inst.mode not in ("warn", "audit"):
             continue
         scratch = _clone(mutated)
-        applies, pod = _mutation_targets(inst, scratch, ctx)
+        applies, pod = _Pass(scratch, ctx).targets(inst)
         if not applies:
             continue
         try:

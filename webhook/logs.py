@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 LogFormat = Literal["json", "console"]
@@ -25,6 +26,12 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _dumps(event: Any, **_: Any) -> str:
+    """orjson instead of the stdlib encoder: a third of the cost of the one line per review.
+    Values orjson cannot encode are written as their ``str()``, never dropped."""
+    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def configure(*, log_format: LogFormat = "json", level: str = "info") -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -35,7 +42,7 @@ def configure(*, log_format: LogFormat = "json", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if log_format == "json":
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(serializer=_dumps)]
     else:
         processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     structlog.configure(

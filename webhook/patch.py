@@ -62,12 +62,24 @@ def _diff(old: Any, new: Any, path: str, ops: list[Op]) -> None:
         ops.append({"op": "replace", "path": path, "value": new})
 
 
+def _unchanged(old: Any, new: Any) -> bool:
+    """The common case, decided without building a pointer: the same value, of the same JSON type."""
+    if old is new:
+        return True
+    kind = type(old)
+    if kind is not type(new) or old != new:
+        return False
+    return (kind is not dict and kind is not list) or _same_json(old, new)
+
+
 def _diff_dict(old: dict[str, Any], new: dict[str, Any], path: str, ops: list[Op]) -> None:
     for key, old_value in old.items():
         if key not in new:
             ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
-        else:
-            _diff(old_value, new[key], f"{path}/{escape(key)}", ops)
+            continue
+        new_value = new[key]
+        if not _unchanged(old_value, new_value):
+            _diff(old_value, new_value, f"{path}/{escape(key)}", ops)
     for key, new_value in new.items():
         if key not in old:
             ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": new_value})
@@ -89,7 +101,8 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None
         return
     common = min(len(old), len(new))
     for index in range(common):
-        _diff(old[index], new[index], f"{path}/{index}", ops)
+        if not _unchanged(old[index], new[index]):
+            _diff(old[index], new[index], f"{path}/{index}", ops)
     # Remove from the end first so earlier indexes stay valid while the patch is applied.
     for index in range(len(old) - 1, common - 1, -1):
         ops.append({"op": "remove", "path": f"{path}/{index}"})

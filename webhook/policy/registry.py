@@ -81,6 +81,10 @@ class Policy:
     """Whether the policy does anything for given params (Pod Security: is this check in force at
     this level and version?). Inactive instances are dropped when a policy set is compiled, so the
     request path never calls them."""
+    result_key: Callable[[Any], Any] | None = None
+    """A hashable key equal for params that give the same result (Pod Security: the check revision
+    in force, the same at ``baseline:latest`` and ``restricted:latest`` for the baseline checks), so
+    a review runs the check once for all of them. ``None``: params that compare equal."""
 
 
 class Registry:
@@ -153,6 +157,7 @@ def _register(
     order: int,
     registry: Registry,
     active: Callable[[Any], bool] | None = None,
+    result_key: Callable[[Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if pod_spec and kinds is not None:
         raise ValueError(f"policy {policy_id!r}: pod_spec units apply to every pod-carrying kind; omit kinds")
@@ -173,6 +178,7 @@ def _register(
                 order=order,
                 description=(fn.__doc__ or "").strip().split("\n")[0],
                 active=active,
+                result_key=result_key,
             )
         )
         return fn
@@ -190,11 +196,12 @@ def check(
     order: int = 100,
     registry: Registry = REGISTRY,
     active: Callable[[Any], bool] | None = None,
+    result_key: Callable[[Any], Any] | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a validating check ``fn(target, ctx, params) -> list[Violation]``.
 
-    ``active(params)`` (optional) says whether the check does anything for those params; see
-    :attr:`Policy.active`.
+    ``active(params)`` and ``result_key(params)`` (optional): see :attr:`Policy.active` and
+    :attr:`Policy.result_key`.
     """
     return _register(
         "validating",
@@ -206,6 +213,7 @@ def check(
         order=order,
         registry=registry,
         active=active,
+        result_key=result_key,
     )
 
 

@@ -85,11 +85,21 @@ def _register(check: base.Check) -> None:
 
     run.__name__ = run.__qualname__ = f"check_{check_id}"
     run.__doc__ = f"{check.description} (Pod Security {check.level}: {check_id})"
+
     def in_force(params: options.LevelVersion) -> bool:
         return check_id in catalog.active(params.level, params.version)
 
+    def revision(params: options.LevelVersion) -> base.CheckImpl | None:
+        # ``run`` depends on params only through the revision in force: equal revisions, equal results.
+        return catalog.active(params.level, params.version).get(check_id)
+
     registry.check(
-        PREFIX + check_id, group=GROUP, pod_spec=True, order=catalog.RANK[check_id], active=in_force
+        PREFIX + check_id,
+        group=GROUP,
+        pod_spec=True,
+        order=catalog.RANK[check_id],
+        active=in_force,
+        result_key=revision,
     )(run)
 
 
