@@ -13,6 +13,8 @@ TLS with keep-alive, cycling through a Pod and a Deployment review on ``/validat
 saturation per review and endpoint. With two or more CPUs the servers are pinned to CPU 0 and the
 load generator to CPU 1, so neither steals the other's time. Peak RSS is read from
 ``/proc/<pid>/status`` (VmHWM). Policy evaluation without HTTP is timed in this process first.
+Last, with two or more CPUs, the webhook alone with 1 and with one worker per CPU, unpinned
+(``--no-scaling`` skips it).
 
 Writes ``bench/results.json`` and ``bench/results.md`` and prints the table. About two minutes.
 """
@@ -222,6 +224,24 @@ def evaluation_micro(repeat: int = 2000) -> dict[str, float]:
     return out
 
 
+def scaling(command: list[str], base: str, loader: Loader, *, workers: list[int], seconds: float,
+            connections: int, work: Path) -> dict[str, Any]:
+    """Saturation of the webhook with 1 and with N worker processes, nothing pinned: the load
+    generator shares the CPUs with the workers, as it would with any other tenant. Shows what
+    ``--workers`` buys on this machine."""
+    mixed = [(path, body) for _, path, body in reviews.requests()]
+    out: dict[str, Any] = {}
+    for count in workers:
+        with started([*command, "--workers", str(count)], ready_url=f"{base}/readyz",
+                     log=work / f"webhook-{count}w.log", cpu=None):
+            time.sleep(1.0)  # every worker listening (SO_REUSEPORT), not just the first
+            loader.run(base, mixed, duration=max(2.0, seconds / 4), connections=connections * 2, rate=None)
+            out[str(count)] = loader.run(base, mixed, duration=seconds, connections=connections * 2, rate=None)
+    first = out[str(workers[0])]["rate"]
+    out["speedup"] = {str(count): round(out[str(count)]["rate"] / first, 2) for count in workers}
+    return out
+
+
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     full, bare = results["servers"]["webhook"], results["servers"]["bare"]
     # Each round measured both servers back to back; the median of those ratios resists drift.
@@ -282,6 +302,15 @@ def markdown(results: dict[str, Any]) -> str:
     for name in ("pod", "deployment"):
         lines.append(f"| {name} | {ev[f'{name}.parse_us']} | {ev[f'{name}.validating_us']} | "
                      f"{ev[f'{name}.mutating_us']} | {ev[f'{name}.both_chains_us']} |")
+    if "scaling" in results:
+        sc = results["scaling"]
+        counts = list(sc["speedup"])
+        lines += ["", "Workers (`--workers N`, nothing pinned, the load generator shares the CPUs):", "",
+                  "| workers | saturation req/s | p99 ms | failed | speedup |", "|---|---|---|---|---|"]
+        for count in counts:
+            run = sc[count]
+            lines.append(f"| {count} | {run['rate']:.0f} | {run['latency_ms']['p99']:.2f} | {run['failed']} "
+                         f"| {sc['speedup'][count]}x |")
     lines += ["", "Targets:", "", "| target | measured | goal | met |", "|---|---|---|---|"]
     for name, verdict in results["targets"].items():
         met = "yes" if verdict["met"] else "NO"
@@ -303,6 +332,8 @@ def main() -> int:
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the webhook (default 1)")
     parser.add_argument("--out", type=Path, default=OUT, help="where results.json/results.md go")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="skip the 1 vs N workers phase (unpinned, after the main comparison)")
     args = parser.parse_args()
 
     kind = ("wrk" if wrk.available() else "python") if args.loader == "auto" else args.loader
@@ -336,9 +367,10 @@ def main() -> int:
         bases = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
         bare = _bare([sys.executable, "-m", "bench.bare", "--port", str(ports["bare"]), "--cert", str(cert),
                       "--key", str(key)], work=work, cpu=server_cpu)
-        full = started([sys.executable, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
-                        "--cert", str(cert), "--key", str(key), "--policies", str(ROOT / "policies"),
-                        "--drain-seconds", "0", "--workers", str(args.workers), "--log-format", "json"],
+        serve = [sys.executable, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
+                 "--cert", str(cert), "--key", str(key), "--policies", str(ROOT / "policies"),
+                 "--drain-seconds", "0", "--log-format", "json"]
+        full = started([*serve, "--workers", str(args.workers)],
                        ready_url=f"{bases['webhook']}/readyz", log=work / "webhook.log", cpu=server_cpu)
         with bare as bare_process, full as full_process:
             sizes = {name: check_answers(base, full=name == "webhook") for name, base in bases.items()}
@@ -349,6 +381,12 @@ def main() -> int:
                 figures[name]["answer_bytes"] = sizes[name]
                 figures[name]["rss_mb"] = [rss_mb(pid) for pid in worker_pids(process.pid)]
             results["servers"] = figures
+        if not args.no_scaling and cpus >= 2:
+            counts = [1, cpus]
+            print(f"measuring the webhook with {counts} workers, unpinned ...", flush=True)
+            results["scaling"] = scaling(serve, bases["webhook"], Loader(kind=kind, workdir=work, cpu=None),
+                                         workers=counts, seconds=args.seconds, connections=args.connections,
+                                         work=work)
     results["targets"] = verdicts(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

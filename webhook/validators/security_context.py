@@ -112,10 +112,6 @@ def _pod_check(policy_id: str, *, order: int) -> Callable[[Check], Check]:
     return updates.pod_check(GROUP, policy_id, order=order)
 
 
-
-
-
-
 def _subject(pod: model.PodTarget) -> str:
     """``Deployment "web"``: the object the user wrote, as messages name it."""
     meta = pod.obj.get("metadata")
@@ -131,7 +127,6 @@ def _subject(pod: model.PodTarget) -> str:
 
 def _container_name(container: dict[str, Any]) -> str:
     return wording.quote(container.get("name", ""))
-
 
 
 @_pod_check("readOnlyRootFilesystem", order=10)
