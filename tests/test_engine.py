@@ -432,3 +432,36 @@ def test_checks_with_equal_result_keys_run_once_per_review(tmp_path: Path) -> No
     # Both modes still report the shared finding.
     assert outcome.audit == {"lv-violations": "lv.same: found (always)"}
     assert outcome.warnings == ["lv.same: found (always)"]
+
+
+class CountingAuthorizer:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def allowed(self, **_: Any) -> bool | None:
+        self.asked += 1
+        return None
+
+
+@pytest.mark.parametrize(
+    ("labels", "asked"),
+    [
+        ({}, 0),  # outside the object selector: no SubjectAccessReview for it
+        ({"checked": "yes", "legacy": "yes"}, 0),  # exempt by label
+        ({"checked": "yes"}, 1),
+    ],
+)
+def test_access_review_is_asked_only_when_nothing_cheaper_decides(
+    tmp_path: Path, labels: dict[str, str], asked: int
+) -> None:
+    ps = policy_set(
+        tmp_path,
+        "demoPods:\n  scope: {objectSelector: {matchLabels: {checked: 'yes'}}}\n"
+        "  exemptions:\n    objectLabels: {legacy: 'yes'}\n    accessReview: {name: privileged-pods}\n",
+    )
+    authorizer = CountingAuthorizer()
+    parsed = review.parse(conftest.admission_review(conftest.pod(labels=labels, containers=PRIVILEGED)))
+    parsed.context.authorizer = authorizer
+    outcome = engine.evaluate(ps, parsed.object, parsed.context, chain="validating")
+    assert authorizer.asked == asked
+    assert outcome.allowed is (asked == 0)

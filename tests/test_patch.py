@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import jsonpatch
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,7 +75,7 @@ def test_diff_is_minimal_and_applies(title: str, old: Any, new: Any, expected: l
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=3),
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([0.0, 1.0, -1.0, 1.5]) | st.text(max_size=3),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(st.sampled_from(["a", "b/c", "~d", "name"]), children, max_size=4)
@@ -83,8 +84,33 @@ json_values = st.recursive(
 )
 
 
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 @settings(max_examples=200, deadline=None)
 @given(json_values, json_values)
 def test_any_diff_applies_to_the_original(old: Any, new: Any) -> None:
     ops = patch.diff({"root": old}, {"root": new})
-    assert jsonpatch.apply_patch({"root": copy.deepcopy(old)}, ops) == {"root": new}
+    patched = jsonpatch.apply_patch({"root": copy.deepcopy(old)}, ops)
+    # Compared as JSON text: Python's == would take 1, 1.0 and true for one another.
+    assert _json(patched) == _json({"root": new})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # Equal under == but not as JSON, deep inside otherwise equal structures and beside edits.
+        ({"a": [{"x": 1, "y": [True]}], "b": 0}, {"a": [{"x": 1.0, "y": [1]}], "b": 1},
+         [{"op": "replace", "path": "/b", "value": 1},
+          {"op": "replace", "path": "/a/0/x", "value": 1.0},
+          {"op": "replace", "path": "/a/0/y/0", "value": 1}]),
+        ({"c": [{"name": "a", "n": 0}]}, {"c": [{"name": "s"}, {"name": "a", "n": False}]},
+         [{"op": "add", "path": "/c/0", "value": {"name": "s"}},
+          {"op": "replace", "path": "/c/1/n", "value": False}]),
+    ],
+)
+def test_json_types_are_kept_apart_inside_equal_looking_subtrees(old: Any, new: Any, expected: list[Any]) -> None:
+    ops = patch.diff(old, new)
+    assert sorted(ops, key=str) == sorted(expected, key=str)
+    assert _json(jsonpatch.apply_patch(copy.deepcopy(old), ops)) == _json(new)

@@ -181,7 +181,16 @@ def _skip_subresource(ctx: model.ReviewContext) -> bool:
 
 
 def _applies(inst: Instance, ctx: model.ReviewContext, obj: Any, pod: model.PodTarget | None) -> bool:
-    return _request_applies(inst, ctx) and (not inst.reads_object or _object_applies(inst, obj, pod))
+    """Scope and exemptions, cheapest first: the request, then the object, then the access review."""
+    return (
+        _request_applies(inst, ctx)
+        and (not inst.reads_object or _object_applies(inst, obj, pod))
+        and _review_applies(inst, ctx)
+    )
+
+
+def _review_applies(inst: Instance, ctx: model.ReviewContext) -> bool:
+    return not any(e.accessReview is not None and scope.exempt_by_access_review(e, ctx) for e in inst.exemptions)
 
 
 def _request_applies(inst: Instance, ctx: model.ReviewContext) -> bool:
@@ -327,12 +336,13 @@ class _Pass:
     is recomputed after one. What the request alone decides of a gate is decided once per pass.
     """
 
-    __slots__ = ("ctx", "gates", "mutated", "_pod", "_pod_known")
+    __slots__ = ("ctx", "gates", "mutated", "reviews", "_pod", "_pod_known")
 
     def __init__(self, mutated: dict[str, Any], ctx: model.ReviewContext) -> None:
         self.mutated = mutated
         self.ctx = ctx
         self.gates: dict[int, bool] = {}
+        self.reviews: dict[int, bool] = {}
         self._pod: model.PodTarget | None = None
         self._pod_known = False
 
@@ -359,7 +369,10 @@ class _Pass:
             return False, pod
         if inst.reads_object and not _object_applies(inst, self.mutated, pod):
             return False, pod
-        return True, pod
+        reviewed = self.reviews.get(inst.gate)
+        if reviewed is None:
+            reviewed = self.reviews[inst.gate] = _review_applies(inst, ctx)
+        return reviewed, pod
 
 
 def _run_mutations(

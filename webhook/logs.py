@@ -6,6 +6,7 @@ line; each review produces exactly one ``review`` event with its facts as keys, 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any, Literal
@@ -26,10 +27,28 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _fallback(value: Any) -> Any:
+    """For values JSON has no type for, as structlog's own renderer: ``__structlog__`` if the object
+    defines it, else ``repr``."""
+    hook = getattr(value, "__structlog__", None)
+    return hook() if callable(hook) else repr(value)
+
+
 def _dumps(event: Any, **_: Any) -> str:
     """orjson instead of the stdlib encoder: a third of the cost of the one line per review.
-    Values orjson cannot encode are written as their ``str()``, never dropped."""
-    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    orjson refuses integers beyond 64 bits, lone surrogates (file names decoded with
+    ``surrogateescape``) and nesting deeper than 254; those lines go through the stdlib encoder,
+    and a line even that cannot encode is still written, saying so. A log call never raises.
+    """
+    try:
+        return orjson.dumps(event, default=_fallback, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(event, default=_fallback)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return json.dumps({"event": repr(event.get("event")), "log_error": f"unencodable line: {exc!r}"})
 
 
 def configure(*, log_format: LogFormat = "json", level: str = "info") -> None:

@@ -32,7 +32,15 @@ def escape(token: str) -> str:
 def diff(original: Any, mutated: Any) -> list[Op]:
     """The ops that turn ``original`` into ``mutated``; ``[]`` when they are equal."""
     ops: list[Op] = []
-    _diff(original, mutated, "", ops)
+    pending: Pending = []
+    _diff(original, mutated, "", ops, pending)
+    # Subtrees Python's == found equal are confirmed as JSON in one go (1 == 1.0 == True in
+    # Python, not in JSON); in the rare case they differ, each is diffed with exact types. Their ops
+    # touch only scalars inside structures equal in shape, so they are valid at the end of the patch.
+    if pending and not _same_json([p[0] for p in pending], [p[1] for p in pending]):
+        for old, new, parent, token in pending:
+            if not _same_json(old, new):
+                _diff(old, new, _pointer(parent, token), ops, None)
     return ops
 
 
@@ -47,39 +55,52 @@ def _same_json(old: Any, new: Any) -> bool:
         return False
 
 
-def _diff(old: Any, new: Any, path: str, ops: list[Op]) -> None:
+Pending = list[tuple[Any, Any, str, "str | int"]]
+"""Maps and lists found equal by ``==``, awaiting one JSON confirmation: (old, new, parent, key)."""
+
+
+def _pointer(parent: str, token: str | int) -> str:
+    return f"{parent}/{escape(token)}" if isinstance(token, str) else f"{parent}/{token}"
+
+
+def _unchanged(old: Any, new: Any, parent: str, token: str | int, pending: Pending | None) -> bool:
+    """The common case, decided without walking or building a pointer: the same value, of the same
+    JSON type. Equal maps and lists are queued in ``pending`` for one JSON confirmation at the end
+    (``None``: confirm now)."""
+    if old is new:
+        return True
+    if type(old) is not type(new) or old != new:
+        return False
+    if not isinstance(old, (dict, list)):
+        return True
+    if pending is None:
+        return _same_json(old, new)
+    pending.append((old, new, parent, token))
+    return True
+
+
+def _diff(old: Any, new: Any, path: str, ops: list[Op], pending: Pending | None) -> None:
     if old is new:
         return
-    # Most of a mutated object is untouched: skip equal subtrees without walking them.
-    if type(old) is type(new) and isinstance(old, (dict, list)) and _same_json(old, new):
-        return
     if isinstance(old, dict) and isinstance(new, dict):
-        _diff_dict(old, new, path, ops)
+        _diff_dict(old, new, path, ops, pending)
     elif isinstance(old, list) and isinstance(new, list):
-        _diff_list(old, new, path, ops)
+        _diff_list(old, new, path, ops, pending)
     elif type(old) is not type(new) or old != new:
         # ``type`` check: JSON distinguishes 1, 1.0 and true, Python's == does not.
         ops.append({"op": "replace", "path": path, "value": new})
 
 
-def _unchanged(old: Any, new: Any) -> bool:
-    """The common case, decided without building a pointer: the same value, of the same JSON type."""
-    if old is new:
-        return True
-    kind = type(old)
-    if kind is not type(new) or old != new:
-        return False
-    return (kind is not dict and kind is not list) or _same_json(old, new)
-
-
-def _diff_dict(old: dict[str, Any], new: dict[str, Any], path: str, ops: list[Op]) -> None:
+def _diff_dict(
+    old: dict[str, Any], new: dict[str, Any], path: str, ops: list[Op], pending: Pending | None
+) -> None:
     for key, old_value in old.items():
         if key not in new:
             ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
             continue
         new_value = new[key]
-        if not _unchanged(old_value, new_value):
-            _diff(old_value, new_value, f"{path}/{escape(key)}", ops)
+        if not _unchanged(old_value, new_value, path, key, pending):
+            _diff(old_value, new_value, f"{path}/{escape(key)}", ops, pending)
     for key, new_value in new.items():
         if key not in old:
             ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": new_value})
@@ -96,13 +117,15 @@ def _names(items: list[Any]) -> list[str] | None:
     return names if len(set(names)) == len(names) else None
 
 
-def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None:
-    if len(new) >= len(old) and _diff_named_list(old, new, path, ops):
+def _diff_list(
+    old: list[Any], new: list[Any], path: str, ops: list[Op], pending: Pending | None
+) -> None:
+    if len(new) >= len(old) and _diff_named_list(old, new, path, ops, pending):
         return
     common = min(len(old), len(new))
     for index in range(common):
-        if not _unchanged(old[index], new[index]):
-            _diff(old[index], new[index], f"{path}/{index}", ops)
+        if not _unchanged(old[index], new[index], path, index, pending):
+            _diff(old[index], new[index], f"{path}/{index}", ops, pending)
     # Remove from the end first so earlier indexes stay valid while the patch is applied.
     for index in range(len(old) - 1, common - 1, -1):
         ops.append({"op": "remove", "path": f"{path}/{index}"})
@@ -110,7 +133,9 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None
         ops.append({"op": "add", "path": f"{path}/-", "value": new[index]})
 
 
-def _diff_named_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> bool:
+def _diff_named_list(
+    old: list[Any], new: list[Any], path: str, ops: list[Op], pending: Pending | None
+) -> bool:
     """Diff lists of named items where the new list keeps every old item, in order, plus insertions.
 
     Returns ``False`` (caller falls back to positional diff) when the shape does not fit; then no op
@@ -130,7 +155,9 @@ def _diff_named_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -
     old_placed = 0
     for index, (name, item) in enumerate(zip(new_names, new, strict=True)):
         if name in old_by_name:
-            _diff(old_by_name[name], item, f"{path}/{index}", ops)
+            before = old_by_name[name]
+            if not _unchanged(before, item, path, index, pending):
+                _diff(before, item, f"{path}/{index}", ops, pending)
             old_placed += 1
         else:
             # Once every old item is placed, the insert lands at the end: use the append form.

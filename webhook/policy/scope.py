@@ -94,11 +94,15 @@ def exempt(
     obj: Any,
     pod: model.PodTarget | None,
 ) -> bool:
-    return exempt_request(exemptions, ctx) or exempt_object(exemptions, obj, pod)
+    return (
+        exempt_request(exemptions, ctx)
+        or exempt_object(exemptions, obj, pod)
+        or exempt_by_access_review(exemptions, ctx)
+    )
 
 
 def exempt_request(exemptions: settings.Exemptions, ctx: model.ReviewContext) -> bool:
-    """Exemptions decided by the request alone: namespace, requester, access review."""
+    """Exemptions the request alone decides, cheaply: namespace and requester."""
     if exemptions.namespaces and ctx.namespace and glob_match(ctx.namespace, exemptions.namespaces):
         return True
     if (
@@ -115,6 +119,12 @@ def exempt_request(exemptions: settings.Exemptions, ctx: model.ReviewContext) ->
         account = ctx.service_account
         if account is not None and glob_match(account, exemptions.serviceAccounts):
             return True
+    return False
+
+
+def exempt_by_access_review(exemptions: settings.Exemptions, ctx: model.ReviewContext) -> bool:
+    """The access-review exemption, asked last: a cache miss starts a SubjectAccessReview, which
+    a request already settled by the cheaper parts must not cost."""
     review = exemptions.accessReview
     if review is not None:
         answer = None

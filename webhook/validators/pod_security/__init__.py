@@ -15,7 +15,6 @@ outcome; ``options`` is the policy-file section. Pure functions over dicts: impo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from webhook.policy import model, registry
 from webhook.validators.pod_security import base, catalog, evaluation, levels, options
@@ -64,21 +63,6 @@ registry.group(
 )
 
 
-_decided: tuple[Any, Any, bool] = (None, None, False)
-
-
-def _skipped(target: model.PodTarget, ctx: model.ReviewContext) -> bool:
-    """Whether Pod Security skips this request, decided (and the containers walked) once per review
-    for all of its checks: the engine hands every check of a review the same target and context."""
-    global _decided
-    if _decided[0] is not target or _decided[1] is not ctx:
-        skip = evaluation.skip_request(target, ctx)
-        if not skip:
-            base.bind(target)
-        _decided = (target, ctx, skip)
-    return _decided[2]
-
-
 def _register(check: base.Check) -> None:
     check_id = check.id
     # params object id -> (params, implementation in force): resolved once per policy set, not per
@@ -93,8 +77,9 @@ def _register(check: base.Check) -> None:
             in_force = catalog.active(params.level, params.version)
             entry = resolved[id(params)] = (params, in_force.get(check_id))
         impl = entry[1]
-        if impl is None or _skipped(target, ctx):
+        if impl is None or evaluation.skip_request(target, ctx):
             return []
+        base.bind(target)
         result = impl(target.metadata or {}, target.spec)
         return [] if result is None else [evaluation.to_violation(result, target)]
 
