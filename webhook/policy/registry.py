@@ -230,10 +230,11 @@ def mutation(
     """Register a mutation ``fn(target, ctx, params) -> None`` that edits ``target`` in place.
 
     It must be idempotent (running it on its own output changes nothing: the API server may
-    reinvoke the webhook), must edit a pod target in place (``target.spec`` and the dicts under it;
-    ``target.metadata_for_write()`` for metadata), never put a new ``spec`` or ``metadata`` dict in
-    the object, because the engine hands the same target to every mutation of a pass, and must raise :class:`~webhook.errors.MutationRejected` *before* editing
-    when it refuses an object.
+    reinvoke the webhook), and must raise :class:`~webhook.errors.MutationRejected` *before*
+    editing when it refuses an object. A pod-spec mutation edits its target in place
+    (``target.spec`` and the dicts under it, ``target.metadata_for_write()`` for metadata) and never
+    puts a new ``spec`` or ``metadata`` dict into the object: the engine hands the same target to
+    every mutation of a pass.
     """
     return _register(
         "mutating",
