@@ -1,6 +1,9 @@
 """Does a policy apply to this request? Scopes (all must match) and exemptions (any exempts).
 
-Globs use ``fnmatch`` case-sensitive matching (``team-*``, ``ci/*``), compiled once per pattern.
+Globs use ``fnmatch`` case-sensitive matching (``team-*``, ``ci/*``), each list compiled once into
+one regex. Each part comes in a request-only and an object-reading half, so the engine can decide
+the first once per review and re-decide only the second after a mutation; the access-review
+exemption, which may cost a SubjectAccessReview, is its own function and is asked last.
 Label selectors follow the Kubernetes ``LabelSelector`` semantics. A ``namespaceSelector`` needs
 the namespace's labels: when they are unknown (no cluster), the selector never matches — a scope
 with one does not apply, an exemption with one does not exempt — and the server says so at start.
@@ -67,10 +70,6 @@ def annotations_of(obj: Any) -> Mapping[str, str]:
     return annotations if isinstance(annotations, dict) else _EMPTY
 
 
-def in_scope(scope: settings.Scope, ctx: model.ReviewContext, obj: Any) -> bool:
-    return request_in_scope(scope, ctx) and object_in_scope(scope, obj)
-
-
 def request_in_scope(scope: settings.Scope, ctx: model.ReviewContext) -> bool:
     """The parts of a scope that depend on the request alone (namespace name and labels)."""
     namespace = ctx.namespace
@@ -86,19 +85,6 @@ def request_in_scope(scope: settings.Scope, ctx: model.ReviewContext) -> bool:
 def object_in_scope(scope: settings.Scope, obj: Any) -> bool:
     """The part of a scope that reads the object (its labels)."""
     return scope.objectSelector is None or selector_matches(scope.objectSelector, labels_of(obj))
-
-
-def exempt(
-    exemptions: settings.Exemptions,
-    ctx: model.ReviewContext,
-    obj: Any,
-    pod: model.PodTarget | None,
-) -> bool:
-    return (
-        exempt_request(exemptions, ctx)
-        or exempt_object(exemptions, obj, pod)
-        or exempt_by_access_review(exemptions, ctx)
-    )
 
 
 def exempt_request(exemptions: settings.Exemptions, ctx: model.ReviewContext) -> bool:
