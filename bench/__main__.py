@@ -198,9 +198,9 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
 
 def evaluation_micro(repeat: int = 2000) -> dict[str, float]:
     """Median microseconds for parse and for each chain over the Pod and Deployment, without HTTP."""
-    from webhook import config, engine, review, server
+    from webhook import catalog, engine, review
 
-    policy_set = server.load_policies(config.ServeSettings(policies=(ROOT / "policies",)))
+    policy_set = catalog.load([ROOT / "policies"])
     out: dict[str, float] = {}
     for name, body in reviews.bodies().items():
         def timed(fn: Any) -> float:

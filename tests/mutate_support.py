@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonpatch
 
-from webhook import engine, patch
+from webhook import engine, patch, review
 from webhook.mutators import defaults, downward_api, sidecars  # noqa: F401  (registers the groups)
 from webhook.policy import files, model, registry, workloads
 
@@ -53,7 +53,7 @@ def context(
     )
 
 
-def mutate(ps: engine.PolicySet, obj: dict[str, Any], ctx: model.ReviewContext) -> engine.Outcome:
+def mutate(ps: engine.PolicySet, obj: dict[str, Any], ctx: model.ReviewContext) -> review.Outcome:
     return engine.evaluate(ps, obj, ctx, chain="mutating")
 
 

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from tests import conftest
-from webhook import certs, config, limits, runner
+from webhook import certs, config, deadlines, runner
 
 POLICIES = conftest.REPO / "policies"
 
@@ -51,7 +51,7 @@ def settings(cert_dir: Path, **overrides: Any) -> config.ServeSettings:
 
 @contextlib.asynccontextmanager
 async def serving(
-    serve_settings: config.ServeSettings, *, timeouts: limits.Timeouts | None = None
+    serve_settings: config.ServeSettings, *, timeouts: deadlines.Timeouts | None = None
 ) -> AsyncIterator[str]:
     """Run :func:`webhook.runner.serve` in this loop; yields the base URL; stops (and drains) on exit."""
     ready, stop = asyncio.Event(), asyncio.Event()

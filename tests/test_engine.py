@@ -27,7 +27,7 @@ def policy_set(tmp_path: Path, body: str, *overrides: str) -> engine.PolicySet:
 
 def run(
     ps: engine.PolicySet, body: dict[str, Any], chain: str = "validating", group: str | None = None
-) -> engine.Outcome:
+) -> review.Outcome:
     parsed = review.parse(body)
     return engine.evaluate(ps, parsed.object, parsed.context, chain=chain, group=group)  # type: ignore[arg-type]
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from webhook import faults
+from webhook import appstate, config, faults
 
 ClientFactory = Any
 REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u-1"}}
@@ -137,10 +137,14 @@ def test_exact_path_wins_over_a_glob() -> None:
 
 @pytest.mark.parametrize(
     ("query", "seconds"),
-    [("?timeout=1s", 1.0), ("?timeout=1m0s", 60.0), ("", 30.0), ("?timeout=bogus", 30.0)],
+    [("?timeout=1s", 1.0), ("?timeout=1m0s", 60.0), ("", 25.0), ("?timeout=bogus", 25.0), ("?timeout=0s", 25.0)],
 )
-def test_hang_lasts_past_the_callers_timeout(query: str, seconds: float) -> None:
-    assert faults._deadline(make_mocked_request("POST", f"/validate{query}")) == seconds
+def test_the_callers_timeout_is_parsed_as_a_go_duration_else_the_default(query: str, seconds: float) -> None:
+    app = web.Application()
+    app[appstate.SETTINGS] = config.ServeSettings(default_timeout=25)
+    request = make_mocked_request("POST", f"/validate{query}", app=app)
+    assert appstate.caller_timeout(request) == seconds
+    assert request[appstate.CALLER_TIMEOUT] == seconds  # parsed once, kept on the request
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Fuzzing the real app (default policy set, limits installed) with hypothesis.
+"""Fuzzing the real app (default policy set, deadlines installed) with hypothesis.
 
 Strategies build AdmissionReviews and Kubernetes objects of random shapes: right shapes with wrong
 types, missing fields, huge strings, deep nesting, unicode, huge integers, and bodies that are not
@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import conftest
-from webhook import config, limits, server
+from webhook import catalog, config, server
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 ClientFactory = Any
@@ -208,13 +208,11 @@ BODIES = st.one_of(
 
 def _app() -> web.Application:
     serve_settings = config.ServeSettings(policies=(conftest.REPO / "policies",), max_body_bytes=2 * 1024 * 1024)
-    app = server.build_app(serve_settings)
-    limits.install(app)
-    return app
+    return server.build_app(serve_settings)
 
 
 def _paths() -> list[str]:
-    policy_set = server.load_policies(config.ServeSettings(policies=(conftest.REPO / "policies",)))
+    policy_set = catalog.load([conftest.REPO / "policies"])
     return ["/mutate", "/validate"] + [f"/mutate/{g}" for g in policy_set.groups("mutating")] + [
         f"/validate/{g}" for g in policy_set.groups("validating")]
 

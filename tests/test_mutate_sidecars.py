@@ -11,7 +11,7 @@ import pytest
 
 from tests import mutate_support as ms
 from webhook import errors
-from webhook.mutators import sidecars, template
+from webhook.mutators import sidecar_template, sidecars
 
 APP = {"name": "app", "image": "nginx:1.27"}
 INJECT = {"sidecar.admission.dev/inject": "true"}
@@ -323,7 +323,7 @@ def test_bad_sidecar_settings_fail_at_load_time(body: dict[str, Any], message: s
         sidecars.SidecarsSettings.model_validate(body)
 
 
-POD_VALUES = template.PodValues(
+POD_VALUES = sidecar_template.PodValues(
     name="web-1", namespace="shop", labels={"app": "cart"}, annotations={"team/owner": "ops"}
 )
 
@@ -340,7 +340,7 @@ POD_VALUES = template.PodValues(
     ],
 )
 def test_template_strings_render_only_the_fixed_references(text: str, rendered: str) -> None:
-    assert template.render({"k": [text]}, pod=POD_VALUES) == {"k": [rendered]}
+    assert sidecar_template.render({"k": [text]}, pod=POD_VALUES) == {"k": [rendered]}
 
 
 @pytest.mark.parametrize(
@@ -348,4 +348,4 @@ def test_template_strings_render_only_the_fixed_references(text: str, rendered: 
 )
 def test_anything_else_is_rejected_when_compiled(text: str) -> None:
     with pytest.raises(ValueError, match="unknown template reference"):
-        template.validate({"args": [text]})
+        sidecar_template.validate({"args": [text]})

@@ -310,9 +310,9 @@ def test_a_patch_that_does_not_apply_fails_the_review_as_the_api_server_would(
     real = engine.evaluate
 
     def broken(policy_set: engine.PolicySet, obj: Any, ctx: model.ReviewContext, *, chain: Any,
-               group: str | None = None) -> engine.Outcome:
+               group: str | None = None) -> review.Outcome:
         if chain == "mutating":
-            return engine.Outcome(patch=[{"op": "replace", "path": "/nope/x", "value": 1}])
+            return review.Outcome(patch=[{"op": "replace", "path": "/nope/x", "value": 1}])
         return real(policy_set, obj, ctx, chain=chain, group=group)
 
     monkeypatch.setattr(engine, "evaluate", broken)

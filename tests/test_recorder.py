@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests import conftest
-from webhook import cli, config, engine, offline, recorder, review, server
+from webhook import catalog, cli, config, engine, offline, recorder, recording, review, server
 from webhook.commands import serve
 from webhook.policy import files
 
@@ -54,7 +54,7 @@ def secret() -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": "db", "namespace": "shop", "annotations": {
-            recorder.LAST_APPLIED: '{"stringData":{"password":"hunter2"}}', "team": "shop"}},
+            recording.LAST_APPLIED: '{"stringData":{"password":"hunter2"}}', "team": "shop"}},
         "data": {"password": base64.b64encode(b"hunter2").decode(), "user": "c2hvcA=="},
         "stringData": {"token": "abc.def.ghi"},
     }
@@ -88,9 +88,8 @@ def recorded_app(
     args = cli.build_parser().parse_args(
         ["serve", "--policies", str(tmp_path / "policy.yaml"), "--record", str(tmp_path / "rec"), *flags])
     settings = serve.settings_from(args)
-    app = server.build_app(settings, policy_set=policy_set)
     rec = recorder.Recorder.from_settings(settings)
-    recorder.attach(app, rec)
+    app = server.build_app(settings, policy_set=policy_set, recorder=rec)
     return app, rec
 
 
@@ -123,7 +122,7 @@ async def test_serve_with_record_writes_one_redacted_file_per_review_and_replays
     ]
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [p.name for p in paths]  # no temp files
 
-    documents = [recorder.load(p) for p in paths]
+    documents = [recording.load(p) for p in paths]
     for (path, _), answer, document in zip(sent, answers, documents, strict=True):
         assert document["apiVersion"] == "admission.dev/v1alpha1" and document["kind"] == "RecordedReview"
         assert document["path"] == path
@@ -135,12 +134,12 @@ async def test_serve_with_record_writes_one_redacted_file_per_review_and_replays
     obj = expected_secret["request"]["object"]
     obj["data"] = {"password": "REDACTED", "user": "REDACTED"}
     obj["stringData"] = {"token": "REDACTED"}
-    obj["metadata"]["annotations"][recorder.LAST_APPLIED] = "REDACTED"
+    obj["metadata"]["annotations"][recording.LAST_APPLIED] = "REDACTED"
     assert documents[0]["request"] == expected_secret
     assert documents[0]["redacted"] == [
         "request.request.object.data.password", "request.request.object.data.user",
         "request.request.object.stringData.token",
-        f"request.request.object.metadata.annotations.{recorder.LAST_APPLIED}",
+        f"request.request.object.metadata.annotations.{recording.LAST_APPLIED}",
     ]
     raw_text = b"".join(p.read_bytes() for p in paths)
     assert b"hunter2" not in raw_text and b"aHVudGVyMg" not in raw_text and b"k-123" not in raw_text
@@ -282,10 +281,10 @@ def test_the_raw_body_is_recorded_verbatim_with_fields_the_envelope_model_ignore
     rec.submit(review.parse(raw), review.allowed("raw"), path="/mutate", raw=raw)
     rec.close()
     (path,) = rec.files()
-    assert recorder.load(path)["request"] == body
+    assert recording.load(path)["request"] == body
 
 
-DEFAULT = recorder.DEFAULT_ENV_PATTERNS
+DEFAULT = recording.DEFAULT_ENV_PATTERNS
 ENV = [{"name": "SECRET_SAUCE", "value": "s"}, {"name": "MODE", "value": "m"}]
 OBJ = "request.request.object"
 AUTHN = "authentication.k8s.io/v1"
@@ -312,7 +311,7 @@ SA_TOKEN = "kubernetes.io/service-account-token"
 )
 def test_redaction_table(obj: dict[str, Any], patterns: tuple[str, ...], expected_paths: list[str]) -> None:
     document = {"request": {"request": {"object": copy.deepcopy(obj), "oldObject": None}}, "response": {}}
-    found = recorder.redact(document, redaction=recorder.Redaction(env_patterns=patterns))
+    found = recording.redact(document, redaction=recording.Redaction(env_patterns=patterns))
     assert found == expected_paths
     for path in expected_paths:
         node: Any = document
@@ -326,14 +325,14 @@ def test_env_values_in_an_answer_patch_are_redacted_too() -> None:
         {"name": "SHIPPER_TOKEN", "value": "t-1"}, {"name": "LEVEL", "value": "info"}]}}]
     answer = review.allowed("u", ops=ops)
     document = {"request": {}, "response": copy.deepcopy(answer)}
-    assert recorder.redact(document) == ["response.response.patch[0].value.env[0].value"]
+    assert recording.redact(document) == ["response.response.patch[0].value.env[0].value"]
     assert review.decode_patch(document["response"])[0]["value"]["env"] == [
         {"name": "SHIPPER_TOKEN", "value": "REDACTED"}, {"name": "LEVEL", "value": "info"}]
 
 
 def test_file_names_are_sanitised_and_sort_by_time() -> None:
     when = datetime.datetime(2025, 1, 31, 12, 0, 0, 123456, tzinfo=datetime.UTC)
-    name = recorder.file_name(when, sequence=7, endpoint="/validate/pod-security", kind="ClusterRole",
+    name = recording.file_name(when, sequence=7, endpoint="/validate/pod-security", kind="ClusterRole",
                               namespace="", name="system:aggregate/../x", uid="../../etc/passwd")
     assert name == (f"20250131T120000.123456Z-{os.getpid()}-000007_validate-pod-security_ClusterRole_"
                     "__system-aggregate-..-x_etc-passwd.json")
@@ -349,7 +348,7 @@ def test_an_unusable_record_directory_is_a_clear_startup_error(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def real_policies() -> engine.PolicySet:
     try:
-        return offline.load_policies([REPO / "policies"])
+        return catalog.load([REPO / "policies"])
     except ImportError as exc:  # the built-in policy modules are still being written
         pytest.skip(f"the built-in catalogue does not import yet: {exc}")
 
@@ -359,9 +358,8 @@ async def test_recordings_of_the_real_policies_replay_identically_through_the_re
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = config.ServeSettings(policies=(REPO / "policies",), record=tmp_path / "rec")
-    app = server.build_app(settings, policy_set=real_policies)
     rec = recorder.Recorder.from_settings(settings)
-    recorder.attach(app, rec)
+    app = server.build_app(settings, policy_set=real_policies, recorder=rec)
     client = await aiohttp_client(app)
     answers = {}
     calls = [("/mutate", pod_with_secret_env(), "m1"), ("/validate", pod_with_secret_env(), "v1"),
@@ -406,7 +404,7 @@ def test_redaction_patterns_come_from_settings(tmp_path: Path) -> None:
     ],
 )
 def test_default_env_patterns_cover_common_secret_names_and_leave_plain_ones(name: str, redacted: bool) -> None:
-    assert recorder.Redaction().env_name_matches(name) is redacted
+    assert recording.Redaction().env_name_matches(name) is redacted
 
 
 @pytest.mark.parametrize(
@@ -430,7 +428,7 @@ def test_env_values_holding_a_url_with_a_password_are_blanked_whatever_the_name(
     obj = conftest.pod(containers=[{"name": "a", "image": "x", "env": [{"name": "DATABASE_URL", "value": value}]}])
     document = {"request": {"request": {"object": obj}}, "response": {}}
     # Custom patterns replace the name list, not the URL check.
-    found = recorder.redact(document, redaction=recorder.Redaction(env_patterns=("^API_",)))
+    found = recording.redact(document, redaction=recording.Redaction(env_patterns=("^API_",)))
     assert obj["spec"]["containers"][0]["env"][0]["value"] == (expected or value)
     assert found == ([f"{OBJ}.spec.containers[0].env[0].value"] if expected else [])
 
@@ -494,7 +492,7 @@ def test_env_values_in_every_patch_shape_are_redacted(
     obj = conftest.pod(containers=[{"name": "app", "image": "x", "env": copy.deepcopy(PATCHED_ENV)}])
     document = {"request": {"request": {"object": obj}}, "response": review.allowed("u", ops=copy.deepcopy(ops))}
     in_object = [f"{OBJ}.spec.containers[0].env[0].value", f"{OBJ}.spec.containers[0].env[2].value"]
-    assert recorder.redact(document) == [*in_object, *expected_paths]
+    assert recording.redact(document) == [*in_object, *expected_paths]
     assert obj["spec"]["containers"][0]["env"][2]["value"] == "postgres://REDACTED@db/shop"
     recorded = review.decode_patch(document["response"])
     assert [op["value"] for op in recorded] == expected_values
@@ -505,5 +503,5 @@ def test_env_values_in_every_patch_shape_are_redacted(
 def test_a_patch_setting_an_env_value_without_the_object_is_blanked() -> None:
     ops = [{"op": "replace", "path": f"{ENV0}/1/value", "value": "debug"}]
     document = {"request": {"request": {"object": None}}, "response": review.allowed("u", ops=ops)}
-    assert recorder.redact(document) == [f"{PATCH}[0].value"]
+    assert recording.redact(document) == [f"{PATCH}[0].value"]
     assert review.decode_patch(document["response"]) == [{**ops[0], "value": "REDACTED"}]

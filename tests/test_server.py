@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests import conftest
-from webhook import config, engine, server
+from webhook import appstate, config, engine, server, tls
 from webhook.policy import files
 
 PRIVILEGED = [{"name": "app", "image": "nginx", "securityContext": {"privileged": True}}]
@@ -20,13 +20,17 @@ ClientFactory = Any
 
 
 def make_app(
-    tmp_path: Path, body: str = "demoPods: {}\ndemoLabels:\n  labels: {team: core}\n", **overrides: Any
+    tmp_path: Path,
+    body: str = "demoPods: {}\ndemoLabels:\n  labels: {team: core}\n",
+    *,
+    certificates: tls.CertReloader | None = None,
+    **overrides: Any,
 ) -> web.Application:
     (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n" + body)
     catalog = conftest.make_catalog()
     policy_set = engine.PolicySet(files.load([tmp_path], catalog=catalog), catalog=catalog)
     settings = config.ServeSettings(policies=(tmp_path,), **overrides)
-    return server.build_app(settings, policy_set=policy_set)
+    return server.build_app(settings, policy_set=policy_set, certificates=certificates)
 
 
 @pytest.fixture
@@ -194,7 +198,7 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:  # type: ig
     assert 'admission_errors_total{path="/validate",type="bad_request"} 1.0' in text
     assert "admission_request_duration_seconds_bucket" in text
     assert "admission_requests_in_flight 0.0" in text
-    client.app[server.LIFECYCLE].draining = True
+    client.app[appstate.LIFECYCLE].draining = True
     not_ready = await client.get("/readyz")
     assert not_ready.status == 503 and (await not_ready.json())["problems"] == ["draining: shutting down"]
 
@@ -202,7 +206,7 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:  # type: ig
 async def test_over_concurrency_limit_gets_429(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
     app = make_app(tmp_path, max_concurrent=1)
     client = await aiohttp_client(app)
-    limiter = app[server.LIMITER]
+    limiter = app[appstate.LIMITER]
     await limiter.acquire()
     try:
         status, body = await post(client, "/validate", _review())
@@ -212,10 +216,13 @@ async def test_over_concurrency_limit_gets_429(aiohttp_client: ClientFactory, tm
 
 
 def test_timeout_query_parameter_is_read_as_a_go_duration() -> None:
-    assert server.request_timeout("10s", 30) == 10
-    assert server.request_timeout("500ms", 30) == 0.5
-    assert server.request_timeout(None, 30) == 30
-    assert server.request_timeout("junk", 30) == 30
+    assert appstate.parse_duration("10s") == 10
+    assert appstate.parse_duration("500ms") == 0.5
+    assert appstate.parse_duration("1m0s") == 60
+    assert appstate.parse_duration("1.5s") == 1.5
+    assert appstate.parse_duration(None) is None
+    assert appstate.parse_duration("junk") is None
+    assert appstate.parse_duration("10s junk") is None
 
 
 async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
@@ -223,9 +230,9 @@ async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
 ) -> None:
     catalog = conftest.make_catalog()
     monkeypatch.setattr(
-        server,
-        "load_policies",
-        lambda s: engine.PolicySet(files.load(list(s.policies), catalog=catalog), catalog=catalog),
+        server.catalog,
+        "load",
+        lambda paths, overrides=(): engine.PolicySet(files.load(list(paths), catalog=catalog), catalog=catalog),
     )
     app = make_app(tmp_path, "demoPods:\n  mode: enforce\n")
     client = await aiohttp_client(app)
@@ -234,12 +241,12 @@ async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
 
     policy = tmp_path / "p.yaml"
     policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: warn\n")
-    assert server.reload_policies(app) is True
+    assert await server.reload_policies(app) is True
     answer = (await post(client, "/validate", bad))[1]["response"]
     assert answer["allowed"] is True and answer["warnings"][0].startswith("demo-pods.privileged")
 
     policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: loud\n")
-    assert server.reload_policies(app) is False
+    assert await server.reload_policies(app) is False
     ready = await (await client.get("/readyz")).json()
     assert f"{policy}:4: demoPods.mode: Input should be" in ready["policies"]["reloadError"]
     assert (await post(client, "/validate", bad))[1]["response"]["allowed"] is True  # old set still serving
@@ -288,7 +295,11 @@ async def test_policy_watcher_reloads_a_changed_directory_by_itself(
     import asyncio
 
     catalog = conftest.make_catalog()
-    monkeypatch.setattr(server, "load_policies", lambda s: engine.PolicySet(files.load(list(s.policies), catalog=catalog), catalog=catalog))
+    monkeypatch.setattr(
+        server.catalog,
+        "load",
+        lambda paths, overrides=(): engine.PolicySet(files.load(list(paths), catalog=catalog), catalog=catalog),
+    )
     policy = tmp_path / "p.yaml"
     policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: enforce\n")
     app = server.build_app(config.ServeSettings(policies=(tmp_path,), reload_interval=0.05))
@@ -301,7 +312,7 @@ async def test_policy_watcher_reloads_a_changed_directory_by_itself(
     policy.unlink()
     for _ in range(100):
         await asyncio.sleep(0.02)
-        if app[server.POLICIES].current.config.sources == (str(tmp_path / "q.yaml"),):
+        if app[appstate.POLICIES].current.config.sources == (str(tmp_path / "q.yaml"),):
             break
     answer = (await post(client, "/validate", bad))[1]["response"]
     assert answer["allowed"] is True and answer["warnings"][0].startswith("demo-pods.privileged")
@@ -312,14 +323,13 @@ async def test_expired_certificate_fails_readyz_and_metrics_show_its_expiry(
 ) -> None:
     import datetime
 
-    from webhook import certs, tls
+    from webhook import certs
 
     long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
     certs.ensure(tmp_path / "certs", service="admission-webhook", namespace="admission-webhook", days=1, now=long_ago)
     cert, key = tmp_path / "certs" / "tls.crt", tmp_path / "certs" / "tls.key"
     context = tls.server_context(cert=cert, key=key)
-    app = make_app(tmp_path, reload_interval=0.05)
-    server.attach_cert_reloader(app, tls.CertReloader(context, cert=cert, key=key))
+    app = make_app(tmp_path, reload_interval=0.05, certificates=tls.CertReloader(context, cert=cert, key=key))
     client = await aiohttp_client(app)
     ready = await client.get("/readyz")
     assert ready.status == 503

@@ -462,7 +462,7 @@ def test_default_policy_file_validates_and_names_real_policies() -> None:
     assert settings.maxSize == "1Ti" and settings.defaultStorageClass is None
 
 
-def evaluate(policy_set: engine.PolicySet, obj: dict[str, Any] | None, **kwargs: Any) -> engine.Outcome:
+def evaluate(policy_set: engine.PolicySet, obj: dict[str, Any] | None, **kwargs: Any) -> review.Outcome:
     parsed = review.parse(conftest.admission_review(obj, **kwargs))
     return engine.evaluate(policy_set, parsed.object, parsed.context, chain="validating")
 

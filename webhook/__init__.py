@@ -1,10 +1,17 @@
 """A Kubernetes admission webhook server.
 
-Layers, top to bottom (lower never imports higher; see STYLE.md and the import-linter contract):
-``cli``/``commands`` -> ``runner`` -> ``server``, ``recorder``, ``registration``, ``emulator``,
-``offline``, ``golden`` -> ``engine``, ``metrics``, ``certs``, ``tls``, ``cluster`` ->
-``mutators``, ``validators`` -> ``policy``, ``patch``, ``review``, ``quantity`` -> ``errors``,
-``config``, ``logs``.
+Layers, top to bottom (lower never imports higher; ``|`` separates modules on one floor, which do
+not import each other; enforced by the import-linter contracts in pyproject.toml):
+
+``__main__`` -> ``cli`` -> ``commands`` -> ``runner`` -> ``server`` (the one app factory) ->
+``deadlines`` | ``faults`` | ``recorder`` | ``golden`` ->
+``appstate`` | ``offline`` | ``catalog`` | ``registration`` ->
+``engine`` | ``mutators`` | ``validators`` | ``emulator`` | ``tls`` | ``cluster`` ->
+``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` ->
+``policy`` | ``patch`` | ``config`` -> ``errors`` | ``logs``.
+
+Only ``cluster`` and ``registration`` import the kubernetes client; policy logic never imports
+aiohttp; the policy group modules under ``validators`` and ``mutators`` are independent.
 """
 
 __version__ = "0.1.0"

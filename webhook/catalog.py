@@ -1,11 +1,26 @@
-"""Imports every built-in policy module so its groups and checks are registered.
+"""The full policy catalogue, and the one function that loads a policy set against it.
 
-Import this (not the modules one by one) wherever the full catalogue is needed: the server, the
-offline ``review`` CLI, ``register``. Order here does not matter: groups carry their own order.
+Importing this module imports every built-in policy module, so its groups and checks are
+registered. The server, the offline ``review`` CLI and ``register`` call :func:`load`; tests that
+build their own catalogues call :class:`webhook.engine.PolicySet` with them instead. Order of the
+imports does not matter: groups carry their own order.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from webhook import engine
 from webhook.mutators import defaults, downward_api, sidecars  # noqa: F401
-from webhook.policy import registry
+from webhook.policy import files, registry
 from webhook.validators import pod_security, rbac, security_context, storage  # noqa: F401
 
 REGISTRY = registry.REGISTRY
+
+
+def load(paths: Sequence[Path], *, overrides: Sequence[str] = ()) -> engine.PolicySet:
+    """Read, validate and compile the policy files at ``paths`` with ``dotted.path=value``
+    ``overrides`` against the full catalogue (raises PolicyConfigError naming file and line)."""
+    config = files.load(list(paths), overrides=list(overrides), catalog=REGISTRY)
+    return engine.PolicySet(config, catalog=REGISTRY)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from webhook import errors, patch
+from webhook import errors, patch, review
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
 
@@ -42,21 +42,6 @@ class Instance:
     """Instances of the same policy whose params give the same result share a call: a review runs
     it once (Pod Security's warn and audit passes are often both ``restricted:latest``, and a
     baseline check is the same revision at ``baseline:latest`` and ``restricted:latest``)."""
-
-
-@dataclasses.dataclass(slots=True)
-class Outcome:
-    """What the chains decided; :mod:`webhook.review` turns it into an ``AdmissionResponse``."""
-
-    allowed: bool = True
-    message: str = ""
-    code: int = 200
-    reason: str = ""
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    audit: dict[str, str] = dataclasses.field(default_factory=dict)
-    patch: list[patch.Op] = dataclasses.field(default_factory=list)
-    failed_policies: list[str] = dataclasses.field(default_factory=list)
-    """Ids of policies that raised; counted in metrics and logged."""
 
 
 def _reads_object(group_settings: policy_settings.GroupSettings, extra: policy_settings.Exemptions | None) -> bool:
@@ -167,7 +152,7 @@ def evaluate(
     *,
     chain: model.Chain,
     group: str | None = None,
-) -> Outcome:
+) -> review.Outcome:
     """Run one chain (optionally one group of it) over ``obj``; never raises for a policy's fault."""
     if chain == "mutating":
         return _mutate(policy_set, obj, ctx, group)
@@ -213,8 +198,8 @@ def _object_applies(inst: Instance, obj: Any, pod: model.PodTarget | None) -> bo
     )
 
 
-def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> Outcome:
-    outcome = Outcome()
+def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> review.Outcome:
+    outcome = review.Outcome()
     if _skip_subresource(ctx):
         return outcome
     # DELETE carries the object being deleted in oldObject; policies that care about deletes see it.
@@ -270,7 +255,7 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     return outcome
 
 
-def _deny(outcome: Outcome, message: str) -> None:
+def _deny(outcome: review.Outcome, message: str) -> None:
     outcome.allowed = False
     outcome.code = 403
     outcome.reason = "Forbidden"
@@ -279,7 +264,7 @@ def _deny(outcome: Outcome, message: str) -> None:
     outcome.warnings.clear()
 
 
-def _policy_failed(outcome: Outcome, inst: Instance, exc: BaseException) -> None:
+def _policy_failed(outcome: review.Outcome, inst: Instance, exc: BaseException) -> None:
     outcome.failed_policies.append(inst.policy.id)
     text = f'policy "{inst.policy.id}" failed to evaluate: {type(exc).__name__}: {exc}'
     if inst.failure_mode == "deny":
@@ -296,8 +281,8 @@ def _clone(obj: Any) -> Any:
         return copy.deepcopy(obj)
 
 
-def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> Outcome:
-    outcome = Outcome()
+def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> review.Outcome:
+    outcome = review.Outcome()
     # DELETE and CONNECT are never mutated: there is no object to change (oldObject is read-only).
     if ctx.operation not in ("CREATE", "UPDATE") or _skip_subresource(ctx) or not isinstance(obj, dict):
         return outcome
@@ -379,7 +364,7 @@ def _run_mutations(
     instances: tuple[Instance, ...],
     mutated: dict[str, Any],
     ctx: model.ReviewContext,
-    outcome: Outcome,
+    outcome: review.Outcome,
     skipped: set[str],
 ) -> bool:
     """Apply enforce-mode mutations in order; ``True`` means start again from a fresh copy.
@@ -412,7 +397,7 @@ def _run_mutations(
 
 
 def _report_advisory(
-    instances: tuple[Instance, ...], mutated: dict[str, Any], ctx: model.ReviewContext, outcome: Outcome
+    instances: tuple[Instance, ...], mutated: dict[str, Any], ctx: model.ReviewContext, outcome: review.Outcome
 ) -> None:
     """warn/audit-mode mutations: run on a scratch copy and report what they would change."""
     for inst in instances:

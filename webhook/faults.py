@@ -6,7 +6,8 @@ Per request path (exact, else the first matching glob such as ``/validate/*`` or
 
 * ``http500`` — HTTP 500 with a text body (client-go: ``an error on the server ("...") ...``);
 * ``reset`` — the connection is reset (TCP RST) after the request is read;
-* ``hang`` — no answer until one second past the caller's ``?timeout=`` (30s when absent);
+* ``hang`` — no answer until one second past the caller's ``?timeout=`` (``--default-timeout`` when absent),
+  deadline middleware or not;
 * ``malformed`` — the real answer cut in half (``unexpected end of JSON input``);
 * ``wrong_uid`` — the real answer with another ``response.uid``;
 * ``invalid_patch`` — the real answer with a JSON patch that cannot apply.
@@ -35,7 +36,6 @@ import fnmatch
 import ipaddress
 import json
 import random
-import re
 import socket
 import struct
 import uuid
@@ -48,7 +48,7 @@ import yaml
 from aiohttp import web
 from pydantic import alias_generators
 
-from webhook import errors, logs
+from webhook import appstate, errors, logs
 
 log = logs.get("webhook.faults")
 
@@ -160,15 +160,6 @@ def load(path: Path) -> FaultFile:
     return parse(data, source=str(path))
 
 
-def _deadline(request: web.Request) -> float:
-    """The caller's ``?timeout=`` (a Go duration such as ``10s`` or ``1m0s``) in seconds; 30 when absent."""
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", request.query.get("timeout", ""))
-    if not match or not any(match.groups()):
-        return 30.0
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
 async def _http500(request: web.Request, handler: Handler) -> web.StreamResponse:
     await request.read()
     return web.Response(status=500, text="fault injected: HTTP 500", headers={"X-Fault-Injected": "http500"})
@@ -189,7 +180,11 @@ async def _reset(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _hang(request: web.Request, handler: Handler) -> web.StreamResponse:
     await request.read()
-    await asyncio.sleep(_deadline(request) + 1.0)
+    # A hung server does not honour deadlines: lift the one the deadline middleware set.
+    window = request.get(appstate.DEADLINE)
+    if window is not None:
+        window.reschedule(None)
+    await asyncio.sleep(appstate.caller_timeout(request) + 1.0)
     return web.Response(status=504, text="fault injected: answered after the caller's deadline")
 
 

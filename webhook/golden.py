@@ -16,9 +16,9 @@ The expected file holds what a reviewer needs to judge an answer: ``allowed``, t
 (or, with ``result="object"``, the resulting object). A run with ``UPDATE_GOLDEN=1`` rewrites the
 expected files; a normal run fails with a unified diff of expected against actual. Use::
 
-    from webhook import golden, offline
+    from webhook import catalog, golden
 
-    POLICIES = offline.load_policies([Path("policies")])
+    POLICIES = catalog.load([Path("policies")])
 
     @golden.parametrize(Path(__file__).parent / "golden")
     def test_golden(case: golden.Case) -> None:
@@ -32,11 +32,12 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
-
-import pytest
+from typing import TYPE_CHECKING, Any, Literal
 
 from webhook import engine, offline, review
+
+if TYPE_CHECKING:  # pytest is a test extra: imported only when a helper runs under it
+    import pytest
 
 ENV = "UPDATE_GOLDEN"
 EXPECTED = ".expected.json"
@@ -74,10 +75,14 @@ def cases(directory: Path) -> list[Case]:
 
 def parametrize(directory: Path, *, argname: str = "case") -> pytest.MarkDecorator:
     """``@golden.parametrize(dir)``: one test per case, named after the review file."""
+    import pytest
+
     return pytest.mark.parametrize(argname, cases(directory), ids=str)
 
 
 def load_case(case: Case, *, shape: offline.Shape | None = None) -> offline.Input:
+    import pytest
+
     inputs, problems = offline.read([str(case.review)], shape=shape or offline.Shape())
     if problems:
         pytest.fail(f"{case.name}: unusable review file: " + "; ".join(problems), pytrace=False)
@@ -130,6 +135,8 @@ def check(
 
 def check_text(actual: str, expected: Path, *, name: str = "", update: bool | None = None) -> None:
     """The same comparison for any text output (the project uses it for ``review``'s output)."""
+    import pytest
+
     if updating() if update is None else update:
         expected.parent.mkdir(parents=True, exist_ok=True)
         if not expected.exists() or expected.read_text(encoding="utf-8") != actual:

@@ -62,6 +62,18 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.cert_reload_errors = prom.Counter(
+            "admission_certificate_reload_errors",
+            "Changed certificate files that were not loaded (unreadable, mismatched, expired or not "
+            "yet valid); the current certificate keeps serving.",
+            registry=r,
+        )
+        self.background_errors = prom.Counter(
+            "admission_background_errors",
+            "Unexpected errors in background tasks (policy and certificate reloads); the task goes on.",
+            ["task"],
+            registry=r,
+        )
         self.record_errors = prom.Counter(
             "admission_record_errors",
             "Reviews that could not be recorded (the review was still answered).",

@@ -31,16 +31,13 @@ from typing import Any, Literal, TextIO
 import orjson
 import yaml
 
-from webhook import engine, errors, review
+from webhook import engine, errors, recording, review
 from webhook.emulator import attributes, jsonpatch
-from webhook.policy import files, model
+from webhook.policy import model
 
 Only = Literal["mutate", "validate"]
 Output = Literal["text", "json"]
 
-RECORDED_API_VERSION = "admission.dev/v1alpha1"
-RECORDED_KIND = "RecordedReview"
-"""The envelope :mod:`webhook.recorder` writes (kept here too: offline never imports the server)."""
 
 SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -78,11 +75,14 @@ class Input:
     """The endpoint that answered a recording (``/validate/pod-security``)."""
 
 
+Outcome = review.Outcome  # the field named ``review`` below hides the module in the class body
+
+
 @dataclasses.dataclass(slots=True)
 class Result:
     source: str
     review: review.Review
-    outcome: engine.Outcome
+    outcome: Outcome
     answer: dict[str, Any]
     """The AdmissionReview response, as the server would send it."""
     submitted: dict[str, Any] | None
@@ -183,7 +183,7 @@ def classify(document: Any, *, source: str, shape: Shape = Shape()) -> list[Inpu
         raise InputError(f"{source}: expected a mapping (an AdmissionReview, a recording or a manifest), "
                          f"got {type(document).__name__}")
     kind, api_version = document.get("kind"), document.get("apiVersion")
-    if kind == RECORDED_KIND and api_version == RECORDED_API_VERSION:
+    if kind == recording.KIND and api_version == recording.API_VERSION:
         request = document.get("request")
         if not isinstance(request, dict):
             raise InputError(f"{source}: request: missing; a recording holds the AdmissionReview received")
@@ -270,14 +270,14 @@ def evaluate(
             mutated = jsonpatch.apply(ops, submitted)
         except jsonpatch.PatchError as exc:
             # The API server fails the request when a webhook's patch does not apply.
-            failed = engine.Outcome(allowed=False, code=500, reason="InternalError",
+            failed = review.Outcome(allowed=False, code=500, reason="InternalError",
                                     message=f"the mutating chain's patch does not apply: {exc}")
             return _result(item, parsed, failed, submitted, None, "mutating")
     if only == "mutate" or not mutating.allowed:
         return _result(item, parsed, mutating, submitted, mutated, None if mutating.allowed else "mutating")
 
     validating = engine.evaluate(policy_set, mutated, ctx, chain="validating", group=group)
-    combined = engine.Outcome(
+    combined = review.Outcome(
         allowed=validating.allowed,
         message=validating.message,
         code=validating.code,
@@ -293,7 +293,7 @@ def evaluate(
 def _result(
     item: Input,
     parsed: review.Review,
-    outcome: engine.Outcome,
+    outcome: review.Outcome,
     submitted: dict[str, Any] | None,
     mutated: dict[str, Any] | None,
     denied_by: model.Chain | None,
@@ -377,11 +377,3 @@ def run(
     for problem in problems:
         err.write(f"error: {problem}\n")
     return 2 if problems else 1 if denied else 0
-
-
-def load_policies(paths: Sequence[Path], *, overrides: Sequence[str] = ()) -> engine.PolicySet:
-    """The built-in catalogue configured by ``paths`` (raises PolicyConfigError naming file and line)."""
-    from webhook import catalog  # imported here: the whole catalogue is only needed to load files
-
-    return engine.PolicySet(files.load(list(paths), overrides=list(overrides), catalog=catalog.REGISTRY),
-                            catalog=catalog.REGISTRY)

@@ -1,26 +1,14 @@
 """Record mode: every answered review, request and response together, as one redacted JSON file.
 
-Recorded files are what users replay with ``python -m webhook review`` and what golden tests are
-built from (see docs/recorded-reviews.md). The server hands each answered review to
-:meth:`Recorder.submit`, which only puts it on a bounded queue: serialising, redacting and writing
-happen on one background thread, so recording never delays an answer, and a full disk or a full
-queue costs a recording (logged, counted in ``admission_record_errors_total``), never a review.
+The server hands each answered review to :meth:`Recorder.submit`, which only puts it on a bounded
+queue: serialising, redacting and writing happen on one background thread, so recording never
+delays an answer, and a full disk or a full queue costs a recording (logged, counted in
+``admission_record_errors_total``), never a review. The format is :mod:`webhook.recording`.
 
-File layout (``apiVersion: admission.dev/v1alpha1``, ``kind: RecordedReview``)::
-
-    {"apiVersion": "admission.dev/v1alpha1", "kind": "RecordedReview",
-     "recordedAt": "2025-01-31T12:00:00.123456Z",   # when the answer was sent (UTC)
-     "path": "/validate/pod-security",                # the endpoint that answered (null if unknown)
-     "redacted": ["request.object.data.password"],   # what was blanked, as dotted paths
-     "request": {<the AdmissionReview as received>},
-     "response": {<the AdmissionReview answered>}}
-
-File name: ``<UTC time>-<pid>-<sequence>_<endpoint>_<kind>_<namespace>_<name>_<uid>.json``, each part
-reduced to ``[A-Za-z0-9.-]`` (``_`` when empty, e.g. the namespace of a ClusterRole), so names sort
-by time and rotation removes the oldest first. A file appears whole or not at all: it is written to
-a hidden temporary file in the same directory and renamed with :func:`os.replace` (atomic on POSIX);
-temporary files left by a crash are removed at start. Files are not fsync'ed: a power loss may lose
-the newest recordings, which are best-effort by design.
+A file appears whole or not at all: it is written to a hidden temporary file in the same directory
+and renamed with :func:`os.replace` (atomic on POSIX); temporary files left by a crash are removed
+at start. Files are not fsync'ed: a power loss may lose the newest recordings, which are
+best-effort by design.
 
 Limits (``--record-max-files``, ``--record-max-bytes``) are kept per process: with ``--workers N``
 the directory may hold up to N times as much.
@@ -28,8 +16,6 @@ the directory may hold up to N times as much.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
 import contextlib
 import dataclasses
@@ -37,275 +23,21 @@ import datetime
 import itertools
 import os
 import queue
-import re
 import threading
-from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
 
-from webhook import config, errors, logs, metrics, review, server
+from webhook import config, errors, logs, metrics, recording, review
 
 log = logs.get("webhook.recorder")
 
-API_VERSION = "admission.dev/v1alpha1"
-KIND = "RecordedReview"
-REDACTED = "REDACTED"
-"""What a redacted value becomes (also valid base64, so a replayed Secret's ``data`` still decodes)."""
-
-DEFAULT_ENV_PATTERNS: tuple[str, ...] = (
-    "PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH", "PRIVATE", "DSN",
-)
-"""Env var names containing one of these (case-insensitive regular expressions) have ``value`` blanked:
-``PASS`` (PASSWORD, PASSWD, PASSPHRASE), ``PWD`` (DB_PWD), ``SECRET``, ``TOKEN``, ``KEY`` (API_KEY,
-PRIVATE_KEY), ``CRED`` (CREDENTIALS, AWS_CREDS), ``AUTH`` (AUTHORIZATION, OAUTH_...), ``PRIVATE``,
-``DSN`` (SENTRY_DSN and database DSNs, which embed passwords). Broad on purpose (``KEY`` also blanks
-``MONKEY_COUNT``, ``PASS`` blanks ``BYPASS_CACHE``): losing a harmless value in a recording costs little,
-writing a credential to disk costs a lot. ``CERT`` is left out: certificates are public, and the keys
-that go with them are caught by ``KEY`` and ``PRIVATE``. Values holding a URL with a password are
-redacted whatever the name (see :func:`redact`)."""
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-"""``kubectl apply`` keeps the whole applied manifest here, so on a Secret it repeats the data."""
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
-_SUFFIX = ".json"
 _TEMP_PREFIX = ".tmp-"
 _QUEUE_ITEMS = 256
 _QUEUE_BYTES = 64 * 1024 * 1024
 """Pending work is bounded twice: an UPDATE review can carry two 3 MiB objects."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Redaction:
-    """What is blanked before a review touches disk."""
-
-    env_patterns: tuple[str, ...] = DEFAULT_ENV_PATTERNS
-
-    def env_name_matches(self, name: str) -> bool:
-        return self._env.search(name) is not None
-
-    def env_value(self, value: str, *, name: str | None) -> str | None:
-        """What an env var's ``value`` is recorded as, or None to keep it. ``name=None`` means the
-        name is unknown (a patch that sets ``.../env/N/value`` of an entry we cannot see): blanked."""
-        if not value or value == REDACTED:
-            return None
-        if name is None or self.env_name_matches(name):
-            return REDACTED
-        blanked = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", value)
-        return blanked if blanked != value else None
-
-    @property
-    def _env(self) -> re.Pattern[str]:
-        return _compiled(self.env_patterns)
-
-
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@:]*:[^\s/?#]*@")
-"""``scheme://user:password@`` anywhere in a value (``DATABASE_URL``, ``REDIS_URL``, a JDBC URL in
-``JAVA_OPTS``). The user part ends at the first ``:`` (RFC 3986 forbids a raw ``:`` in it) and the
-password runs to the last ``@`` before the path, as Go's ``url.Parse`` and Python's ``urlsplit``
-split the authority, so an unencoded ``@`` in the password is covered too. The user goes with the
-password: some services take the token as the user (``https://TOKEN:x-oauth-basic@github.com``)."""
-
-
-_PATTERN_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
-
-
-def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    found = _PATTERN_CACHE.get(patterns)
-    if found is None:
-        # A pattern that matches nothing when no patterns are configured.
-        found = re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)", re.IGNORECASE)
-        _PATTERN_CACHE[patterns] = found
-    return found
-
-
-def redact(document: dict[str, Any], *, redaction: Redaction = Redaction()) -> list[str]:
-    """Blank sensitive values in a recorded review, in place; returns the dotted paths blanked.
-
-    ``document`` is a ``RecordedReview`` body; ``request.request.object``/``oldObject`` and the
-    answer's patch are covered. What is blanked:
-
-    * a Secret's ``data`` and ``stringData`` values (keys are kept: policies may look at them) and
-      its ``kubectl.kubernetes.io/last-applied-configuration`` annotation;
-    * ``value`` of any env var (``{name, value}`` in an ``env`` list, at any depth, so pod templates
-      of workloads and custom resources are covered) whose name matches ``redaction.env_patterns``;
-      whatever the name, the ``user:password`` of a ``scheme://user:password@host`` URL in the value;
-    * any string under a key named ``token``: TokenRequest ``status.token`` (a service-account token
-      the API server issues), TokenReview ``spec.token``, bootstrap-token style objects;
-    * in the answer's JSON patch, the same env values however the patch carries them: a whole
-      ``env`` list or a container holding one, a single ``{name, value}`` entry (``add .../env/-``),
-      or a bare string at ``.../env/N/value`` (what a name-aware diff emits for a changed value),
-      judged by the name of that entry in ``request.object``, and blanked when that name cannot be
-      known for sure.
-    """
-    found: list[str] = []
-    request = document.get("request")
-    inner = request.get("request") if isinstance(request, dict) else None
-    if isinstance(inner, dict):
-        for key in ("object", "oldObject"):
-            obj = inner.get(key)
-            if isinstance(obj, dict):
-                _redact_object(obj, f"request.request.{key}", redaction, found)
-    response = document.get("response")
-    answer = response.get("response") if isinstance(response, dict) else None
-    if isinstance(answer, dict) and isinstance(answer.get("patch"), str):
-        patched = inner.get("object") if isinstance(inner, dict) else None
-        _redact_patch(answer, patched if isinstance(patched, dict) else None, redaction, found)
-    return found
-
-
-def _redact_object(obj: dict[str, Any], where: str, redaction: Redaction, found: list[str]) -> None:
-    if obj.get("kind") == "Secret":
-        for field in ("data", "stringData"):
-            values = obj.get(field)
-            if isinstance(values, dict):
-                for key in values:
-                    values[key] = REDACTED
-                    found.append(f"{where}.{field}.{key}")
-        metadata = obj.get("metadata")
-        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-        if isinstance(annotations, dict) and LAST_APPLIED in annotations:
-            annotations[LAST_APPLIED] = REDACTED
-            found.append(f"{where}.metadata.annotations.{LAST_APPLIED}")
-    _walk(obj, where, redaction, found)
-
-
-def _walk(node: Any, where: str, redaction: Redaction, found: list[str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{where}.{key}"
-            if key == "env" and isinstance(value, list):
-                _redact_env(value, path, redaction, found)
-            elif key.lower() == "token" and isinstance(value, str) and value and value != REDACTED:
-                node[key] = REDACTED
-                found.append(path)
-                continue
-            _walk(value, path, redaction, found)
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            _walk(item, f"{where}[{index}]", redaction, found)
-
-
-def _redact_env(env: list[Any], where: str, redaction: Redaction, found: list[str]) -> None:
-    for index, var in enumerate(env):
-        _redact_var(var, f"{where}[{index}]", redaction, found)
-
-
-def _redact_var(var: Any, where: str, redaction: Redaction, found: list[str]) -> None:
-    """One ``{name, value}`` env entry; entries using ``valueFrom`` hold no value to blank."""
-    if not isinstance(var, dict):
-        return
-    name, value = var.get("name"), var.get("value")
-    if isinstance(name, str) and isinstance(value, str):
-        blanked = redaction.env_value(value, name=name)
-        if blanked is not None:
-            var["value"] = blanked
-            found.append(f"{where}.value")
-
-
-_ENV_VALUE = re.compile(r"/env/[^/]+/value$")
-"""A patch path setting one env var's value; any index (the API server's patch library also takes
-negative ones, counted from the end), though only a plain one is looked up in the object."""
-
-
-def _redact_patch(
-    answer: dict[str, Any], patched: dict[str, Any] | None, redaction: Redaction, found: list[str]
-) -> None:
-    """Blank env values in the answer's patch (an injected sidecar's, a defaulted or rewritten
-    variable), whichever op shape carries them: the API server applies them to ``patched``."""
-    try:
-        ops = orjson.loads(base64.b64decode(answer["patch"]))
-    except (ValueError, orjson.JSONDecodeError):
-        return
-    if not isinstance(ops, list):
-        return
-    before = len(found)
-    touched: list[list[str] | None] = []
-    for index, op in enumerate(ops):
-        where = f"response.response.patch[{index}]"
-        if isinstance(op, dict):
-            _redact_op(op, where, _entry_name(op, patched, touched), redaction, found)
-            touched.extend(_pointer(op.get(field)) for field in ("path", "from") if field in op)
-        _walk(op, where, redaction, found)
-    if len(found) != before:
-        answer["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
-
-
-def _redact_op(
-    op: dict[str, Any], where: str, entry_name: str | None, redaction: Redaction, found: list[str]
-) -> None:
-    """The env shapes :func:`_walk` does not see: it only knows lists under a key named ``env``."""
-    path, value = op.get("path"), op.get("value")
-    if not isinstance(path, str):
-        return
-    if isinstance(value, str) and _ENV_VALUE.search(path):
-        blanked = redaction.env_value(value, name=entry_name)
-        if blanked is not None:
-            op["value"] = blanked
-            found.append(f"{where}.value")
-    elif isinstance(value, list) and path.endswith("/env"):
-        _redact_env(value, f"{where}.value", redaction, found)
-    elif isinstance(value, dict) and isinstance(value.get("name"), str) and "value" in value:
-        _redact_var(value, f"{where}.value", redaction, found)
-
-
-def _entry_name(op: dict[str, Any], patched: dict[str, Any] | None, touched: list[list[str] | None]) -> str | None:
-    """The name of the env entry whose ``value`` ``op`` sets, read from the object the patch applies
-    to; None when unknown: no object, no such entry, or an earlier op of the same patch may have
-    moved, renamed or created it (an insert shifts every later index of its list)."""
-    path = _pointer(op.get("path"))
-    if path is None or patched is None or not _ENV_VALUE.search(str(op.get("path"))):
-        return None
-    entry = path[:-1]
-    if any(_may_change(earlier, entry) for earlier in touched):
-        return None
-    node: Any = patched
-    for part in entry:
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    name = node.get("name") if isinstance(node, dict) else None
-    return name if isinstance(name, str) else None
-
-
-def _may_change(earlier: list[str] | None, entry: list[str]) -> bool:
-    """Whether an op at ``earlier`` (its ``path``, or a ``move``'s ``from``) may change what lives at
-    ``entry``: an op inside or above it, or one on an index of the list holding it (an insert or a
-    removal shifts the items after it)."""
-    if not earlier:
-        return True  # the whole document, or not a pointer at all
-    key = earlier[-1]
-    scope = earlier[:-1] if key == "-" or key.lstrip("+-").isdigit() else earlier
-    shorter = min(len(scope), len(entry))
-    return scope[:shorter] == entry[:shorter]
-
-
-def _pointer(path: Any) -> list[str] | None:
-    """RFC 6901 reference tokens of ``path``; None when it is not a pointer (treated as touching all)."""
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        return None
-    return [token.replace("~1", "/").replace("~0", "~") for token in path.split("/")[1:]]
-
-
-def _part(text: str, *, limit: int = 63) -> str:
-    return _UNSAFE.sub("-", text).strip(".-")[:limit] or "_"
-
-
-def file_name(
-    when: datetime.datetime, *, sequence: int, endpoint: str, kind: str, namespace: str, name: str, uid: str
-) -> str:
-    """The file name of one recording (see the module docstring); at most ~330 bytes long."""
-    stamp = when.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    parts = [f"{stamp}-{os.getpid()}-{sequence:06d}", _part(endpoint.strip("/").replace("/", "-")),
-             _part(kind), _part(namespace), _part(name), _part(uid)]
-    return "_".join(parts) + _SUFFIX
 
 
 @dataclasses.dataclass(slots=True)
@@ -331,7 +63,7 @@ class Recorder:
         *,
         max_files: int = 1000,
         max_bytes: int = 100 * 1024 * 1024,
-        redaction: Redaction = Redaction(),
+        redaction: recording.Redaction = recording.DEFAULT_REDACTION,
         stats: metrics.Metrics | None = None,
     ) -> None:
         self.directory = directory
@@ -358,12 +90,12 @@ class Recorder:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: config.ServeSettings, *, redaction: Redaction | None = None) -> Recorder:
+    def from_settings(cls, settings: config.ServeSettings, *, redaction: recording.Redaction | None = None) -> Recorder:
         if settings.record is None:
             raise errors.WebhookError("record mode needs a directory (--record DIR)")
         if redaction is None:
             patterns = settings.record_redact_env
-            redaction = Redaction(env_patterns=patterns) if patterns is not None else Redaction()
+            redaction = recording.Redaction(env_patterns=patterns) if patterns is not None else recording.Redaction()
         return cls(settings.record, max_files=settings.record_max_files, max_bytes=settings.record_max_bytes,
                    redaction=redaction)
 
@@ -377,7 +109,7 @@ class Recorder:
             if entry.name.startswith(_TEMP_PREFIX):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
-            elif entry.name.endswith(_SUFFIX) and not entry.name.startswith("."):
+            elif entry.name.endswith(recording.SUFFIX) and not entry.name.startswith("."):
                 files.append((entry.name, entry.stat().st_size))
         return collections.deque(sorted(files))
 
@@ -450,8 +182,8 @@ class Recorder:
                 "request": job.review.request.model_dump(mode="json", exclude_unset=True),
             }
         document: dict[str, Any] = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
+            "apiVersion": recording.API_VERSION,
+            "kind": recording.KIND,
             "recordedAt": job.when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "path": job.path,
             "redacted": [],
@@ -459,13 +191,13 @@ class Recorder:
             # A copy: redaction of the patch must not touch the dict the server sent.
             "response": orjson.loads(orjson.dumps(job.answer)),
         }
-        found = redact(document, redaction=self.redaction)
+        found = recording.redact(document, redaction=self.redaction)
         document["redacted"] = found
         return document, found
 
     def _write(self, job: _Job) -> None:
         ctx = job.review.context
-        name = file_name(job.when, sequence=job.sequence, endpoint=job.path or "unknown", kind=ctx.kind,
+        name = recording.file_name(job.when, sequence=job.sequence, endpoint=job.path or "unknown", kind=ctx.kind,
                          namespace=ctx.namespace, name=ctx.name, uid=ctx.uid)
         document, _ = self._document(job)
         body = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
@@ -524,29 +256,3 @@ class Recorder:
     def files(self) -> list[Path]:
         """The recordings this recorder keeps, oldest first."""
         return [self.directory / name for name, _ in self._files]
-
-
-def attach(app: web.Application, recorder: Recorder) -> None:
-    """Serve with ``recorder``: set ``app[server.RECORDER]`` (the handlers submit to it), count its
-    errors in the app's metrics, and write out what is queued when the app shuts down."""
-    app[server.RECORDER] = recorder
-    recorder.stats = app[server.METRICS]
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await asyncio.to_thread(recorder.close)
-        log.info("recorder_stopped", written=recorder.written, failed=recorder.failed,
-                 dropped=recorder.dropped)
-
-    app.cleanup_ctx.append(lifecycle)
-
-
-def load(path: Path) -> dict[str, Any]:
-    """One recording, as written."""
-    data: dict[str, Any] = orjson.loads(path.read_bytes())
-    return data
-
-
-def recordings(directory: Path) -> Iterable[Path]:
-    """The recordings in ``directory``, oldest first."""
-    return sorted(p for p in directory.glob(f"*{_SUFFIX}") if not p.name.startswith("."))

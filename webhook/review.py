@@ -4,7 +4,7 @@ The envelope is a pydantic model (precise 400 messages naming the field); the em
 and ``oldObject`` stay plain dicts (validated only as "a JSON object or null"), because round-
 tripping a Kubernetes object through a model loses unknown fields and costs time on every review.
 
-Every answer is built by :func:`respond` from an :class:`~webhook.engine.Outcome` (or by
+Every answer is built by :func:`respond` from an :class:`Outcome` (or by
 :func:`allowed` / :func:`denied`), which always echoes the request ``uid`` and answers in the
 ``apiVersion`` the API server asked in (v1 or v1beta1).
 """
@@ -95,6 +95,21 @@ class Review:
     @property
     def uid(self) -> str:
         return self.request.uid
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """What the chains decided; :func:`respond` turns it into an ``AdmissionResponse``."""
+
+    allowed: bool = True
+    message: str = ""
+    code: int = 200
+    reason: str = ""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    audit: dict[str, str] = dataclasses.field(default_factory=dict)
+    patch: list[patch.Op] = dataclasses.field(default_factory=list)
+    failed_policies: list[str] = dataclasses.field(default_factory=list)
+    """Ids of policies that raised; counted in metrics and logged."""
 
 
 def _echo(value: Any, limit: int = 100) -> str:
@@ -238,8 +253,8 @@ def _add_advice(response: dict[str, Any], warnings: list[str] | None, audit: dic
             response["auditAnnotations"] = valid
 
 
-def respond(review: Review, outcome: Any) -> dict[str, Any]:
-    """The answer to ``review`` for an :class:`~webhook.engine.Outcome`."""
+def respond(review: Review, outcome: Outcome) -> dict[str, Any]:
+    """The answer to ``review`` for what the chains decided."""
     if not outcome.allowed:
         return denied(
             review.uid,

@@ -20,14 +20,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import ssl
 import time
 from multiprocessing.context import ForkProcess
 from typing import Any
 
 from aiohttp import web
 
-from webhook import config, errors, limits, logs, recorder, server, tls
+from webhook import appstate, catalog, config, deadlines, errors, logs, server, tls
 
 log = logs.get("webhook.runner")
 
@@ -37,34 +36,20 @@ STABLE_AFTER = 30.0
 """A worker that ran this long before dying is restarted at once (its crash is not a loop)."""
 
 
-def serving_app(
-    settings: config.ServeSettings, *, context: ssl.SSLContext, timeouts: limits.Timeouts
-) -> web.Application:
-    """The app with everything a real server runs beside the handlers: the recorder, limits and
-    deadlines, the certificate reloader, and the cluster caches (namespace labels, access reviews)."""
-    app = server.build_app(settings)
-    if settings.record is not None:
-        recorder.attach(app, recorder.Recorder.from_settings(settings))
-    limits.install(app, timeouts)
-    reloader = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
-    server.attach_cert_reloader(app, reloader)
-    server.attach_namespace_cache(app)
-    return app
-
-
 async def serve(
     settings: config.ServeSettings,
     *,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
-    timeouts: limits.Timeouts | None = None,
+    timeouts: deadlines.Timeouts | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or until ``stop`` is set, for tests), then drain and return.
 
     ``ready`` is set once the port is bound."""
-    timeouts = timeouts or limits.Timeouts()
+    timeouts = timeouts or deadlines.Timeouts()
     context = tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
-    app = serving_app(settings, context=context, timeouts=timeouts)
+    certificates = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
+    app = server.build_app(settings, timeouts=timeouts, certificates=certificates, cluster=True)
     shutdown_timeout = max(settings.default_timeout, 5.0)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **timeouts.handler_args())
     await runner.setup()
@@ -77,7 +62,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    policies = app[server.POLICIES].current
+    policies = app[appstate.POLICIES].current
     log.info(
         "serving", host=settings.host, port=settings.port, pid=os.getpid(),
         policies=[str(p) for p in settings.policies],
@@ -87,7 +72,7 @@ async def serve(
     if ready is not None:
         ready.set()
     await stop.wait()
-    app[server.LIFECYCLE].draining = True
+    app[appstate.LIFECYCLE].draining = True
     log.info("draining", seconds=settings.drain_seconds, pid=os.getpid())
     await asyncio.sleep(settings.drain_seconds)
     # Stop accepting, let the reviews already started finish (while draining, each answer closes
@@ -96,8 +81,8 @@ async def serve(
     # applies the failurePolicy.
     log.info("drain_over", pid=os.getpid())
     await site.stop()
-    if not await app[limits.IN_FLIGHT].settle(timeout=shutdown_timeout):
-        log.warning("shutdown_timeout", in_flight=app[limits.IN_FLIGHT].count)
+    if not await app[deadlines.IN_FLIGHT].settle(timeout=shutdown_timeout):
+        log.warning("shutdown_timeout", in_flight=app[deadlines.IN_FLIGHT].count)
     await _cleanup(runner)
     log.info("stopped", pid=os.getpid())
 
@@ -200,7 +185,6 @@ class Supervisor:
         self.workers: dict[int, _Worker] = {}
         self.backoff: dict[int, float] = {}
         self.stopping = False
-        self.restarts = 0
 
     def _start(self, slot: int) -> _Worker:
         receive, send = self.context.Pipe(duplex=False)
@@ -239,7 +223,7 @@ class Supervisor:
         in single-process mode (one clear error, exit 2) instead of by every worker."""
         settings = self.settings
         tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
-        server.load_policies(settings)
+        catalog.load(settings.policies, overrides=settings.set)
 
     def pids(self) -> list[int | None]:
         return [w.process.pid for w in sorted(self.workers.values(), key=lambda w: w.slot)]
@@ -294,7 +278,6 @@ class Supervisor:
                 if at <= now and not self.stopping:
                     del pending[slot]
                     self._start(slot)
-                    self.restarts += 1
 
     def _restart_delay(self, worker: _Worker) -> float:
         if time.monotonic() - worker.started >= STABLE_AFTER:

@@ -1,67 +1,51 @@
-"""The HTTPS AdmissionReview server (aiohttp).
+"""The HTTPS AdmissionReview server (aiohttp): the handlers, and the one factory that builds the app.
 
-One request, as it flows: TLS -> middleware (log context, map call errors to 4xx JSON) -> parse
-the envelope -> engine (mutators on one copy -> diff; or validators -> denial / warnings / audit)
--> one log line -> HTTP 200 with the response in the request's apiVersion.
+One request, as it flows: TLS -> middleware (see :func:`build_app` for the order) -> parse the
+envelope -> engine (mutators on one copy -> diff; or validators -> denial / warnings / audit) -> one
+log line -> HTTP 200 with the response in the request's apiVersion.
 
-App state lives on the ``Application`` under typed ``AppKey``s; the policy watcher (and the cert
-reloader, namespace cache) are started and stopped in ``cleanup_ctx``.
+App state lives on the ``Application`` under the typed keys of :mod:`webhook.appstate`; the policy
+watcher, the certificate reloader, the recorder and the cluster caches are started and stopped in
+``cleanup_ctx``. The runner, ``experiment`` and the tests all build the app with :func:`build_app`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import typedefs, web
 
-from webhook import config, engine, errors, faults, logs, metrics, review
+from webhook import (
+    appstate,
+    catalog,
+    config,
+    deadlines,
+    engine,
+    errors,
+    faults,
+    logs,
+    metrics,
+    recorder,
+    review,
+    tls,
+)
 from webhook.policy import files, model
 
 log = logs.get("webhook.server")
 
-JSON = "application/json"
+# build_app's keyword arguments ``faults`` and ``recorder`` shadow these module names inside it.
+_faults_module = faults
+_recorder_module = recorder
 
-
-@dataclasses.dataclass
-class PolicyState:
-    """The policy set being served, swapped whole on reload so no review sees a half-loaded set."""
-
-    current: engine.PolicySet
-    fingerprint: str
-    error: str | None = None
-    """The last reload failure (file, line, problem); ``None`` when the files on disk are valid."""
-
-
-@dataclasses.dataclass
-class Lifecycle:
-    draining: bool = False
-    certificate_expired: Callable[[], bool] = lambda: False
-
-
-SETTINGS = web.AppKey("settings", config.ServeSettings)
-POLICIES = web.AppKey("policies", PolicyState)
-METRICS = web.AppKey("metrics", metrics.Metrics)
-LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-LIMITER = web.AppKey("limiter", asyncio.Semaphore)
-
-
-def load_policies(settings: config.ServeSettings) -> engine.PolicySet:
-    """Load and compile the policy files named in ``settings`` (raises PolicyConfigError)."""
-    from webhook import catalog  # the full catalogue; tests build apps with their own registries
-
-    return engine.PolicySet(
-        files.load(list(settings.policies), overrides=list(settings.set)), catalog=catalog.REGISTRY
-    )
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def fingerprint(paths: tuple[Path, ...]) -> str:
@@ -77,24 +61,6 @@ def fingerprint(paths: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps({"error": message}), content_type=JSON)
-
-
-_TIMEOUT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
-
-
-def request_timeout(value: str | None, default: float) -> float:
-    """Seconds from the API server's ``?timeout=`` (a Go duration such as ``10s``), else ``default``."""
-    if not value:
-        return default
-    match = _TIMEOUT.match(value.strip())
-    if match is None:
-        return default
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
-
-
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise errors.BodyTooLarge(
@@ -106,25 +72,25 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         raise errors.BodyTooLarge(f"body exceeds the limit of {limit} bytes") from None
 
 
-def review_handler(chain: model.Chain, group: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+def review_handler(chain: model.Chain, group: str | None) -> Handler:
     """The handler for ``/mutate[/<group>]`` or ``/validate[/<group>]``."""
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
-        settings, stats = app[SETTINGS], app[METRICS]
+        settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
         path = request.path
         started = time.perf_counter()
-        # Read (not obeyed as a route parameter): the deadline our answer must beat.
-        timeout = request_timeout(request.query.get("timeout"), settings.default_timeout)
-        limiter = app[LIMITER]
+        limiter = app[appstate.LIMITER]
         if limiter.locked():
             stats.errors.labels(path, "overloaded").inc()
             log.warning("review_refused", path=path, reason="too many concurrent reviews")
-            return _json_error(429, f"too many concurrent reviews (limit {settings.max_concurrent}); retry")
+            return appstate.json_error(
+                429, f"too many concurrent reviews (limit {settings.max_concurrent}); retry"
+            )
         async with limiter:
             stats.in_flight.inc()
             try:
-                return await _answer(request, chain, group, path, started, timeout)
+                return await _answer(request, chain, group, path, started)
             finally:
                 stats.in_flight.dec()
 
@@ -132,26 +98,29 @@ def review_handler(chain: model.Chain, group: str | None) -> Callable[[web.Reque
 
 
 async def _answer(
-    request: web.Request, chain: model.Chain, group: str | None, path: str, started: float, timeout: float
+    request: web.Request, chain: model.Chain, group: str | None, path: str, started: float
 ) -> web.Response:
     app = request.app
-    settings, stats = app[SETTINGS], app[METRICS]
+    settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
     try:
-        if request.content_type != JSON:
-            raise errors.BadReview(f"Content-Type must be {JSON}, got {request.content_type or 'none'!r}")
+        if request.content_type != appstate.JSON:
+            raise errors.BadReview(
+                f"Content-Type must be {appstate.JSON}, got {request.content_type or 'none'!r}"
+            )
         body = await _read_body(request, settings.max_body_bytes)
         parsed = review.parse(body)
     except errors.BadReview as exc:
         stats.errors.labels(path, "bad_request" if exc.status == 400 else "too_large").inc()
         log.warning("bad_review", path=path, status=exc.status, error=_short(str(exc), 1024))
-        return _json_error(exc.status, str(exc))
+        return appstate.json_error(exc.status, str(exc))
 
     ctx = parsed.context
-    cluster_view = app[NAMESPACES]
+    cluster_view = app[appstate.CLUSTER]
     if ctx.namespace:
         ctx.namespace_labels = cluster_view.labels(ctx.namespace)
     ctx.authorizer = cluster_view.authorizer
-    outcome = engine.evaluate(app[POLICIES].current, parsed.object, ctx, chain=chain, group=group)
+    policies = app[appstate.POLICIES].current
+    outcome = engine.evaluate(policies, parsed.object, ctx, chain=chain, group=group)
     answer = review.respond(parsed, outcome)
     latency = time.perf_counter() - started
     decision = "allowed" if outcome.allowed else "denied"
@@ -160,7 +129,7 @@ async def _answer(
     for policy_id in outcome.failed_policies:
         stats.policy_errors.labels(policy_id).inc()
     # Label values must stay few: the kind comes from the caller, so unknown kinds share one label.
-    kind_label = ctx.kind if ctx.kind in app[POLICIES].current.kinds or ctx.kind in KNOWN_KINDS else "other"
+    kind_label = ctx.kind if ctx.kind in policies.kinds or ctx.kind in KNOWN_KINDS else "other"
     stats.requests.labels(path, kind_label, ctx.operation, decision).inc()
     stats.latency.labels(path).observe(latency)
     log.info(
@@ -179,25 +148,17 @@ async def _answer(
         patch_ops=len(outcome.patch),
         failed_policies=outcome.failed_policies or None,
         latency_ms=round(latency * 1000, 3),
-        over_deadline=latency > timeout or None,
+        over_deadline=latency > appstate.caller_timeout(request) or None,
     )
-    recorder = app.get(RECORDER)
-    if recorder is not None:
-        recorder.submit(parsed, answer, path=path, raw=body)
-    return web.Response(body=orjson.dumps(answer), content_type=JSON)
+    sink = app.get(appstate.RECORDER)
+    if sink is not None:
+        sink.submit(parsed, answer, path=path, raw=body)
+    return web.Response(body=orjson.dumps(answer), content_type=appstate.JSON)
 
 
 # Kinds worth their own metrics label even when no policy reads them (the API server may send them
 # to /validate if a cluster registers broad rules).
 KNOWN_KINDS = frozenset({"Namespace", "Service", "ConfigMap", "Secret", "Ingress", "ServiceAccount"})
-
-
-def route_label(request: web.Request) -> str:
-    """The route's path for metrics labels; ``unmatched`` for paths no route serves (404s), so a
-    scan of random URLs cannot create unbounded label values."""
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
 
 
 def _short(value: str, limit: int = 256) -> str:
@@ -208,14 +169,14 @@ def _short(value: str, limit: int = 256) -> str:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers. Never depends on policies or certificates (a restart would
     not fix those, and a failing liveness probe would only add restarts to an outage)."""
-    return web.Response(body=b'{"status":"ok"}', content_type=JSON)
+    return web.Response(body=b'{"status":"ok"}', content_type=appstate.JSON)
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: policies loaded, certificate valid, not draining. Reports the last reload error
-    as detail without failing: the previous policy set is still being served correctly."""
+    """Readiness: policies loaded, certificate valid, not draining. Reports the last reload errors
+    (policies, certificate) as detail without failing: what is being served is still correct."""
     app = request.app
-    state, lifecycle = app[POLICIES], app[LIFECYCLE]
+    state, lifecycle = app[appstate.POLICIES], app[appstate.LIFECYCLE]
     problems = []
     if lifecycle.draining:
         problems.append("draining: shutting down")
@@ -225,94 +186,124 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if not problems else "not ready",
         "problems": problems,
         "policies": {"sources": list(state.current.config.sources), "reloadError": state.error},
+        "certificate": {"reloadError": lifecycle.certificate_problem()},
     }
-    return web.Response(status=503 if problems else 200, body=orjson.dumps(body), content_type=JSON)
+    return web.Response(status=503 if problems else 200, body=orjson.dumps(body), content_type=appstate.JSON)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     import prometheus_client
 
     return web.Response(
-        body=request.app[METRICS].render(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        body=request.app[appstate.METRICS].render(), headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
     )
 
 
 @web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind the log context per request, and never let an error become a bare HTML 404/405/500."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(path=request.path)
+    stats = request.app[appstate.METRICS]
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        request.app[METRICS].errors.labels(route_label(request), f"http_{exc.status}").inc()
+        stats.errors.labels(appstate.route_label(request), f"http_{exc.status}").inc()
         message = exc.reason if exc.status != 404 else f"no such endpoint: {request.method} {request.path}"
-        return _json_error(exc.status, message)
+        return appstate.json_error(exc.status, message)
     except ConnectionResetError:
         # The client went away mid-request (the API server gave up at its timeout): nobody to answer.
-        request.app[METRICS].errors.labels(route_label(request), "client_gone").inc()
+        stats.errors.labels(appstate.route_label(request), "client_gone").inc()
         log.info("client_gone", path=request.path)
-        return _json_error(499, "client closed the connection before the answer")
+        return appstate.json_error(499, "client closed the connection before the answer")
     except Exception:
-        request.app[METRICS].errors.labels(route_label(request), "internal").inc()
+        stats.errors.labels(appstate.route_label(request), "internal").inc()
         log.exception("unhandled_error", path=request.path)
-        return _json_error(500, "internal error while answering; see the webhook's logs")
-
-
-ADMISSION_PREFIXES = ("/mutate", "/validate")
+        return appstate.json_error(500, "internal error while answering; see the webhook's logs")
 
 
 @web.middleware
-async def require_client_certificate(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def require_client_certificate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With ``--client-ca``: admission paths need a client certificate the TLS layer verified.
 
     Probes and metrics stay reachable without one (the kubelet presents none); a certificate from
     another CA never gets this far, the handshake refuses it.
     """
-    if request.path.startswith(ADMISSION_PREFIXES):
+    if request.path.startswith(appstate.ADMISSION_PREFIXES):
         transport = request.transport
         if transport is None or not transport.get_extra_info("peercert"):
-            request.app[METRICS].errors.labels(route_label(request), "no_client_certificate").inc()
-            return _json_error(401, "a client certificate signed by the configured client CA is required")
+            request.app[appstate.METRICS].errors.labels(appstate.route_label(request), "no_client_certificate").inc()
+            return appstate.json_error(401, "a client certificate signed by the configured client CA is required")
     return await handler(request)
 
 
-async def _watch_policies(app: web.Application) -> AsyncIterator[None]:
-    """Poll the policy files and reload on change; a broken file keeps the previous set serving."""
-    settings = app[SETTINGS]
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(settings.reload_interval)
-            reload_policies(app)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+# --- background tasks -------------------------------------------------------------------------
 
 
-def reload_policies(app: web.Application) -> bool:
-    """Reload if the files changed. Returns ``True`` when a new set was swapped in."""
-    settings, state, stats = app[SETTINGS], app[POLICIES], app[METRICS]
+def supervised(
+    name: str, step: Callable[[], Coroutine[Any, Any, None]], *, interval: Callable[[], float]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry running ``step`` every ``interval()`` seconds while the app runs.
+
+    The loop cannot die: an exception from ``step`` is logged, counted in
+    ``admission_background_errors_total{task=name}`` and the next round runs as planned. A watcher
+    that died silently would leave stale policies or certificates serving with nobody noticing.
+    """
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stats = app[appstate.METRICS]
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval())
+                try:
+                    await step()
+                except Exception:  # noqa: BLE001 - the point is that nothing stops this loop
+                    stats.background_errors.labels(name).inc()
+                    log.exception("background_task_failed", task=name)
+
+        task = asyncio.create_task(loop(), name=f"webhook-{name}")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+def _load_if_changed(settings: config.ServeSettings, known: str) -> tuple[str, engine.PolicySet | None, str | None]:
+    """Off the event loop: the files' fingerprint, and if it differs from ``known`` the new policy
+    set or why it could not be loaded. Whatever goes wrong is a reload error, never an exception:
+    a hostile or broken file must not stop later reloads."""
     current = fingerprint(settings.policies)
+    if current == known:
+        return current, None, None
+    try:
+        return current, catalog.load(settings.policies, overrides=settings.set), None
+    except errors.PolicyConfigError as exc:
+        return current, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        return current, None, f"policy files: cannot load: {type(exc).__name__}: {exc}"
+
+
+async def reload_policies(app: web.Application) -> bool:
+    """Reload if the files changed. Returns ``True`` when a new set was swapped in.
+
+    Reading, parsing and compiling run in a thread, so a slow or hostile file never stalls the
+    reviews (or the probes) being answered meanwhile; the swap itself happens here, on the loop.
+    """
+    settings, state, stats = app[appstate.SETTINGS], app[appstate.POLICIES], app[appstate.METRICS]
+    current, policy_set, error = await asyncio.to_thread(_load_if_changed, settings, state.fingerprint)
     if current == state.fingerprint:
         return False
     state.fingerprint = current
-    try:
-        policy_set = load_policies(settings)
-    except errors.PolicyConfigError as exc:
-        state.error = str(exc)
+    if policy_set is None:
+        state.error = error
         stats.policy_reloads.labels("error").inc()
         stats.policy_config_valid.set(0)
-        log.error("policy_reload_failed", error=str(exc), keeping=list(state.current.config.sources))
+        log.error("policy_reload_failed", error=error, keeping=list(state.current.config.sources))
         return False
     state.current, state.error = policy_set, None
     stats.policy_reloads.labels("success").inc()
@@ -321,98 +312,133 @@ def reload_policies(app: web.Application) -> bool:
     return True
 
 
-@dataclasses.dataclass
-class Namespaces:
-    """Where reviews look up namespace labels; ``cache`` is set once the watch starts (if ever)."""
+def _certificate_poller(reloader: tls.CertReloader) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
+    async def poll(app: web.Application) -> None:
+        stats = app[appstate.METRICS]
+        # check_once never raises for file problems: it keeps the current certificate, logs, and
+        # counts each bad version once in ``failures``.
+        before = reloader.failures
+        if await asyncio.to_thread(reloader.check_once):
+            stats.cert_reloads.labels("success").inc()
+        if reloader.failures > before:
+            stats.cert_reloads.labels("error").inc(reloader.failures - before)
+            stats.cert_reload_errors.inc(reloader.failures - before)
+        stats.cert_expiry.set(reloader.seconds_until_expiry())
 
-    cache: Any = None
-    authorizer: Any = None
-
-    def labels(self, name: str) -> Any:
-        return self.cache.labels(name) if self.cache is not None else None
+    return poll
 
 
-NAMESPACES = web.AppKey("namespaces", Namespaces)
-# Optional collaborator, set when ``--record`` is given.
-RECORDER: web.AppKey[Any] = web.AppKey("recorder", object)
+async def _cluster_caches(app: web.Application) -> AsyncIterator[None]:
+    """The watch-fed namespace label cache and the SubjectAccessReview cache, with the app."""
+    from webhook import cluster  # the kubernetes client is imported only when asked for
+
+    started = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
+    if started is not None:
+        app[appstate.CLUSTER].namespaces, app[appstate.CLUSTER].authorizer = started
+    yield
+    if started is not None:
+        started[0].stop()
+        started[1].close()
+
+
+def _recorder_context(sink: recorder.Recorder) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(sink.close)
+        log.info("recorder_stopped", written=sink.written, failed=sink.failed, dropped=sink.dropped)
+
+    return lifecycle
+
+
+# --- the factory --------------------------------------------------------------------------------
 
 
 def build_app(
-    settings: config.ServeSettings, *, policy_set: engine.PolicySet | None = None
+    settings: config.ServeSettings,
+    *,
+    policy_set: engine.PolicySet | None = None,
+    timeouts: deadlines.Timeouts | None = None,
+    recorder: recorder.Recorder | None = None,
+    faults: faults.State | None = None,
+    certificates: tls.CertReloader | None = None,
+    cluster: bool = False,
 ) -> web.Application:
-    """The aiohttp application. ``policy_set`` (tests) skips loading files from ``settings.policies``."""
-    middlewares = [error_middleware] + ([require_client_certificate] if settings.client_ca is not None else [])
+    """The served app, with everything a real server runs beside the handlers.
+
+    * ``policy_set``: serve this set (tests); else load ``settings.policies`` and reload on change.
+    * ``timeouts``: connection and review time limits (default :class:`deadlines.Timeouts`).
+    * ``recorder``: where answered reviews are recorded; else one built from ``--record`` if given.
+    * ``faults``: fault injection state; else one built from ``--faults``/``--admin-port`` if given.
+    * ``certificates``: poll the serving certificate files and reload them (``serve`` does).
+    * ``cluster``: start the namespace label and access review caches (``serve`` does).
+
+    Middleware, outermost first (aiohttp runs the first in the list outermost):
+
+    1. :func:`error_middleware` binds the log context and turns any error into a JSON answer;
+    2. :func:`require_client_certificate`, with ``--client-ca`` only;
+    3. :func:`webhook.deadlines.middleware` counts the request in flight, bounds the body and the
+       review by the caller's ``?timeout=``, and closes connections while draining;
+    4. :func:`webhook.faults.middleware`, with fault injection only: innermost, so an injected
+       delay counts against the deadline and shows in metrics and logs like real slowness.
+    """
+    if faults is None and (settings.faults is not None or settings.admin_port is not None):
+        # Fault injection for failurePolicy experiments: off unless asked for.
+        faults = _faults_module.State(_faults_module.load(settings.faults) if settings.faults is not None else None)
+    if recorder is None and settings.record is not None:
+        recorder = _recorder_module.Recorder.from_settings(settings)
+
+    middlewares: list[typedefs.Middleware] = [error_middleware]
+    if settings.client_ca is not None:
+        middlewares.append(require_client_certificate)
+    middlewares.append(deadlines.middleware)
+    if faults is not None:
+        middlewares.append(_faults_module.middleware)
+
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
-    app[SETTINGS] = settings
-    app[METRICS] = metrics.Metrics()
-    app[LIFECYCLE] = Lifecycle()
-    app[LIMITER] = asyncio.Semaphore(settings.max_concurrent)
-    app[NAMESPACES] = Namespaces()
+    app[appstate.SETTINGS] = settings
+    app[appstate.METRICS] = stats = metrics.Metrics()
+    app[appstate.LIFECYCLE] = lifecycle = appstate.Lifecycle()
+    app[appstate.LIMITER] = asyncio.Semaphore(settings.max_concurrent)
+    app[appstate.CLUSTER] = appstate.ClusterView()
+    deadlines.install(app, timeouts or deadlines.Timeouts())
     if policy_set is None:
-        policy_set = load_policies(settings)
-        app.cleanup_ctx.append(_watch_policies)
-    app[POLICIES] = PolicyState(current=policy_set, fingerprint=fingerprint(settings.policies))
-    app[METRICS].policy_config_valid.set(1)
+        policy_set = catalog.load(settings.policies, overrides=settings.set)
+        app.cleanup_ctx.append(
+            supervised("policy-reload", lambda: _reload(app), interval=lambda: settings.reload_interval)
+        )
+    app[appstate.POLICIES] = appstate.PolicyState(current=policy_set, fingerprint=fingerprint(settings.policies))
+    stats.policy_config_valid.set(1)
+
+    if recorder is not None:
+        recorder.stats = stats
+        app[appstate.RECORDER] = recorder
+        app.cleanup_ctx.append(_recorder_context(recorder))
+    if faults is not None:
+        app[_faults_module.FAULTS] = faults
+        if settings.admin_port is not None:
+            app.cleanup_ctx.append(_faults_module.admin_context(faults, port=settings.admin_port))
+    if certificates is not None:
+        lifecycle.certificate_expired = lambda: certificates.expired
+        lifecycle.certificate_problem = lambda: certificates.last_error
+        stats.cert_expiry.set(certificates.seconds_until_expiry())
+        poll = _certificate_poller(certificates)
+        app.cleanup_ctx.append(
+            supervised("certificate-reload", lambda: poll(app), interval=lambda: settings.reload_interval)
+        )
+    if cluster:
+        app.cleanup_ctx.append(_cluster_caches)
 
     chains: tuple[tuple[model.Chain, str], ...] = (("mutating", "/mutate"), ("validating", "/validate"))
     for chain, prefix in chains:
         app.router.add_post(prefix, review_handler(chain, None))
         for group in policy_set.groups(chain):
             app.router.add_post(f"{prefix}/{group}", review_handler(chain, group))
-    if settings.faults is not None or settings.admin_port is not None:
-        # Fault injection for failurePolicy experiments: off unless asked for; the admin API binds
-        # 127.0.0.1 only, and only with --admin-port.
-        state = faults.State(faults.load(settings.faults) if settings.faults is not None else None)
-        app[faults.FAULTS] = state
-        app.middlewares.append(faults.middleware)  # innermost, so metrics and logs see the delay
-        if settings.admin_port is not None:
-            app.cleanup_ctx.append(faults.admin_context(state, port=settings.admin_port))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     return app
 
 
-def attach_cert_reloader(app: web.Application, reloader: Any) -> None:
-    """Poll the certificate files (see :class:`webhook.tls.CertReloader`) while the app runs; export
-    seconds-to-expiry and make ``/readyz`` fail once the certificate has expired."""
-    app[LIFECYCLE].certificate_expired = lambda: bool(reloader.expired)
-    stats = app[METRICS]
+async def _reload(app: web.Application) -> None:
+    await reload_policies(app)
 
-    async def poll(app: web.Application) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                # check_once never raises for file problems: it keeps the old certificate, logs,
-                # and counts the bad version in ``failures``.
-                before = reloader.failures
-                if reloader.check_once():
-                    stats.cert_reloads.labels("success").inc()
-                if reloader.failures > before:
-                    stats.cert_reloads.labels("error").inc(reloader.failures - before)
-                stats.cert_expiry.set(reloader.seconds_until_expiry())
-                await asyncio.sleep(app[SETTINGS].reload_interval)
-
-        task = asyncio.create_task(loop())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(poll)
-
-
-def attach_namespace_cache(app: web.Application) -> None:
-    """Start the watch-fed namespace label cache and the SubjectAccessReview cache with the app."""
-
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        from webhook import cluster
-
-        started = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
-        if started is not None:
-            app[NAMESPACES].cache, app[NAMESPACES].authorizer = started
-        yield
-        if started is not None:
-            started[0].stop()
-            started[1].close()
-
-    app.cleanup_ctx.append(run)

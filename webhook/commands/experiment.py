@@ -30,7 +30,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from webhook import certs, config, faults, server, tls
+from webhook import certs, config, server, tls
 from webhook.emulator import attributes, caller, dispatcher
 from webhook.emulator import config as hooks_config
 
@@ -226,13 +226,8 @@ class Lab:
 
         # The server's own log lines (client disconnects during "slow-over") are not the point here.
         logs.configure(log_format="json", level="critical")
+        # --admin-port in the settings gives the app fault injection and its admin API.
         app = server.build_app(self.settings)
-        if faults.FAULTS not in app:
-            # The wiring webhook/server.py does for --faults/--admin-port, for servers without it.
-            state = faults.State()
-            app[faults.FAULTS] = state
-            app.middlewares.append(faults.middleware)
-            app.cleanup_ctx.append(faults.admin_context(state, port=self.admin_port))
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
         context = tls.server_context(cert=self.cert, key=self.key)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
-from webhook import errors, registration
+from webhook import catalog, errors, registration
 from webhook.policy import registry
 
 
@@ -62,14 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     remove.set_defaults(func=run_unregister)
 
 
-def load_catalog() -> registry.Registry:
-    """The full catalogue: importing ``webhook.catalog`` registers every built-in group."""
-    catalog = importlib.import_module("webhook.catalog")
-    found: registry.Registry = catalog.REGISTRY
-    return found
-
-
-def build(args: argparse.Namespace, catalog: registry.Registry) -> list[dict[str, object]]:
+def build(args: argparse.Namespace, groups: registry.Registry) -> list[dict[str, object]]:
     if args.url:
         target = registration.Target(url=args.url)
     else:
@@ -97,11 +89,11 @@ def build(args: argparse.Namespace, catalog: registry.Registry) -> list[dict[str
         advisory_groups=frozenset(args.advisory_group),
         **timeouts,
     )
-    return list(registration.configurations(catalog, target=target, ca_bundle=ca_bundle, options=options))
+    return list(registration.configurations(groups, target=target, ca_bundle=ca_bundle, options=options))
 
 
 def run_register(args: argparse.Namespace) -> int:
-    configs = build(args, load_catalog())
+    configs = build(args, catalog.REGISTRY)
     if args.dry_run:
         print(registration.to_yaml(configs), end="")
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from webhook import errors, offline
+from webhook import catalog, errors, offline
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         namespace_labels=labels,
     )
     try:
-        policy_set = offline.load_policies(args.policies or [Path("policies")], overrides=args.set)
+        policy_set = catalog.load(args.policies or [Path("policies")], overrides=args.set)
     except errors.PolicyConfigError as exc:
         raise errors.PolicyConfigError(f"policy files: {exc}") from None
     return offline.run(args.paths, policy_set=policy_set, shape=shape, only=args.only, output=args.output)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import pydantic
 
 from webhook import errors
-from webhook.mutators import template
+from webhook.mutators import sidecar_template
 from webhook.policy import model, registry, scope, settings
 
 GROUP = "sidecars"
@@ -39,7 +39,7 @@ _FALSE = ("false", "disabled", "no", "off")
 
 
 class Sidecar(settings.StrictModel):
-    """One named sidecar. Every string may use ``${pod.name}``-style references (see template.py)."""
+    """One named sidecar. Every string may use ``${pod.name}``-style references (see sidecar_template.py)."""
 
     container: dict[str, Any]
     """The container, as in a pod spec; ``name`` defaults to the sidecar's name and must equal it."""
@@ -60,7 +60,7 @@ class Sidecar(settings.StrictModel):
     @pydantic.field_validator("container", "initContainers", "volumes", "volumeMounts")
     @classmethod
     def _valid_templates(cls, value: Any) -> Any:
-        template.validate(value)
+        sidecar_template.validate(value)
         return value
 
     @pydantic.model_validator(mode="after")
@@ -191,14 +191,14 @@ def selected(target: model.PodTarget, params: SidecarsSettings) -> list[str]:
     return names
 
 
-def _pod_values(target: model.PodTarget, ctx: model.ReviewContext) -> template.PodValues:
+def _pod_values(target: model.PodTarget, ctx: model.ReviewContext) -> sidecar_template.PodValues:
     meta = target.metadata or {}
     obj_meta = target.obj.get("metadata")
     if not isinstance(obj_meta, dict):
         obj_meta = {}
     name = meta.get("name") or meta.get("generateName") or obj_meta.get("name") or ""
     namespace = meta.get("namespace") or obj_meta.get("namespace") or ctx.namespace
-    return template.PodValues(
+    return sidecar_template.PodValues(
         name=str(name), namespace=str(namespace or ""), labels=target.labels, annotations=target.annotations
     )
 
@@ -250,7 +250,7 @@ def inject(target: model.PodTarget, ctx: model.ReviewContext, params: SidecarsSe
         # kept as they are, missing parts are added back, and nothing is a clash.
         trusted = name in recorded
         clashes += _plan_containers(name, sidecar, containers, pod=pod, trusted=trusted, plan=plan)
-        for volume in (template.render(v, pod=pod) for v in sidecar.volumes):
+        for volume in (sidecar_template.render(v, pod=pod) for v in sidecar.volumes):
             if volume["name"] in volumes:
                 if not trusted:
                     clashes.append(f'the pod already has a volume named "{volume["name"]}"')
@@ -274,16 +274,16 @@ def _plan_containers(
     sidecar: Sidecar,
     existing: dict[str, dict[str, Any]],
     *,
-    pod: template.PodValues,
+    pod: sidecar_template.PodValues,
     trusted: bool,
     plan: _Plan,
 ) -> list[str]:
     """Plan the sidecar container and its init containers where they belong; return clashes."""
-    container = {"name": name, **template.render(sidecar.container, pod=pod)}
+    container = {"name": name, **sidecar_template.render(sidecar.container, pod=pod)}
     if sidecar.mode == "native":
         # KEP-753: an init container with restartPolicy Always is a sidecar that keeps running.
         container.setdefault("restartPolicy", "Always")
-    parts = [*(template.render(c, pod=pod) for c in sidecar.initContainers), container]
+    parts = [*(sidecar_template.render(c, pod=pod) for c in sidecar.initContainers), container]
     fresh = [c for c in parts if c["name"] not in existing]
     if sidecar.mode == "native":
         (plan.init_first if (sidecar.position or "first") == "first" else plan.init_last).extend(fresh)
@@ -306,7 +306,7 @@ def _plan_mounts(
     container_list: list[Any],
     ours: set[str],
     *,
-    pod: template.PodValues,
+    pod: sidecar_template.PodValues,
     trusted: bool,
     plan: _Plan,
 ) -> list[str]:
@@ -317,7 +317,7 @@ def _plan_mounts(
     sidecar is recorded as injected: then the user changed it since, and we keep out of the way.
     """
     clashes: list[str] = []
-    mounts = [template.render(m, pod=pod) for m in sidecar.volumeMounts]
+    mounts = [sidecar_template.render(m, pod=pod) for m in sidecar.volumeMounts]
     if not mounts:
         return clashes
     for index, container in enumerate(container_list):

@@ -13,14 +13,14 @@ import orjson
 import pytest
 
 from tests import serve_support
-from webhook import limits
+from webhook import deadlines
 
-FAST = limits.Timeouts(header=0.5, body=0.6, lingering=0.1)
+FAST = deadlines.Timeouts(header=0.5, body=0.6, lingering=0.1)
 
 
 @pytest.fixture(scope="session")
 def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return serve_support.make_certs(tmp_path_factory.mktemp("limits-certs"))
+    return serve_support.make_certs(tmp_path_factory.mktemp("deadline-certs"))
 
 
 async def _connect(base: str, cert_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -51,9 +51,9 @@ def _head_and_json(raw: bytes) -> tuple[str, dict[str, str], dict[str, object]]:
 
 
 def test_budget_answers_before_the_api_server_gives_up() -> None:
-    assert limits.budget(10) == 9
-    assert limits.budget(30) == 29
-    assert limits.budget(1) == pytest.approx(0.9)
+    assert deadlines.budget(10) == 9
+    assert deadlines.budget(30) == 29
+    assert deadlines.budget(1) == pytest.approx(0.9)
 
 
 def test_handler_args_set_aiohttps_connection_timers() -> None:
@@ -113,7 +113,7 @@ async def test_slow_body_is_answered_408_and_does_not_hold_a_slot_past_the_body_
 
 
 async def test_reviews_beyond_the_bound_get_429_with_a_json_error(cert_dir: Path) -> None:
-    slow = limits.Timeouts(header=5, body=5, lingering=0.1)
+    slow = deadlines.Timeouts(header=5, body=5, lingering=0.1)
     async with serve_support.serving(serve_support.settings(cert_dir, max_concurrent=2), timeouts=slow) as base:
         held = []
         for _ in range(2):  # two reviews whose bodies are still arriving occupy both slots
@@ -137,7 +137,7 @@ async def test_reviews_beyond_the_bound_get_429_with_a_json_error(cert_dir: Path
 
 
 async def test_review_deadline_follows_the_api_servers_timeout_parameter(cert_dir: Path) -> None:
-    patient = limits.Timeouts(header=5, body=8, lingering=0.1)
+    patient = deadlines.Timeouts(header=5, body=8, lingering=0.1)
     async with serve_support.serving(serve_support.settings(cert_dir), timeouts=patient) as base:
         reader, writer = await _connect(base, cert_dir)
         started = time.monotonic()

@@ -27,12 +27,11 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from webhook import logs, server
+from webhook import appstate, logs
 
-log = logs.get("webhook.limits")
+log = logs.get("webhook.deadlines")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,8 +88,6 @@ class InFlight:
 TIMEOUTS = web.AppKey("timeouts", Timeouts)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
-_REVIEW_PREFIXES = ("/mutate", "/validate")
-
 
 def budget(timeout: float) -> float:
     """Seconds we allow ourselves for a review whose caller waits ``timeout`` seconds.
@@ -101,19 +98,14 @@ def budget(timeout: float) -> float:
     return timeout - min(1.0, timeout / 10)
 
 
-def install(app: web.Application, timeouts: Timeouts | None = None) -> None:
-    """Add the deadline middleware to an app built by :func:`webhook.server.build_app`.
-
-    Call before the app is started (its middleware list freezes then). The middleware runs inside
-    the server's error middleware, so anything unexpected still becomes a JSON 500.
-    """
-    app[TIMEOUTS] = timeouts or Timeouts()
+def install(app: web.Application, timeouts: Timeouts) -> None:
+    """The state :func:`middleware` reads; :func:`webhook.server.build_app` calls this."""
+    app[TIMEOUTS] = timeouts
     app[IN_FLIGHT] = InFlight()
-    app.middlewares.append(deadline_middleware)
 
 
 @web.middleware
-async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     in_flight = request.app[IN_FLIGHT]
     in_flight.enter()
     try:
@@ -123,16 +115,17 @@ async def deadline_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 async def _limited(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method != "POST" or not request.path.startswith(_REVIEW_PREFIXES):
+    if not appstate.is_review(request):
         return _close_if_draining(request, await handler(request))
-    settings, timeouts = request.app[server.SETTINGS], request.app[TIMEOUTS]
-    caller = server.request_timeout(request.query.get("timeout"), settings.default_timeout)
+    timeouts = request.app[TIMEOUTS]
+    caller = appstate.caller_timeout(request)
     allowed = budget(caller)
     # One timer for the whole review. Evaluation is synchronous and takes microseconds, so the
     # time is spent waiting for the body: a slow sender holds its review slot (the server's
     # ``max_concurrent`` bound, which then answers 429 to the next caller) for ``body`` seconds at
     # most, and no review outlives the caller's deadline.
     window = asyncio.timeout(min(allowed, timeouts.body))
+    request[appstate.DEADLINE] = window
     try:
         async with window:
             response = await handler(request)
@@ -143,14 +136,10 @@ async def _limited(request: web.Request, handler: Handler) -> web.StreamResponse
     except ConnectionResetError:
         # The client went away mid-body (the API server cancelled the call, or a slow client gave
         # up): nobody is left to answer, and it is not our error. Counted, logged briefly.
-        request.app[server.METRICS].errors.labels(server.route_label(request), "client_disconnected").inc()
+        request.app[appstate.METRICS].errors.labels(appstate.route_label(request), "client_disconnected").inc()
         log.info("client_disconnected", path=request.path)
-        return _json_error(400, "the client closed the connection before sending the whole body")
+        return appstate.json_error(400, "the client closed the connection before sending the whole body")
     return _close_if_draining(request, response)
-
-
-def _json_error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps({"error": message}), content_type=server.JSON)
 
 
 def _timed_out(request: web.Request, *, caller: float, allowed: float, timeouts: Timeouts) -> web.Response:
@@ -165,9 +154,9 @@ def _timed_out(request: web.Request, *, caller: float, allowed: float, timeouts:
             f"request body not received within {limit:g}s (the API server waits {caller:g}s); "
             "closing the connection"
         )
-    request.app[server.METRICS].errors.labels(server.route_label(request), reason).inc()
+    request.app[appstate.METRICS].errors.labels(appstate.route_label(request), reason).inc()
     log.warning("review_timed_out", path=request.path, status=status, reason=reason, caller_timeout=caller)
-    response = _json_error(status, message)
+    response = appstate.json_error(status, message)
     # The connection may still have body bytes in flight: do not reuse it.
     response.force_close()
     return response
@@ -176,6 +165,6 @@ def _timed_out(request: web.Request, *, caller: float, allowed: float, timeouts:
 def _close_if_draining(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     """While draining, answer with ``Connection: close`` so keep-alive clients reconnect (through
     the Service) to a Pod that is not going away, as Go's ``Server.Shutdown`` does for idle ones."""
-    if request.app[server.LIFECYCLE].draining:
+    if request.app[appstate.LIFECYCLE].draining:
         response.force_close()
     return response
