@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from tests import mutate_support as ms
+from webhook import quantity
 from webhook.mutators import defaults
 
 APP = {"name": "app", "image": "nginx:1.27"}
@@ -108,9 +109,9 @@ def test_a_hostile_request_is_unreadable_and_judged_in_linear_time() -> None:
 
 def test_a_request_longer_than_64_characters_gets_no_limit_beside_it() -> None:
     longest = "0" * 61 + "1Gi"  # 64 characters: still read
-    assert len(longest) == 64 and defaults.parse_quantity(longest) == 2**30
+    assert len(longest) == 64 and quantity.lenient(longest) == 2**30
     too_long = "0" + longest
-    assert defaults.parse_quantity(too_long) is None
+    assert quantity.lenient(too_long) is None
     obj = ms.pod({"containers": [{**APP, "resources": {"requests": {"memory": too_long, "cpu": "1"}}}]})
     assert ms.run_one(defaults.default_resources, obj, params(**RESOURCES))[0] == []
     obj = ms.pod({"containers": [{**APP, "resources": {"requests": {"memory": longest, "cpu": "1"}}}]})
@@ -162,18 +163,18 @@ def test_resource_defaults_are_chosen_by_namespace_glob_first_match_wins() -> No
     ],
 )
 def test_quantities_parse_like_the_api_server(text: str, value: str) -> None:
-    parsed = defaults.parse_quantity(text)
+    parsed = quantity.lenient(text)
     assert parsed is not None and parsed == fractions.Fraction(value)
 
 
 def test_bare_yaml_numbers_are_quantities() -> None:
-    assert defaults.parse_quantity(3) == 3
-    assert defaults.parse_quantity(0.5) == fractions.Fraction(1, 2)
+    assert quantity.lenient(3) == 3
+    assert quantity.lenient(0.5) == fractions.Fraction(1, 2)
 
 
 @pytest.mark.parametrize("text", ["lots", "1GB", "", "1e", "--1", True, "1e1.5", "١"])
 def test_malformed_quantities_are_none(text: Any) -> None:
-    assert defaults.parse_quantity(text) is None
+    assert quantity.lenient(text) is None
 
 
 def test_a_default_request_above_its_default_limit_is_a_config_error() -> None:

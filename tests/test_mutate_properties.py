@@ -27,7 +27,7 @@ from kubernetes import client
 
 from tests import conftest
 from tests import mutate_support as ms
-from webhook import engine, review
+from webhook import engine, quantity, review
 from webhook.mutators import defaults
 from webhook.policy import files, workloads
 
@@ -189,7 +189,7 @@ def _assert_limits_cover_requests(container: dict[str, Any], old: dict[str, Any]
         touched = name not in (old_resources.get("limits") or {}) or name not in (
             old_resources.get("requests") or {}
         )
-        limit_q, request_q = defaults.parse_quantity(limit), defaults.parse_quantity(request)
+        limit_q, request_q = quantity.lenient(limit), quantity.lenient(request)
         if touched and limit_q is not None and request_q is not None:
             assert request_q <= limit_q, f"{container['name']}: request {name}={request} above limit {limit}"
 

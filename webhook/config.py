@@ -11,6 +11,20 @@ from typing import Literal
 
 import pydantic
 import pydantic_settings
+from pydantic import alias_generators
+
+
+class StrictModel(pydantic.BaseModel):
+    """Base of the YAML/JSON files we read in Kubernetes style (fault injection, the emulator's
+    webhook configurations): camelCase keys as written (snake_case accepted too), unknown keys
+    refused so a typo is an error instead of a silently ignored setting, immutable once loaded."""
+
+    model_config = pydantic.ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=alias_generators.to_camel,
+        populate_by_name=True,
+    )
 
 
 class ServeSettings(pydantic_settings.BaseSettings):

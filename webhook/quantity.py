@@ -94,6 +94,30 @@ def parse(text: str) -> Fraction:
     return -magnitude if match["sign"] == "-" else magnitude
 
 
+MAX_LENIENT_LENGTH = 64
+"""Longer quantity values are treated as unreadable by :func:`lenient`. Real ones are a dozen
+characters; the bound keeps a hostile value (thousands of digits) from costing anything."""
+
+
+def lenient(value: object) -> Fraction | None:
+    """A quantity field as an object holds it (``"500m"``, ``"1Gi"``, or a bare YAML/JSON number,
+    which Kubernetes accepts too) as an exact number, or ``None`` when it is absent or unreadable.
+
+    Surrounding whitespace, which the API server's JSON decoding trims, is trimmed here as well.
+    For policies that read quantities from objects: the API server rejects an unreadable one
+    anyway, so a check or a default must neither guess nor raise.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value)
+    if len(text) > MAX_LENIENT_LENGTH:
+        return None
+    try:
+        return parse(text.strip())
+    except ValueError:
+        return None
+
+
 def is_valid(text: object) -> bool:
     """Whether ``text`` parses (a convenience for validators that only need a yes/no)."""
     try:

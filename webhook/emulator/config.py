@@ -22,11 +22,11 @@ import pydantic
 import yaml
 from pydantic import alias_generators
 
+from webhook import config as webhook_config
 from webhook import errors
 from webhook.emulator import conditions
 
 API_VERSION = "admissionregistration.k8s.io/v1"
-Kind = Literal["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT", "*"]
 SUPPORTED_REVIEW_VERSIONS = ("v1", "v1beta1")
 
@@ -38,16 +38,7 @@ class InvalidInput(errors.WebhookError):
     """
 
 
-class _Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=alias_generators.to_camel,
-        populate_by_name=True,
-    )
-
-
-class LabelSelectorRequirement(_Model):
+class LabelSelectorRequirement(webhook_config.StrictModel):
     key: str = pydantic.Field(min_length=1)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: tuple[str, ...] = ()
@@ -62,7 +53,7 @@ class LabelSelectorRequirement(_Model):
         return self
 
 
-class LabelSelector(_Model):
+class LabelSelector(webhook_config.StrictModel):
     match_labels: dict[str, str] = {}
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
@@ -71,7 +62,7 @@ class LabelSelector(_Model):
         return not self.match_labels and not self.match_expressions
 
 
-class ServiceReference(_Model):
+class ServiceReference(webhook_config.StrictModel):
     namespace: str = pydantic.Field(min_length=1)
     name: str = pydantic.Field(min_length=1)
     path: str | None = None
@@ -85,7 +76,7 @@ class ServiceReference(_Model):
         return path
 
 
-class ClientConfig(_Model):
+class ClientConfig(webhook_config.StrictModel):
     url: str | None = None
     service: ServiceReference | None = None
     ca_bundle: str | None = None
@@ -110,7 +101,7 @@ class ClientConfig(_Model):
         return self
 
 
-class Rule(_Model):
+class Rule(webhook_config.StrictModel):
     operations: tuple[Operation, ...] = pydantic.Field(min_length=1)
     api_groups: tuple[str, ...] = pydantic.Field(min_length=1)
     api_versions: tuple[str, ...] = pydantic.Field(min_length=1)
@@ -129,7 +120,7 @@ class Rule(_Model):
         return self
 
 
-class MatchCondition(_Model):
+class MatchCondition(webhook_config.StrictModel):
     name: str = pydantic.Field(min_length=1, max_length=63)
     expression: str = pydantic.Field(min_length=1)
 
@@ -137,7 +128,7 @@ class MatchCondition(_Model):
 _FQDN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-class ValidatingWebhook(_Model):
+class ValidatingWebhook(webhook_config.StrictModel):
     name: str
     client_config: ClientConfig
     rules: tuple[Rule, ...] = ()
@@ -188,14 +179,14 @@ class Metadata(pydantic.BaseModel):
     name: str = pydantic.Field(min_length=1)
 
 
-class MutatingWebhookConfiguration(_Model):
+class MutatingWebhookConfiguration(webhook_config.StrictModel):
     api_version: Literal["admissionregistration.k8s.io/v1"]
     kind: Literal["MutatingWebhookConfiguration"]
     metadata: Metadata
     webhooks: tuple[MutatingWebhook, ...] = ()
 
 
-class ValidatingWebhookConfiguration(_Model):
+class ValidatingWebhookConfiguration(webhook_config.StrictModel):
     api_version: Literal["admissionregistration.k8s.io/v1"]
     kind: Literal["ValidatingWebhookConfiguration"]
     metadata: Metadata

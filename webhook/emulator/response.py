@@ -22,7 +22,6 @@ from typing import Any
 from webhook.emulator import texts
 
 ADMISSION_V1 = "admission.k8s.io/v1"
-ADMISSION_V1BETA1 = "admission.k8s.io/v1beta1"
 _FIND_KIND = (
     'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
 )

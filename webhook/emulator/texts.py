@@ -77,10 +77,6 @@ def internal_error(message: str) -> Status:
     return Status(message=f"Internal error occurred: {message}", code=500, reason="InternalError")
 
 
-def bad_request(message: str) -> Status:
-    return Status(message=message, code=400, reason="BadRequest")
-
-
 def forbidden(*, group: str, resource: str, name: str, message: str) -> Status:
     """``apierrors.NewForbidden(gr, name, err)``, used when a matchCondition fails to evaluate under
     ``failurePolicy: Fail`` (generic/webhook.go ``ShouldCallHook``)."""

@@ -12,7 +12,6 @@ already set on Pods and on the templates of built-in workloads; the mutations th
 
 from __future__ import annotations
 
-import fractions
 from typing import Any, Literal
 
 import pydantic
@@ -25,33 +24,9 @@ GROUP = "defaults"
 
 # --- quantities ---------------------------------------------------------------------------------
 
-MAX_QUANTITY_LENGTH = 64
-"""Longer quantity strings are treated as unreadable. Real ones are a dozen characters; the bound
-keeps a hostile value (thousands of digits) from costing anything."""
-
-
-def parse_quantity(value: Any) -> fractions.Fraction | None:
-    """A Kubernetes ``resource.Quantity`` (``500m``, ``1Gi``, ``2e3``, ``1``) as an exact number, or ``None``.
-
-    Parsed by :func:`webhook.quantity.parse` (the ``k8s.io/apimachinery/pkg/api/resource`` grammar,
-    linear time, ASCII digits only). YAML may give bare numbers, which Kubernetes accepts too; the
-    surrounding whitespace the API server's JSON decoding trims is trimmed here as well. Anything
-    else, or anything longer than :data:`MAX_QUANTITY_LENGTH`, is ``None``: the API server rejects
-    it anyway, and a default must not guess.
-    """
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = str(value)
-    if len(text) > MAX_QUANTITY_LENGTH:
-        return None
-    try:
-        return quantity.parse(text.strip())
-    except ValueError:
-        return None
-
 
 def _quantity_field(value: str) -> str:
-    if parse_quantity(value) is None:
+    if quantity.lenient(value) is None:
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 100m, 128Mi, 1)")
     return value
 
@@ -78,7 +53,7 @@ class ResourceDefaults(settings.StrictModel):
     def _request_fits_limit(self) -> ResourceDefaults:
         for name, request in self.requests.items():
             limit = self.limits.get(name)
-            if limit is not None and parse_quantity(request) > parse_quantity(limit):  # type: ignore[operator]
+            if limit is not None and quantity.lenient(request) > quantity.lenient(limit):  # type: ignore[operator]
                 raise ValueError(f"default request {name}={request} is above the default limit {limit}")
         return self
 
@@ -155,11 +130,6 @@ def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for field, _, c in workloads.containers(spec) if field != "ephemeralContainers"]
 
 
-def _namespace(target: model.PodTarget, ctx: model.ReviewContext) -> str:
-    meta_ns = (target.obj.get("metadata") or {}).get("namespace") if isinstance(target.obj, dict) else None
-    return ctx.namespace or (meta_ns if isinstance(meta_ns, str) else "")
-
-
 def _missing_dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
     """``parent[key]`` when it is a dict or absent (then created lazily by the caller), else ``None``."""
     value = parent.get(key)
@@ -205,7 +175,7 @@ def default_resources(target: model.PodTarget, ctx: model.ReviewContext, params:
       ``requests > limits``): with ``limitBelowRequest: raise`` the limit is set to the request, with
       ``skip`` no limit is set for that resource.
     """
-    namespace = _namespace(target, ctx)
+    namespace = model.namespace_of(target.obj, ctx)
     entry = next((r for r in params.resources if scope.glob_match(namespace, r.namespaces)), None)
     if entry is None:
         return
@@ -227,7 +197,7 @@ def default_resources(target: model.PodTarget, ctx: model.ReviewContext, params:
             if name in limits:
                 continue
             request = requests.get(name, new_requests.get(name))
-            request_q, limit_q = parse_quantity(request), parse_quantity(value)
+            request_q, limit_q = quantity.lenient(request), quantity.lenient(value)
             if request is not None and request_q is None:
                 continue  # the user's request is unreadable: do not guess a limit beside it
             if request_q is not None and limit_q is not None and request_q > limit_q:

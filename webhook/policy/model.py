@@ -132,3 +132,19 @@ class PodTarget:
     def annotations(self) -> Mapping[str, str]:
         annotations = (self.metadata or {}).get("annotations")
         return annotations if isinstance(annotations, dict) else {}
+
+
+def namespace_of(obj: Any, ctx: ReviewContext) -> str:
+    """The namespace ``obj`` lives in, ``""`` for cluster-scoped objects.
+
+    The request's namespace wins: the API server fills an object's empty ``metadata.namespace``
+    from the request and refuses one that differs ("the namespace of the provided object does not
+    match the namespace sent on the request"). The object's own is the fallback for requests that
+    carry none, such as offline reviews of manifests that name their namespace themselves.
+    """
+    if ctx.namespace:
+        return ctx.namespace
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return namespace if isinstance(namespace, str) else ""
+

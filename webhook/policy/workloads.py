@@ -23,8 +23,6 @@ TEMPLATE_HOLDERS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
 POD_KINDS: frozenset[str] = frozenset(TEMPLATE_HOLDERS)
-WORKLOAD_KINDS: frozenset[str] = POD_KINDS - {"Pod", "PodTemplate"}
-
 
 def pod_target(obj: Any, kind: str) -> model.PodTarget | None:
     """The pod in ``obj`` of ``kind``, or ``None`` when the kind has none or the object lacks a spec.

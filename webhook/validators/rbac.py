@@ -117,15 +117,10 @@ def _subject(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     name = meta.get("name") or ctx.name or (f"{meta['generateName']}*" if meta.get("generateName") else "")
     text = f"{kind} {wording.quote(name)}" if name else f"{kind} (unnamed)"
     if kind in ("Role", "RoleBinding"):
-        namespace = _namespace(obj, ctx)
+        namespace = model.namespace_of(obj, ctx)
         if namespace:
             text += f" in namespace {wording.quote(namespace)}"
     return text
-
-
-def _namespace(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
-    namespace = wording.as_dict(obj.get("metadata")).get("namespace")
-    return namespace if isinstance(namespace, str) and namespace else ctx.namespace
 
 
 def _rules(obj: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -299,7 +294,7 @@ def _broad_or_service_account(
         namespace = subject.get("namespace")
         if not isinstance(namespace, str) or not namespace:
             # In a RoleBinding an empty subject namespace means the binding's own namespace.
-            namespace = _namespace(binding, ctx) if binding.get("kind", ctx.kind) == "RoleBinding" else ""
+            namespace = model.namespace_of(binding, ctx) if binding.get("kind", ctx.kind) == "RoleBinding" else ""
         account = f"{namespace}/{name}"
         if rule.allowedServiceAccounts and scope.glob_match(account, rule.allowedServiceAccounts):
             return None

@@ -423,13 +423,6 @@ def _from_trusted_controller(pod: model.PodTarget, ctx: model.ReviewContext, rul
     return bool(users) and bool(ctx.username) and scope.glob_match(ctx.username, users)
 
 
-def _namespace(pod: model.PodTarget, ctx: model.ReviewContext) -> str:
-    if ctx.namespace:
-        return ctx.namespace
-    namespace = wording.as_dict(pod.obj.get("metadata")).get("namespace")
-    return namespace if isinstance(namespace, str) else ""
-
-
 @_pod_check("privileged", order=90)
 def privileged(
     pod: model.PodTarget, ctx: model.ReviewContext, params: SecurityContextSettings
@@ -441,7 +434,7 @@ def privileged(
     rule = params.privileged
     if _from_trusted_controller(pod, ctx, rule):
         return []
-    namespace = _namespace(pod, ctx)
+    namespace = model.namespace_of(pod.obj, ctx)
     requester = wording.quote(ctx.username or "(anonymous)")
     if not _requester_allowed(ctx, rule):
         why = f"requester {requester} may not create privileged pods"

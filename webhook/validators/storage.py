@@ -170,13 +170,6 @@ def _name(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     return wording.quote(ctx.name) if ctx.name else "(unnamed)"
 
 
-def _namespace(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
-    if ctx.namespace:
-        return ctx.namespace
-    namespace = wording.as_dict(obj.get("metadata")).get("namespace")
-    return namespace if isinstance(namespace, str) else ""
-
-
 def _size_text(value: Any) -> str | None:
     """A quantity field as text (the API server accepts JSON numbers too), or ``None`` if absent."""
     if isinstance(value, bool) or value is None:
@@ -295,7 +288,7 @@ def allowed_classes(
     obj: Any, ctx: model.ReviewContext, params: StorageSettings
 ) -> list[model.Violation]:
     """Claims must use a class allowed in their namespace."""
-    namespace = _namespace(obj, ctx) if isinstance(obj, dict) else ctx.namespace
+    namespace = model.namespace_of(obj, ctx)
     rules = _namespace_rules(namespace, params)
     if rules is None or not rules.allowedClasses:
         return []
@@ -318,7 +311,7 @@ def max_size(
     obj: Any, ctx: model.ReviewContext, params: StorageSettings
 ) -> list[model.Violation]:
     """Claims must not request more storage than their class, namespace and the global maximum allow."""
-    namespace = _namespace(obj, ctx) if isinstance(obj, dict) else ctx.namespace
+    namespace = model.namespace_of(obj, ctx)
     namespace_rules = _namespace_rules(namespace, params)
     found = []
     for claim in _claims(obj, ctx):
@@ -405,11 +398,11 @@ def claim_update(
     path = "spec.resources.requests.storage"
     old_text = _size_text(wording.as_dict(wording.as_dict(old.spec.get("resources")).get("requests")).get("storage"))
     new_text = _size_text(wording.as_dict(wording.as_dict(new.spec.get("resources")).get("requests")).get("storage"))
-    old_size, new_size = _parsed(old_text), _parsed(new_text)
+    old_size, new_size = quantity.lenient(old_text), quantity.lenient(new_text)
     if old_size is not None and new_size is not None and new_size < old_size:
         status = wording.as_dict(wording.as_dict(ctx.old_object).get("status"))
         capacity_text = _size_text(wording.as_dict(status.get("capacity")).get("storage"))
-        capacity = _parsed(capacity_text)
+        capacity = quantity.lenient(capacity_text)
         recovering = params.claims.allowExpansionRecovery and capacity is not None and new_size >= capacity
         if not recovering:
             floor = (f"; it may go down only to recover from a failed expansion, not below the current "
@@ -421,15 +414,6 @@ def claim_update(
                 path=path, value=new_text, allowed=old_text,
             ))
     return found
-
-
-def _parsed(text: str | None) -> Fraction | None:
-    if text is None:
-        return None
-    try:
-        return quantity.parse(text)
-    except ValueError:
-        return None
 
 
 # --- PersistentVolumes --------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def capabilities_baseline_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | 
         return None
     return base.Result(
         "non-default capabilities",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)} "
+        f"{base.containers_phrase(bad)} "
         f"must not include {base.join_quote(sorted(added))} in securityContext.capabilities.add",
         first[0],
         first[1],
@@ -107,12 +107,12 @@ def capabilities_restricted_v1_22(meta: base.Pod, spec: base.Pod) -> base.Result
     details: list[str] = []
     if missing_drop:
         details.append(
-            f"{base.pluralize('container', 'containers', len(missing_drop))} {base.join_quote(missing_drop)} "
+            f"{base.containers_phrase(missing_drop)} "
             'must set securityContext.capabilities.drop=["ALL"]'
         )
     if adding:
         details.append(
-            f"{base.pluralize('container', 'containers', len(adding))} {base.join_quote(adding)} "
+            f"{base.containers_phrase(adding)} "
             f"must not include {base.join_quote(sorted(forbidden))} in securityContext.capabilities.add"
         )
     if not details:

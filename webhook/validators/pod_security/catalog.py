@@ -48,8 +48,6 @@ CHECKS: tuple[base.Check, ...] = (
     *run_as.CHECKS,
     *privilege_escalation.CHECKS,
 )
-BY_ID: dict[str, base.Check] = {check.id: check for check in CHECKS}
-
 
 def _validate(checks: tuple[base.Check, ...]) -> None:
     """Upstream ``validateChecks``: unique ids, strictly increasing revisions, overrides only from

@@ -33,7 +33,7 @@ def host_ports_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
         return None
     return base.Result(
         "hostPort",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)} "
+        f"{base.containers_phrase(bad)} "
         f"{base.pluralize('uses', 'use', len(bad))} {base.pluralize('hostPort', 'hostPorts', len(ports))} "
         + ", ".join(sorted(ports)),
         first[0],

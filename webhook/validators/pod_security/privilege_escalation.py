@@ -30,7 +30,7 @@ def allow_privilege_escalation_v1_8(meta: base.Pod, spec: base.Pod) -> base.Resu
         return None
     return base.Result(
         "allowPrivilegeEscalation != false",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)} "
+        f"{base.containers_phrase(bad)} "
         "must set securityContext.allowPrivilegeEscalation=false",
         first[0],
         first[1],

@@ -24,7 +24,7 @@ def privileged_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
         return None
     return base.Result(
         "privileged",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)} "
+        f"{base.containers_phrase(bad)} "
         "must not set securityContext.privileged=true",
         first[0],
         first[1],

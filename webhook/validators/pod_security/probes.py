@@ -50,7 +50,7 @@ def host_probes_and_host_lifecycle_v1_34(meta: base.Pod, spec: base.Pod) -> base
         return None
     return base.Result(
         "probe or lifecycle host",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(sorted(bad))} "
+        f"{base.containers_phrase(sorted(bad))} "
         f"{base.pluralize('uses', 'use', len(bad))} "
         f"{base.pluralize('probe or lifecycle host', 'probe or lifecycle hosts', len(hosts))} "
         f"{base.join_quote(sorted(hosts))}",

@@ -33,7 +33,7 @@ def proc_mount_strict(meta: base.Pod, spec: base.Pod) -> base.Result | None:
         return None
     return base.Result(
         "procMount",
-        f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)} "
+        f"{base.containers_phrase(bad)} "
         f"must not set securityContext.procMount to {base.join_quote(sorted(kinds))}",
         first[0],
         first[1],

@@ -43,7 +43,7 @@ def run_as_non_root_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
                 first_implicit = f"{base.container_path(field, index)}.securityContext.runAsNonRoot"
     if explicit:
         setters.append(
-            f"{base.pluralize('container', 'containers', len(explicit))} {base.join_quote(explicit)}"
+            f"{base.containers_phrase(explicit)}"
         )
     if first is not None:
         return base.Result(
@@ -56,7 +56,7 @@ def run_as_non_root_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
     if first_implicit is not None:
         return base.Result(
             "runAsNonRoot != true",
-            f"pod or {base.pluralize('container', 'containers', len(implicit))} {base.join_quote(implicit)} "
+            f"pod or {base.containers_phrase(implicit)} "
             "must set securityContext.runAsNonRoot=true",
             first_implicit,
             None,
@@ -85,7 +85,7 @@ def run_as_user_v1_23(meta: base.Pod, spec: base.Pod) -> base.Result | None:
             if first is None:
                 first = f"{base.container_path(field, index)}.securityContext.runAsUser"
     if bad:
-        setters.append(f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)}")
+        setters.append(f"{base.containers_phrase(bad)}")
     if first is None:
         return None
     return base.Result(

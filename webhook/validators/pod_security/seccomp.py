@@ -74,7 +74,7 @@ def seccomp_profile_baseline_v1_19(meta: base.Pod, spec: base.Pod) -> base.Resul
             if first is None:
                 first = (f"{base.container_path(field, index)}.securityContext.seccompProfile.type", kind)
     if bad:
-        setters.append(f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)}")
+        setters.append(f"{base.containers_phrase(bad)}")
     if first is None:
         return None
     return base.Result(
@@ -117,7 +117,7 @@ def seccomp_profile_restricted_v1_19(meta: base.Pod, spec: base.Pod) -> base.Res
                 first_implicit = f"{base.container_path(field, index)}.securityContext.seccompProfile.type"
     if explicit:
         setters.append(
-            f"{base.pluralize('container', 'containers', len(explicit))} {base.join_quote(explicit)}"
+            f"{base.containers_phrase(explicit)}"
         )
     if first is not None:
         return base.Result(
@@ -131,7 +131,7 @@ def seccomp_profile_restricted_v1_19(meta: base.Pod, spec: base.Pod) -> base.Res
     if first_implicit is not None:
         return base.Result(
             "seccompProfile",
-            f"pod or {base.pluralize('container', 'containers', len(implicit))} {base.join_quote(implicit)} "
+            f"pod or {base.containers_phrase(implicit)} "
             'must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
             first_implicit,
             None,

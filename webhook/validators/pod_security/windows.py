@@ -29,7 +29,7 @@ def windows_host_process_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | N
             if first is None:
                 first = f"{base.container_path(field, index)}.securityContext.windowsOptions.hostProcess"
     if bad:
-        setters.append(f"{base.pluralize('container', 'containers', len(bad))} {base.join_quote(bad)}")
+        setters.append(f"{base.containers_phrase(bad)}")
     if first is None:
         return None
     return base.Result(
