@@ -9,14 +9,20 @@ import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from cryptography import x509
 
-from webhook import certs, errors, tls
+from tests import conftest
+from webhook import certs, config, engine, errors, server, tls
+from webhook.policy import files
 
 LOCALHOST = [certs.ipaddress.ip_address("127.0.0.1")]
+DAY = datetime.timedelta(days=1)
+SECONDS = datetime.timedelta(seconds=1)
 
 
 class Pki:
@@ -74,6 +80,30 @@ class Pki:
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     return Pki(tmp_path)
+
+
+class Clock:
+    """The reloader's ``now``: stands still until a test moves it, so validity is tested without sleeping."""
+
+    def __init__(self) -> None:
+        # Whole seconds, as certificates store them, so expected messages are exact.
+        self.at = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime.datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def serving(pki: Pki, clock: Clock) -> tuple[tls.CertReloader, int]:
+    """A reloader on the clock, serving a fresh 30-day pair; and that pair's serial."""
+    cert_pem, key_pem, serial = pki.leaf(now=clock.at)
+    pki.publish(cert_pem, key_pem)
+    context = tls.server_context(cert=pki.cert, key=pki.key)
+    return tls.CertReloader(context, cert=pki.cert, key=pki.key, now=clock), serial
 
 
 async def serve(context: ssl.SSLContext) -> AsyncIterator[int]:
@@ -218,20 +248,183 @@ def test_a_vanished_file_is_reported_once_and_the_old_certificate_keeps_serving(
     assert (reloader.last_error, reloader.reloads, reloader.serial) == (None, 0, serial)
 
 
-def test_seconds_until_expiry_and_expired_follow_the_served_certificate(pki: Pki) -> None:
-    now = datetime.datetime.now(datetime.UTC)
-    cert_pem, key_pem, _ = pki.leaf(days=2)
+def test_seconds_until_expiry_and_expired_follow_the_served_certificate_on_the_reloaders_clock(
+    pki: Pki, clock: Clock
+) -> None:
+    # At start the pair is served whatever its dates (an expired one fails /readyz, not the process).
+    stale_cert, stale_key, stale_serial = pki.leaf(days=1, now=clock.at - 3 * DAY)
+    pki.publish(stale_cert, stale_key)
+    context = tls.server_context(cert=pki.cert, key=pki.key)
+    reloader = tls.CertReloader(context, cert=pki.cert, key=pki.key, now=clock)
+    assert (reloader.serial, reloader.not_after) == (stale_serial, clock.at - 2 * DAY)
+    assert reloader.seconds_until_expiry() == -2 * 86400
+    assert reloader.expired is True
+    assert (reloader.failures, reloader.last_error) == (0, None)
+
+    fresh_cert, fresh_key, fresh_serial = pki.leaf(days=2, now=clock.at)
+    pki.publish(fresh_cert, fresh_key)
+    assert reloader.check_once() is True
+    assert (reloader.serial, reloader.seconds_until_expiry()) == (fresh_serial, 2 * 86400)
+    assert reloader.expired is False
+    assert reloader.seconds_until_expiry(now=clock.at + 3 * DAY) == -86400
+    clock.at += 2 * DAY
+    assert (reloader.seconds_until_expiry(), reloader.expired) == (0, True)
+
+
+KEEPING = "keeping the current certificate (serial {serial})"
+RENEW = "write a renewed certificate and key (`python -m webhook certs`, or let cert-manager renew the Secret)"
+
+
+@pytest.mark.parametrize(
+    ("issued", "days", "time", "reason"),
+    [
+        # When the new pair was issued (from the clock), its lifetime in days, the time its message
+        # names (from the clock), and the message after "<cert path>: ".
+        (-3 * DAY, 1, -2 * DAY, f"certificate expired at {{time}}; {KEEPING}; {RENEW}"),
+        (-DAY, 1, 0 * DAY, f"certificate expired at {{time}}; {KEEPING}; {RENEW}"),
+        (-DAY + 30 * SECONDS, 1, 30 * SECONDS,
+         f"certificate expires at {{time}}, within 60 s; {KEEPING}; issue it with a longer lifetime"),
+        (-DAY + 60 * SECONDS, 1, 60 * SECONDS,
+         f"certificate expires at {{time}}, within 60 s; {KEEPING}; issue it with a longer lifetime"),
+        (DAY, 30, DAY - certs.BACKDATE,
+         f"certificate not valid before {{time}} (the clock here reads {{now}}); {KEEPING}; it is loaded "
+         "once that time has passed; if it should already be valid, check the clock of the host that issued it"),
+    ],
+    ids=["expired", "expiring-now", "expiring-within-a-minute", "expiring-in-exactly-60s", "not-yet-valid"],
+)
+async def test_a_new_pair_that_is_not_valid_for_another_minute_is_refused_and_the_old_one_keeps_serving(
+    pki: Pki, clock: Clock, issued: datetime.timedelta, days: int, time: datetime.timedelta, reason: str
+) -> None:
+    reloader, old_serial = serving(pki, clock)
+    new_cert, new_key, _ = pki.leaf(days=days, now=clock.at + issued)
+    expected = f"{pki.cert}: " + reason.format(
+        time=(clock.at + time).isoformat(), now=clock.at.isoformat(), serial=f"{old_serial:x}"
+    )
+    async for port in serve(reloader.context):
+        pki.publish(new_cert, new_key)
+        with structlog.testing.capture_logs() as logged:
+            assert (reloader.check_once(), reloader.check_once()) == (False, False)
+        assert await fetch(port, client_context(pki)) == ("HTTP/1.1 200 OK", old_serial)
+    assert (reloader.serial, reloader.reloads, reloader.failures, reloader.last_error) == (old_serial, 0, 1, expected)
+    # One warning for the bad version, never a certificate_reloaded line.
+    assert logged == [
+        {
+            "event": "certificate_reload_failed",
+            "log_level": "warning",
+            "error": expected,
+            "serving_serial": f"{old_serial:x}",
+        }
+    ]
+
+
+def test_a_pair_valid_for_just_over_a_minute_is_loaded(pki: Pki, clock: Clock) -> None:
+    reloader, _ = serving(pki, clock)
+    cert_pem, key_pem, serial = pki.leaf(days=1, now=clock.at - DAY + 61 * SECONDS)
+    pki.publish(cert_pem, key_pem)
+    with structlog.testing.capture_logs() as logged:
+        assert reloader.check_once() is True
+    assert (reloader.serial, reloader.reloads, reloader.failures, reloader.last_error) == (serial, 1, 0, None)
+    assert [event["event"] for event in logged] == ["certificate_reloaded"]
+
+
+def test_a_valid_pair_after_a_refused_one_is_loaded_and_clears_the_error(pki: Pki, clock: Clock) -> None:
+    reloader, _ = serving(pki, clock)
+    pki.publish(*pki.leaf(days=1, now=clock.at - 3 * DAY)[:2])
+    assert reloader.check_once() is False
+    assert "certificate expired at" in (reloader.last_error or "")
+
+    cert_pem, key_pem, serial = pki.leaf(now=clock.at)
+    pki.publish(cert_pem, key_pem)
+    assert reloader.check_once() is True
+    assert (reloader.serial, reloader.reloads, reloader.failures, reloader.last_error) == (serial, 1, 1, None)
+
+
+def test_putting_the_served_pair_back_clears_the_error_without_a_reload(pki: Pki, clock: Clock) -> None:
+    reloader, serial = serving(pki, clock)
+    served = (pki.cert.read_bytes(), pki.key.read_bytes())
+    pki.publish(*pki.leaf(days=1, now=clock.at - 3 * DAY)[:2])
+    assert reloader.check_once() is False
+    pki.publish(*served)
+    assert reloader.check_once() is False
+    assert (reloader.serial, reloader.reloads, reloader.failures, reloader.last_error) == (serial, 0, 1, None)
+
+
+def test_a_pair_refused_as_not_yet_valid_is_loaded_once_its_time_comes(pki: Pki, clock: Clock) -> None:
+    # An issuer whose clock runs ahead: the pair needs no rewrite, only time.
+    reloader, old_serial = serving(pki, clock)
+    cert_pem, key_pem, new_serial = pki.leaf(now=clock.at + certs.BACKDATE + 10 * SECONDS)
+    pki.publish(cert_pem, key_pem)
+    assert reloader.check_once() is False
+    clock.at += 9 * SECONDS
+    assert reloader.check_once() is False  # still early: not reported again
+    assert (reloader.serial, reloader.failures) == (old_serial, 1)
+    clock.at += SECONDS  # exactly notBefore: valid
+    assert reloader.check_once() is True
+    assert (reloader.serial, reloader.reloads, reloader.failures, reloader.last_error) == (new_serial, 1, 1, None)
+
+
+def test_an_expired_pair_is_not_looked_at_again_however_long_it_stays(pki: Pki, clock: Clock) -> None:
+    reloader, old_serial = serving(pki, clock)
+    pki.publish(*pki.leaf(days=1, now=clock.at - 3 * DAY)[:2])
+    assert reloader.check_once() is False
+    clock.at += 10 * DAY
+    assert reloader.check_once() is False
+    assert (reloader.serial, reloader.failures) == (old_serial, 1)
+
+
+def demo_policy_set(tmp_path: Path) -> engine.PolicySet:
+    (tmp_path / "p.yaml").write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods: {}\n")
+    catalog = conftest.make_catalog()
+    return engine.PolicySet(files.load([tmp_path], catalog=catalog), catalog=catalog)
+
+
+async def until(condition: Any) -> None:
+    """Wait for the app's background poll (bounded: a second at most)."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the certificate poll did not run")
+
+
+async def test_through_the_app_a_refused_pair_is_reported_by_readyz_and_metrics_without_failing_readiness(
+    aiohttp_client: Any, pki: Pki, tmp_path: Path
+) -> None:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    cert_pem, key_pem, old_serial = pki.leaf(now=now)
     pki.publish(cert_pem, key_pem)
     reloader = tls.CertReloader(tls.server_context(cert=pki.cert, key=pki.key), cert=pki.cert, key=pki.key)
-    assert reloader.not_after == x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
-    assert reloader.seconds_until_expiry(now=now) == pytest.approx(2 * 86400, abs=5)
-    assert reloader.expired is False
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    settings = config.ServeSettings(policies=(policies,), reload_interval=0.01)
+    client = await aiohttp_client(server.build_app(settings, policy_set=demo_policy_set(policies),
+                                                   certificates=reloader))
 
-    stale_cert, stale_key, _ = pki.leaf(days=1, now=now - datetime.timedelta(days=3))
-    pki.publish(stale_cert, stale_key)
-    assert reloader.check_once() is True
-    assert reloader.seconds_until_expiry(now=now) == pytest.approx(-2 * 86400, abs=5)
-    assert reloader.expired is True
+    pki.publish(*pki.leaf(days=1, now=now - 3 * DAY)[:2])
+    await until(lambda: reloader.failures == 1)
+    expected = (
+        f"{pki.cert}: certificate expired at {(now - 2 * DAY).isoformat()}; "
+        + KEEPING.format(serial=f"{old_serial:x}") + f"; {RENEW}"
+    )
+    ready = await client.get("/readyz")
+    body = await ready.json()
+    assert (ready.status, body["status"], body["problems"]) == (200, "ready", [])
+    assert body["certificate"] == {"reloadError": expected}
+    text = await (await client.get("/metrics")).text()
+    assert "admission_certificate_reload_errors_total 1.0" in text.splitlines()
+    assert 'admission_certificate_reloads_total{result="error"} 1.0' in text.splitlines()
+    assert 'admission_certificate_reloads_total{result="success"}' not in text
+    expiry = next(line for line in text.splitlines() if line.startswith("admission_certificate_expiry_seconds "))
+    assert float(expiry.split()[1]) > 29 * 86400  # the served 30-day certificate, not the expired one
+
+    new_cert, new_key, new_serial = pki.leaf(now=now)
+    pki.publish(new_cert, new_key)
+    await until(lambda: reloader.serial == new_serial)
+    ready = await client.get("/readyz")
+    assert (ready.status, (await ready.json())["certificate"]) == (200, {"reloadError": None})
+    text = await (await client.get("/metrics")).text()
+    assert 'admission_certificate_reloads_total{result="success"} 1.0' in text.splitlines()
+    assert "admission_certificate_reload_errors_total 1.0" in text.splitlines()
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import hashlib
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -35,6 +35,15 @@ TLS 1.3 suites are configured separately by OpenSSL and are all AEAD."""
 
 DEFAULT_RELOAD_INTERVAL = 10.0
 """Seconds between polls. kubelet refreshes mounted Secrets about once a minute, so this is ample."""
+
+MIN_REMAINING_VALIDITY = datetime.timedelta(seconds=60)
+"""A reloaded certificate must stay valid longer than this. Swapping in one that is about to expire
+would turn every replica's /readyz to 503 within the minute (they all poll the same Secret) instead
+of leaving the current certificate serving while the alert on its expiry fires."""
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _read_pair(*, cert: Path, key: Path) -> tuple[bytes, bytes, x509.Certificate]:
@@ -57,6 +66,35 @@ def _check_pair(cert_pem: bytes, key_pem: bytes, *, cert: Path, key: Path) -> x5
             f"{cert}: does not match the private key in {key}; write both from the same issuance"
         )
     return chain[0]
+
+
+def _check_validity(leaf: x509.Certificate, *, cert: Path, now: datetime.datetime, serving_serial: int) -> None:
+    """Refuse a new leaf the API server would reject now or within :data:`MIN_REMAINING_VALIDITY`.
+
+    Only for reloads: the certificate loaded at start is served whatever its dates, so an expired
+    one shows as a failing /readyz and a negative expiry gauge rather than as a crash loop.
+    Raises :class:`~webhook.errors.CertificateError` naming the reason and what to do.
+    """
+    keeping = f"keeping the current certificate (serial {serving_serial:x})"
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if not_before > now:
+        # Go's crypto/tls (the API server) rejects a certificate before its notBefore, so serving
+        # it would fail every admission call while /readyz, which only looks at expiry, says ready.
+        raise errors.CertificateError(
+            f"{cert}: certificate not valid before {not_before.isoformat()} (the clock here reads "
+            f"{now.isoformat()}); {keeping}; it is loaded once that time has passed; if it should "
+            "already be valid, check the clock of the host that issued it"
+        )
+    if not_after <= now:
+        raise errors.CertificateError(
+            f"{cert}: certificate expired at {not_after.isoformat()}; {keeping}; write a renewed "
+            "certificate and key (`python -m webhook certs`, or let cert-manager renew the Secret)"
+        )
+    if not_after <= now + MIN_REMAINING_VALIDITY:
+        raise errors.CertificateError(
+            f"{cert}: certificate expires at {not_after.isoformat()}, within "
+            f"{MIN_REMAINING_VALIDITY.total_seconds():.0f} s; {keeping}; issue it with a longer lifetime"
+        )
 
 
 def _read(path: Path, *, what: str) -> bytes:
@@ -132,9 +170,13 @@ def server_context(*, cert: Path, key: Path, client_ca: Path | None = None) -> s
 class CertReloader:
     """Polls ``cert``/``key`` and reloads ``context`` in place when their content changes.
 
-    A change is applied only when the new pair parses and matches; otherwise the old certificate
-    keeps serving, the failure is logged and counted, and the next poll tries again (a writer that
-    replaces key and certificate one after the other is caught in between at most once).
+    A change is applied only when the new pair parses, matches, is already valid and stays valid
+    for more than :data:`MIN_REMAINING_VALIDITY`; otherwise the old certificate keeps serving, the
+    reason is logged, counted and kept in :attr:`last_error`, and the next poll tries again (a
+    writer that replaces key and certificate one after the other is caught in between at most once).
+
+    ``now`` is the clock the validity checks and :meth:`seconds_until_expiry` read (tests pass a
+    fake one instead of sleeping).
     """
 
     def __init__(
@@ -144,6 +186,7 @@ class CertReloader:
         cert: Path,
         key: Path,
         interval: float = DEFAULT_RELOAD_INTERVAL,
+        now: Callable[[], datetime.datetime] = _utcnow,
     ) -> None:
         self.context = context
         self.cert = cert
@@ -154,11 +197,15 @@ class CertReloader:
         self.failures = 0
         """Changed file contents that could not be loaded (each distinct bad version counts once)."""
         self.last_error: str | None = None
+        """Why the files on disk are not being served; ``None`` once they hold what is served."""
+        self._now = now
         cert_pem, key_pem, leaf = _read_pair(cert=cert, key=key)
         # Load once more so the context certainly holds what the hash describes.
         _load(context, cert_pem=cert_pem, key_pem=key_pem, cert=cert)
         self._digest = self._hash(cert_pem, key_pem)
         self._rejected: bytes | None = None
+        self._rejected_until: datetime.datetime | None = None
+        """When the rejected content was refused only as not yet valid: the time it becomes valid."""
         self.serial: int = leaf.serial_number
         self.not_after: datetime.datetime = leaf.not_valid_after_utc
 
@@ -180,16 +227,25 @@ class CertReloader:
         if current == self._digest:
             self.last_error = None  # back to (or still) what is being served
             return False
-        if current == self._rejected:
+        now = self._now()
+        if current == self._rejected and (self._rejected_until is None or now < self._rejected_until):
             return False  # the same broken content was already reported: one warning per bad version
+        leaf: x509.Certificate | None = None
         try:
             leaf = _check_pair(cert_pem, key_pem, cert=self.cert, key=self.key)
+            _check_validity(leaf, cert=self.cert, now=now, serving_serial=self.serial)
             # A probe context first: load_cert_chain failing half-way could leave the live
             # context with the new certificate but no usable key.
             _load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_pem=cert_pem, key_pem=key_pem, cert=self.cert)
             _load(self.context, cert_pem=cert_pem, key_pem=key_pem, cert=self.cert)
         except errors.CertificateError as exc:
             self._rejected = current
+            # Expired content stays expired, but a pair issued a little ahead of this clock (skew
+            # on the issuing host) becomes loadable by itself: look at it again once it is valid.
+            if leaf is not None and leaf.not_valid_before_utc > now:
+                self._rejected_until = leaf.not_valid_before_utc
+            else:
+                self._rejected_until = None
             self._fail(str(exc))
             return False
         self._digest = current
@@ -212,7 +268,7 @@ class CertReloader:
 
     def seconds_until_expiry(self, *, now: datetime.datetime | None = None) -> float:
         """Negative once expired; exported as a gauge so alerts fire before the API server's calls fail."""
-        now = now or datetime.datetime.now(datetime.UTC)
+        now = now or self._now()
         return (self.not_after - now).total_seconds()
 
     @property

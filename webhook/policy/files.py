@@ -20,7 +20,7 @@ import pydantic
 import yaml
 
 from webhook import errors
-from webhook.policy import registry, settings
+from webhook.policy import registry, settings, yamlsafe
 
 API_VERSION = "admission.dev/v1alpha1"
 KIND = "PolicyConfig"
@@ -96,21 +96,29 @@ def load(
 def _read_file(
     file: Path, sections: Mapping[str, registry.Group], problems: list[str]
 ) -> list[tuple[str, dict[str, Any]]]:
+    # Policy files come from a mounted ConfigMap and are re-read while serving: whatever a file
+    # holds must end here as a problem naming it, never as an exception that stops a reload or
+    # a traceback at startup (yamlsafe bounds size, nesting and alias expansion).
     try:
-        text = file.read_text(encoding="utf-8")
-        documents = list(yaml.safe_load_all(text))
-        nodes = list(yaml.compose_all(text))
+        documents = yamlsafe.load_all(yamlsafe.read(file))
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{file}: cannot read: {exc}")
+        return []
+    except yamlsafe.Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 0
+        problems.append(f"{file}:{line}: refused: {exc.problem}")
         return []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
         problems.append(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}")
         return []
+    except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError...: see above
+        problems.append(f"{file}: cannot parse: {type(exc).__name__}: {exc}")
+        return []
 
     found: list[tuple[str, dict[str, Any]]] = []
-    for index, (document, node) in enumerate(zip(documents, nodes, strict=True)):
+    for index, (document, node) in enumerate(documents):
         if document is None:
             continue
         name = f"{file}" if len(documents) == 1 else f"{file} (document {index + 1})"
@@ -161,12 +169,18 @@ def _describe(exc: pydantic.ValidationError, section: str) -> list[str]:
 
 
 def _line(node: yaml.Node | None, path: Sequence[Any]) -> int:
-    """1-based line of the deepest key (or list item) along ``path`` in a composed YAML tree."""
+    """1-based line of the deepest key (or list item) along ``path`` in a composed YAML tree.
+
+    A key's last pair is the one whose value was kept: a repeated key's later value, or a key
+    written beside a ``<<`` merge (the constructor puts merged pairs first, with their own lines).
+    """
     best = node.start_mark.line + 1 if node is not None else 0
     for part in path:
         marker: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            pair = next(
+                ((k, v) for k, v in reversed(node.value) if getattr(k, "value", None) == str(part)), None
+            )
             marker, node = (pair[0], pair[1]) if pair else (None, None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             marker = node = node.value[part]
@@ -235,7 +249,7 @@ def _apply_override(
         )
         return
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+        value = yamlsafe.load(raw_value) if raw_value.strip() else ""
     except yaml.YAMLError as exc:
         problems.append(f"--set {override!r}: value is not valid YAML: {exc}")
         return
