@@ -7,6 +7,11 @@ replaced, not concatenated, so a later file can shorten a list).
 
 Every file is validated on its own first, so an error names the file (and line) where the bad
 value is written; the merged result is validated again after ``--set`` overrides.
+
+Any other Kubernetes object in the files (its own ``apiVersion`` and ``kind``) is kept as it is, in
+:attr:`PolicyConfig.documents`: ValidatingAdmissionPolicies and their bindings, and the param
+objects they refer to (see :mod:`webhook.cel`). A document that looks meant to be ours (an
+``admission.dev`` apiVersion, or kind ``PolicyConfig``) with the wrong version is still an error.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ API_VERSION = "admission.dev/v1alpha1"
 KIND = "PolicyConfig"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Document:
+    """A Kubernetes object found among the policy files, with where it was written."""
+
+    where: str
+    """``file:line`` or ``file (document 2):line``, for error messages."""
+    body: dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class PolicyConfig:
     """Validated settings for every registered group (``mode: off`` for groups no file mentions)."""
@@ -33,6 +47,8 @@ class PolicyConfig:
     groups: Mapping[str, settings.GroupSettings]
     sources: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    documents: tuple[Document, ...] = ()
+    """Other Kubernetes objects in the files (admission policies, bindings, param objects)."""
 
 
 def policy_files(paths: Iterable[Path]) -> list[Path]:
@@ -68,8 +84,9 @@ def load(
     files = policy_files(paths)
     merged: dict[str, Any] = {}
     problems: list[str] = []
+    documents: list[Document] = []
     for file in files:
-        for section_key, section in _read_file(file, sections, problems):
+        for section_key, section in _read_file(file, sections, problems, documents):
             merged[section_key] = _deep_merge(merged.get(section_key), section)
     for override in overrides:
         _apply_override(merged, override, sections, problems)
@@ -90,11 +107,12 @@ def load(
             problems.extend(f"{where}: {line}" for line in _describe(exc, key))
     if problems:
         raise errors.PolicyConfigError("\n".join(problems))
-    return PolicyConfig(groups=groups, sources=tuple(str(f) for f in files), overrides=tuple(overrides))
+    return PolicyConfig(groups=groups, sources=tuple(str(f) for f in files), overrides=tuple(overrides),
+                        documents=tuple(documents))
 
 
 def _read_file(
-    file: Path, sections: Mapping[str, registry.Group], problems: list[str]
+    file: Path, sections: Mapping[str, registry.Group], problems: list[str], objects: list[Document]
 ) -> list[tuple[str, dict[str, Any]]]:
     # Policy files come from a mounted ConfigMap and are re-read while serving: whatever a file
     # holds must end here as a problem naming it, never as an exception that stops a reload or
@@ -125,7 +143,13 @@ def _read_file(
         if not isinstance(document, dict):
             problems.append(f"{name}: expected a mapping with apiVersion, kind and policy sections")
             continue
-        if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
+        api_version, kind = document.get("apiVersion"), document.get("kind")
+        if (api_version, kind) != (API_VERSION, KIND) and _foreign(api_version, kind) and not (
+            sections.keys() & document.keys()
+        ):
+            objects.append(Document(f"{name}:{_line(node, ())}", document))
+            continue
+        if api_version != API_VERSION or kind != KIND:
             problems.append(
                 f"{name}:{_line(node, ())}: apiVersion/kind must be {API_VERSION}/{KIND}, "
                 f"got {document.get('apiVersion')!r}/{document.get('kind')!r}"
@@ -150,6 +174,14 @@ def _read_file(
                 continue
             found.append((key, section or {}))
     return found
+
+
+def _foreign(api_version: Any, kind: Any) -> bool:
+    """Another project's Kubernetes object, not a misspelt PolicyConfig (the caller also checks
+    that it holds no policy section: ``kind: ConfigMap`` with a ``podSecurity`` key is a mistake)."""
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+        return False
+    return kind != KIND and not api_version.startswith(API_VERSION.split("/")[0] + "/")
 
 
 def _errors(exc: pydantic.ValidationError, section: str) -> list[tuple[tuple[Any, ...], str]]:

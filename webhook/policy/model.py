@@ -84,6 +84,9 @@ class ReviewContext:
     namespace_labels: Mapping[str, str] | None = None
     authorizer: Authorizer | None = None
     """Cached SubjectAccessReview answers; ``None`` without a cluster."""
+    request: Mapping[str, Any] | None = None
+    """The AdmissionRequest as received (CEL policies read ``userInfo.extra``, ``requestKind``,
+    ``options``...); ``None`` when the context was built by hand."""
 
     @property
     def service_account(self) -> str | None:

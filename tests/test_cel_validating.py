@@ -1,0 +1,309 @@
+"""ValidatingAdmissionPolicy: verdicts, codes, messages, warnings and audit annotations as the API
+server gives them (expected texts from pkg/admission/plugin/policy/validating and its tests; see
+docs/reference/cel-admission-facts.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.cel import loading, validating
+from webhook.policy import files, model
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+              "spec": {"replicas": 7, "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}}
+
+
+def policy_set(text: str) -> validating.PolicySet:
+    problems: list[str] = []
+    docs = [files.Document(f"p.yaml (document {i + 1}):1", d) for i, d in enumerate(yaml.safe_load_all(text)) if d]
+    loaded = loading.load(docs, problems)
+    assert problems == []
+    return loaded
+
+
+def refused(text: str) -> list[str]:
+    problems: list[str] = []
+    docs = [files.Document(f"p.yaml (document {i + 1}):1", d) for i, d in enumerate(yaml.safe_load_all(text)) if d]
+    loading.load(docs, problems)
+    return problems
+
+
+def ctx(obj: dict[str, Any] | None = None, **fields: Any) -> model.ReviewContext:
+    base: dict[str, Any] = {"operation": "CREATE", "kind": "Deployment", "group": "apps", "version": "v1",
+                            "resource": "deployments", "namespace": "default", "name": "nginx", "username": "alice"}
+    base.update(fields)
+    return model.ReviewContext(**base)
+
+
+def policy(name: str = "demo-policy.example.com", *, validations: str = "", spec: str = "") -> str:
+    return f"""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}}
+{spec}  validations:
+{validations or "  - expression: object.spec.replicas <= 5"}
+"""
+
+
+def binding(name: str = "demo-binding-test.example.com", policy_name: str = "demo-policy.example.com", *,
+            actions: str = "[Deny]", extra: str = "") -> str:
+    return f"""
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {policy_name}
+  validationActions: {actions}
+{extra}"""
+
+
+def test_failed_expression_is_the_message_without_message_or_message_expression() -> None:
+    # The API server's own example: deployments.apps "nginx" is forbidden: <this message>
+    verdict = validating.evaluate(policy_set(policy() + binding()), DEPLOYMENT, ctx())
+    assert verdict.denial == validating.Denial(
+        "ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied "
+        "request: failed expression: object.spec.replicas <= 5",
+        "Invalid", 422, "demo-policy.example.com", "demo-binding-test.example.com",
+    )
+
+
+def test_allowed_when_every_validation_holds() -> None:
+    small = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 3}}
+    verdict = validating.evaluate(policy_set(policy() + binding()), small, ctx())
+    assert verdict == validating.Verdict()
+
+
+@pytest.mark.parametrize(("reason", "code"), [("Forbidden", 403), ("Invalid", 422), ("RequestEntityTooLarge", 413)])
+def test_reason_gives_the_http_code(reason: str, code: int) -> None:
+    validations = f"  - {{expression: 'object.spec.replicas <= 5', message: too many, reason: {reason}}}"
+    denial = validating.evaluate(policy_set(policy(validations=validations) + binding()), DEPLOYMENT, ctx()).denial
+    assert denial is not None and (denial.reason, denial.code) == (reason, code)
+    assert denial.message.endswith("denied request: too many")
+
+
+LONG_MESSAGE = "+".join(["'" + "x" * 1024 + "'"] * 5) + " + 'x'"  # 5121 bytes
+
+
+@pytest.mark.parametrize(
+    ("message_expression", "expected"),
+    [
+        ("'replicas ' + string(object.spec.replicas) + ' > 5'", "replicas 7 > 5"),
+        ("'   '", "static message"),  # blank after trimming: falls back to message
+        ("'two\\nlines'", "static message"),  # line breaks are refused
+        (LONG_MESSAGE, "static message"),  # over 5120 bytes
+        ("string(object.spec.missing)", "static message"),  # an error falls back too
+    ],
+)
+def test_message_expression_and_its_fallbacks(message_expression: str, expected: str) -> None:
+    validations = (f"  - expression: object.spec.replicas <= 5\n    message: static message\n"
+                   f"    messageExpression: {json.dumps(message_expression)}")
+    denial = validating.evaluate(policy_set(policy(validations=validations) + binding()), DEPLOYMENT, ctx()).denial
+    assert denial is not None
+    assert denial.message.endswith(f"denied request: {expected}")
+
+
+def test_warn_and_audit_actions() -> None:
+    verdict = validating.evaluate(policy_set(policy() + binding(actions="[Warn, Audit]")), DEPLOYMENT, ctx())
+    assert verdict.denial is None
+    assert verdict.warnings == [
+        "Validation failed for ValidatingAdmissionPolicy 'demo-policy.example.com' with binding "
+        "'demo-binding-test.example.com': failed expression: object.spec.replicas <= 5"
+    ]
+    assert verdict.audit == {
+        "validation.policy.admission.k8s.io/validation_failure":
+            '[{"message":"failed expression: object.spec.replicas \\u003c= 5","policy":"demo-policy.example.com",'
+            '"binding":"demo-binding-test.example.com","expressionIndex":0,"validationActions":["Warn","Audit"]}]'
+    }
+    assert json.loads(verdict.audit["validation.policy.admission.k8s.io/validation_failure"])[0]["message"] == (
+        "failed expression: object.spec.replicas <= 5")
+
+
+def test_runtime_error_denies_under_fail_and_is_ignored_under_ignore() -> None:
+    validations = "  - expression: object.spec.paused == true"
+    denial = validating.evaluate(policy_set(policy(validations=validations) + binding()), DEPLOYMENT, ctx()).denial
+    assert denial is not None and denial.message == (
+        "ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied "
+        "request: expression 'object.spec.paused == true' resulted in error: no such key: paused")
+    assert (denial.reason, denial.code) == ("Invalid", 422)
+    ignoring = policy(validations=validations).replace("failurePolicy: Fail", "failurePolicy: Ignore")
+    assert validating.evaluate(policy_set(ignoring + binding()), DEPLOYMENT, ctx()) == validating.Verdict()
+
+
+@pytest.mark.parametrize(
+    ("expression", "error"),
+    [
+        ("1 / (object.spec.replicas - 7) == 1", "division by zero"),
+        ("1 % (object.spec.replicas - 7) == 1", "modulus by zero"),
+        ("object.spec.replicas + 9223372036854775807 > 0", "integer overflow"),
+        ("object.spec.template.spec.containers[3].name == 'x'", "index out of bounds: 3"),
+    ],
+)
+def test_runtime_errors_use_cel_go_wording(expression: str, error: str) -> None:
+    validations = f"  - expression: \"{expression}\""
+    denial = validating.evaluate(policy_set(policy(validations=validations) + binding()), DEPLOYMENT, ctx()).denial
+    assert denial is not None
+    assert denial.message.endswith(f"denied request: expression '{expression}' resulted in error: {error}")
+
+
+def test_variables_are_lazy_and_their_errors_are_composited() -> None:
+    spec = ("  variables:\n  - {name: broken, expression: object.spec.nothere}\n"
+            "  - {name: unused, expression: object.spec.alsomissing}\n"
+            "  - {name: replicas, expression: object.spec.replicas}\n")
+    validations = "  - expression: variables.replicas <= 10\n  - expression: variables.broken == 1"
+    denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                                 ctx()).denial
+    assert denial is not None and denial.message.endswith(
+        "denied request: expression 'variables.broken == 1' resulted in error: "
+        'composited variable "broken" fails to evaluate: no such key: nothere')
+
+
+def configmap_policy(action: str = "Deny", *, selector: bool = False) -> str:
+    ref = ("    selector: {matchLabels: {tier: limits}}" if selector else "    name: replica-limits")
+    return f"""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: replica-limit}}
+spec:
+  paramKind: {{apiVersion: v1, kind: ConfigMap}}
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}}
+  validations:
+  - expression: object.spec.replicas <= int(params.data.maxReplicas)
+    messageExpression: "'replicas must be at most ' + params.data.maxReplicas"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: replica-limit-binding}}
+spec:
+  policyName: replica-limit
+  validationActions: [Deny]
+  paramRef:
+{ref}
+    parameterNotFoundAction: {action}
+"""
+
+
+LIMITS = """
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: replica-limits, namespace: default, labels: {tier: limits}}
+data: {maxReplicas: "5"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: replica-limits-b, namespace: default, labels: {tier: limits}}
+data: {maxReplicas: "8"}
+"""
+
+
+def test_params_by_name_in_the_request_namespace() -> None:
+    denial = validating.evaluate(policy_set(configmap_policy() + LIMITS), DEPLOYMENT, ctx()).denial
+    assert denial == validating.Denial(
+        "ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-binding' denied request: "
+        "replicas must be at most 5", "Forbidden", 403, "replica-limit", "replica-limit-binding")
+
+
+def test_params_by_selector_evaluate_each_match() -> None:
+    verdict = validating.evaluate(policy_set(configmap_policy(selector=True) + LIMITS), DEPLOYMENT, ctx())
+    assert verdict.denial is not None and verdict.denial.message.endswith("replicas must be at most 5")
+    nine = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 6}}
+    assert validating.evaluate(policy_set(configmap_policy(selector=True) + LIMITS), nine, ctx()).denial is not None
+
+
+def test_params_not_found() -> None:
+    other = ctx(namespace="other")
+    denial = validating.evaluate(policy_set(configmap_policy() + LIMITS), DEPLOYMENT, other).denial
+    assert denial is not None and denial.message == (
+        "ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-binding' denied request: "
+        "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction")
+    allowing = policy_set(configmap_policy("Allow") + LIMITS)
+    assert validating.evaluate(allowing, DEPLOYMENT, other) == validating.Verdict()
+
+
+def test_match_conditions_skip_or_fail() -> None:
+    skip = "  matchConditions:\n  - {name: not-nginx, expression: \"object.metadata.name != 'nginx'\"}\n"
+    assert validating.evaluate(policy_set(policy(spec=skip) + binding()), DEPLOYMENT, ctx()) == validating.Verdict()
+    broken = "  matchConditions:\n  - {name: broken, expression: \"object.metadata.nope == 'x'\"}\n"
+    denial = validating.evaluate(policy_set(policy(spec=broken) + binding()), DEPLOYMENT, ctx()).denial
+    assert denial is not None and denial.message.endswith(
+        "denied request: expression 'object.metadata.nope == 'x'' resulted in error: no such key: nope")
+
+
+def test_audit_annotations_are_keyed_by_policy_name() -> None:
+    spec = "  auditAnnotations:\n  - {key: high-replicas, valueExpression: \"'replicas: ' + string(object.spec.replicas)\"}\n"
+    verdict = validating.evaluate(policy_set(policy(spec=spec) + binding(actions="[Audit]")), DEPLOYMENT, ctx())
+    assert verdict.audit["demo-policy.example.com/high-replicas"] == "replicas: 7"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"namespace": "kube-system"}, False),  # namespaceSelector below
+        ({"operation": "DELETE"}, False),  # not in the rule's operations
+        ({"sub_resource": "status"}, False),  # "deployments" does not match deployments/status
+        ({}, True),
+    ],
+)
+def test_matching(change: dict[str, Any], expected: bool) -> None:
+    spec_binding = ("  matchResources:\n    namespaceSelector:\n      matchExpressions:\n"
+                    "      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}\n")
+    loaded = policy_set(policy() + binding(extra=spec_binding))
+    request = ctx(**change)
+    request.namespace_labels = {"kubernetes.io/metadata.name": request.namespace}
+    verdict = validating.evaluate(loaded, DEPLOYMENT, request)
+    assert (verdict.denial is not None) is expected
+
+
+def test_requests_for_policies_themselves_are_exempt() -> None:
+    loaded = policy_set(policy().replace("[apps]", "['*']").replace("[deployments]", "['*']") + binding())
+    request = ctx(group="admissionregistration.k8s.io", resource="validatingadmissionpolicies", namespace="")
+    assert validating.evaluate(loaded, {"spec": {}}, request) == validating.Verdict()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (policy(validations="  - {expression: 'true', reason: Bad}") + binding(),
+         'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+         'is invalid: spec.validations[0].reason: Unsupported value: "Bad": supported values: "Forbidden", '
+         '"Invalid", "RequestEntityTooLarge"'),
+        (policy() + binding(actions="[Deny, Warn]"),
+         'p.yaml (document 2):1: ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io '
+         '"demo-binding-test.example.com" is invalid: spec.validationActions: Invalid value: '
+         '[]admissionregistration.ValidationAction{"Deny", "Warn"}: must not contain both Deny and Warn '
+         '(repeating the same validation failure information in the API response and headers serves no purpose)'),
+        (policy(validations="  - expression: object.spec.paused") + binding(),
+         'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+         'is invalid: spec.validations[0].expression: Invalid value: "object.spec.paused": must evaluate to bool '
+         'but got dyn'),
+        (policy(validations="  - expression: \"'a' + 1 == 'b'\"") + binding(),
+         'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+         "is invalid: spec.validations[0].expression: Invalid value: \"'a' + 1 == 'b'\": compilation failed: "
+         "ERROR: <input>:1:5: found no matching overload for '_+_' applied to '(string, int)'\n"
+         " | 'a' + 1 == 'b'\n | ....^"),
+        (policy(validations="  - expression: params.max > 1") + binding(),
+         'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+         'is invalid: spec.validations[0].expression: Invalid value: "params.max > 1": compilation failed: '
+         "ERROR: <input>:1:1: undeclared reference to 'params' (in container '')\n | params.max > 1\n | ^"),
+        (binding(extra="  paramRef: {name: a, selector: {}, parameterNotFoundAction: Deny}\n").lstrip("-\n"),
+         'p.yaml (document 1):1: ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io '
+         '"demo-binding-test.example.com" is invalid: [spec.paramRef.name: Forbidden: name and selector are '
+         'mutually exclusive, spec.paramRef.selector: Forbidden: name and selector are mutually exclusive]'),
+    ],
+)
+def test_documents_the_api_server_would_refuse_are_refused_with_its_words(text: str, error: str) -> None:
+    assert refused(text) == [error]

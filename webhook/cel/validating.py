@@ -1,0 +1,366 @@
+"""ValidatingAdmissionPolicy evaluation with the API server's semantics and texts.
+
+Follows ``pkg/admission/plugin/policy/validating`` (``dispatcher.go``, ``validator.go``) as recorded
+in docs/reference/cel-admission-facts.md:
+
+* per matching (policy, binding) and per param: matchConditions (any ``false`` skips; errors follow
+  failurePolicy), then every validation, then the messageExpressions, then auditAnnotations;
+* a ``false`` validation is a Deny decision whatever the failurePolicy; an evaluation error is a
+  Deny under ``Fail`` and nothing under ``Ignore``; the binding's ``validationActions`` say what a
+  Deny decision becomes (the denial, a warning, an audit annotation);
+* configuration errors (params not found with ``Deny``, a namespaced paramRef on a cluster-scoped
+  object) deny under ``Fail`` whatever the actions;
+* the first denial decides the answer (message, reason, HTTP code); all warnings and audit
+  annotations are kept. The API server's order of policies comes from a Go map; ours is by policy
+  name, then binding name, so answers are reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from webhook.cel import documents, matching, params, runtime
+from webhook.policy import model
+
+FAILURE_ANNOTATION = "validation.policy.admission.k8s.io/validation_failure"
+MAX_MESSAGE_BYTES = 5 * 1024
+MAX_AUDIT_VALUE_BYTES = 10 * 1024
+REASON_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Denial:
+    message: str
+    reason: str
+    code: int
+    policy: str
+    binding: str
+
+
+@dataclasses.dataclass(slots=True)
+class Verdict:
+    """What the validating policies decided for one request."""
+
+    denial: Denial | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    audit: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Audit annotations with the API server's keys (``validation.policy.admission.k8s.io/...``,
+    ``<policy>/<key>``)."""
+    decided: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """(policy, binding) pairs that denied, warned or audited, for logs and metrics."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Decision:
+    deny: bool
+    message: str
+    reason: str = ""
+    index: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicySet:
+    """The validating policies of a policy set with their bindings and param objects."""
+
+    policies: tuple[documents.ValidatingPolicy, ...] = ()
+    bindings: tuple[documents.Binding, ...] = ()
+    params: params.Store = dataclasses.field(default_factory=params.Store)
+
+    @property
+    def empty(self) -> bool:
+        return not self.policies
+
+    def pairs(self) -> list[tuple[documents.ValidatingPolicy, documents.Binding]]:
+        by_name = {p.name: p for p in self.policies}
+        found = [(by_name[b.policy_name], b) for b in self.bindings if b.policy_name in by_name]
+        return sorted(found, key=lambda pair: (pair[0].name, pair[1].name))
+
+
+def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
+    """``namespaceObject``: null for cluster-scoped requests and for Namespace objects themselves;
+    otherwise the namespace as far as we know it (its name and, when known, its labels)."""
+    if not ctx.namespace or ctx.resource == "namespaces":
+        return None
+    metadata: dict[str, Any] = {"name": ctx.namespace}
+    if ctx.namespace_labels is not None:
+        metadata["labels"] = dict(ctx.namespace_labels)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def request_variable(ctx: model.ReviewContext) -> dict[str, Any]:
+    """``request``: the AdmissionRequest fields policies may read (no uid, object or oldObject)."""
+    raw: Mapping[str, Any] = ctx.request if ctx.request is not None else {}
+    kind = {"group": ctx.group, "version": ctx.version, "kind": ctx.kind}
+    resource = {"group": ctx.group, "version": ctx.version, "resource": ctx.resource}
+    found_user = raw.get("userInfo")
+    user: Mapping[str, Any] = found_user if isinstance(found_user, dict) else {}
+    found: dict[str, Any] = {
+        "kind": kind,
+        "resource": resource,
+        "subResource": ctx.sub_resource,
+        "requestKind": raw.get("requestKind") or kind,
+        "requestResource": raw.get("requestResource") or resource,
+        "requestSubResource": raw.get("requestSubResource", ctx.sub_resource),
+        "name": ctx.name,
+        "namespace": ctx.namespace,
+        "operation": ctx.operation,
+        "userInfo": {
+            "username": ctx.username,
+            "uid": str(user.get("uid", "")),
+            "groups": list(ctx.user_groups),
+            "extra": user.get("extra") if isinstance(user.get("extra"), dict) else {},
+        },
+        "dryRun": ctx.dry_run,
+        "options": raw.get("options"),
+    }
+    return found
+
+
+def _error_message(program: runtime.Program, error: str) -> str:
+    return f"expression '{program.source}' resulted in error: {error}"
+
+
+class _Evaluation:
+    """One (policy, binding, param): the activation and the variables, computed once."""
+
+    def __init__(
+        self, policy: documents.ValidatingPolicy, base: Mapping[str, Any], param: Any
+    ) -> None:
+        self.policy = policy
+        self.declared = runtime.Declarations(params=policy.param_kind is not None)
+        self.messages = dataclasses.replace(self.declared, authorizer=False)
+        self.failed: dict[str, str] = {}
+        values = dict(base)
+        if policy.param_kind is not None:
+            values["params"] = param
+        variables: dict[str, Any] = {}
+        needed = self._needed()
+        for variable in policy.variables:
+            if variable.name not in needed:
+                continue  # never referenced: never evaluated, never fails (as the API server's lazy map)
+            values["variables"] = variables
+            result = runtime.evaluate(variable.program, runtime.activation(values, declared=self.declared))
+            error = self._explain(variable.program, result.error) if result.error else None
+            if error is not None:
+                self.failed[variable.name] = f'composited variable "{variable.name}" fails to evaluate: {error}'
+            else:
+                variables[variable.name] = result.value
+        values["variables"] = variables
+        self.values = values
+        self.bound = runtime.activation(values, declared=self.declared)
+        self._message_bound: Any = None
+
+    def _needed(self) -> set[str]:
+        """Variables some expression of the policy refers to, with the variables those refer to."""
+        programs: list[runtime.Program] = [c.program for c in self.policy.match_conditions]
+        for validation in self.policy.validations:
+            programs.append(validation.program)
+            if validation.message_program is not None:
+                programs.append(validation.message_program)
+        programs += [a.program for a in self.policy.audit_annotations]
+        needed: set[str] = set().union(*(p.variables for p in programs)) if programs else set()
+        for variable in reversed(self.policy.variables):
+            if variable.name in needed:
+                needed |= variable.program.variables
+        return needed
+
+    def _explain(self, program: runtime.Program, error: str) -> str:
+        """A missing key that is a failed variable the expression uses is that variable's error."""
+        if error.startswith("no such key: "):
+            name = error[len("no such key: "):]
+            if name in self.failed and name in program.variables:
+                return self.failed[name]
+        return error
+
+    def run(self, program: runtime.Program, *, message: bool = False) -> runtime.Result:
+        bound = self.bound
+        if message:
+            if self._message_bound is None:
+                self._message_bound = runtime.activation(self.values, declared=self.messages)
+            bound = self._message_bound
+        result = runtime.evaluate(program, bound)
+        if result.error is not None:
+            return runtime.Result(error=self._explain(program, result.error))
+        return result
+
+
+def _match_conditions(evaluation: _Evaluation, failure_policy: str) -> tuple[bool, _Decision | None]:
+    """Whether the conditions let the policy run, and the Deny decision when deciding failed."""
+    errors: list[str] = []
+    for condition in evaluation.policy.match_conditions:
+        result = evaluation.run(condition.program)
+        if result.error is not None:
+            message = _error_message(condition.program, result.error)
+            if message not in errors:
+                errors.append(message)
+        elif result.value is False:
+            return False, None
+    if errors:
+        if failure_policy == "Ignore":
+            return False, None
+        text = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+        return False, _Decision(deny=True, message=text)
+    return True, None
+
+
+def _message(validation: documents.Validation, evaluation: _Evaluation) -> str:
+    """messageExpression if it gives a usable string, else message, else ``failed expression: ...``."""
+    if validation.message_program is not None:
+        result = evaluation.run(validation.message_program, message=True)
+        if result.error is None and isinstance(result.value, str):
+            text = result.value.strip()
+            if text and len(text.encode()) <= MAX_MESSAGE_BYTES and "\n" not in text:
+                return text
+    if validation.message:
+        return validation.message
+    return f"failed expression: {validation.program.source.strip()}"
+
+
+def _validate(evaluation: _Evaluation, failure_policy: str) -> list[_Decision]:
+    proceed, failed = _match_conditions(evaluation, failure_policy)
+    if not proceed:
+        return [failed] if failed is not None else []
+    decisions: list[_Decision] = []
+    for index, validation in enumerate(evaluation.policy.validations):
+        result = evaluation.run(validation.program)
+        if result.error is not None:
+            if failure_policy != "Ignore":
+                decisions.append(_Decision(True, _error_message(validation.program, result.error), "", index))
+        elif result.value is not True:
+            decisions.append(_Decision(True, _message(validation, evaluation), validation.reason or "Invalid", index))
+    return decisions
+
+
+def _audit_values(evaluation: _Evaluation, failure_policy: str) -> tuple[list[tuple[str, str]], list[_Decision]]:
+    values: list[tuple[str, str]] = []
+    denials: list[_Decision] = []
+    for annotation in evaluation.policy.audit_annotations:
+        result = evaluation.run(annotation.program)
+        if result.error is not None:
+            if failure_policy != "Ignore":
+                denials.append(_Decision(True, _error_message(annotation.program, result.error)))
+            continue
+        if result.value is None:
+            continue
+        if not isinstance(result.value, str):
+            if failure_policy != "Ignore":
+                denials.append(_Decision(True, f"valueExpression '{annotation.program.source}' resulted in "
+                                               f"unsupported return type: {type(result.value).__name__}. Return "
+                                               "type must be either string or null."))
+            continue
+        text = result.value.strip()
+        if text:
+            values.append((annotation.name, text.encode()[:MAX_AUDIT_VALUE_BYTES].decode(errors="ignore")))
+    return values, denials
+
+
+def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdict:
+    """Run every binding that matches the request; never raises for a policy's fault."""
+    verdict = Verdict()
+    if policy_set.empty or _exempt(ctx):
+        return verdict
+    base = {
+        "object": obj,
+        "oldObject": ctx.old_object,
+        "request": request_variable(ctx),
+        "namespaceObject": namespace_object(ctx),
+        "authorizer": None,
+    }
+    denials: list[Denial] = []
+    audit_values: dict[str, list[str]] = {}
+    for policy, binding in policy_set.pairs():
+        if not matching.matches(policy.match_constraints, ctx, obj, constraints=True):
+            continue
+        if binding.match_resources is not None and not matching.matches(
+            binding.match_resources, ctx, obj, constraints=False
+        ):
+            continue
+        failure_policy = policy.failure_policy
+        try:
+            found = _params(policy, binding, policy_set.params, ctx)
+        except params.ConfigurationError as exc:
+            if failure_policy != "Ignore":
+                denials.append(Denial(_denied(policy, binding, f"failed to configure binding: {exc}"),
+                                      "Invalid", 422, policy.name, binding.name))
+                verdict.decided.append((policy.name, binding.name))
+            continue
+        for param in found:
+            evaluation = _Evaluation(policy, base, param)
+            decisions = _validate(evaluation, failure_policy)
+            values, audit_denials = _audit_values(evaluation, failure_policy)
+            for key, value in values:
+                listed = audit_values.setdefault(f"{policy.name}/{key}", [])
+                if value not in listed:
+                    listed.append(value)
+            for decision in audit_denials:
+                denials.append(Denial(_denied(policy, binding, decision.message), "Invalid", 422,
+                                      policy.name, binding.name))
+            if decisions or audit_denials:
+                verdict.decided.append((policy.name, binding.name))
+            _apply_actions(verdict, denials, policy, binding, decisions)
+    for key, listed in audit_values.items():
+        verdict.audit[key] = ", ".join(listed)
+    if denials:
+        verdict.denial = denials[0]
+    return verdict
+
+
+def _params(
+    policy: documents.ValidatingPolicy, binding: documents.Binding, store: params.Store, ctx: model.ReviewContext
+) -> Sequence[Any]:
+    if policy.param_kind is None or binding.param_ref is None:
+        return [None]
+    return store.collect(policy.param_kind, binding.param_ref, request_namespace=ctx.namespace)
+
+
+def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
+    return f"ValidatingAdmissionPolicy '{policy.name}' with binding '{binding.name}' denied request: {message}"
+
+
+def _apply_actions(
+    verdict: Verdict, denials: list[Denial], policy: documents.ValidatingPolicy, binding: documents.Binding,
+    decisions: list[_Decision],
+) -> None:
+    for decision in decisions:
+        if not decision.deny:
+            continue
+        reason = decision.reason or "Invalid"
+        for action in binding.validation_actions:
+            if action == "Deny":
+                denials.append(Denial(_denied(policy, binding, decision.message), reason,
+                                      REASON_CODES.get(reason, 422), policy.name, binding.name))
+            elif action == "Warn":
+                verdict.warnings.append(
+                    f"Validation failed for ValidatingAdmissionPolicy '{policy.name}' with binding "
+                    f"'{binding.name}': {decision.message}"
+                )
+            elif action == "Audit" and FAILURE_ANNOTATION not in verdict.audit:
+                # The API server refuses to overwrite an audit annotation: the first failure stays.
+                verdict.audit[FAILURE_ANNOTATION] = _failure_value(policy, binding, decision)
+
+
+def _failure_value(policy: documents.ValidatingPolicy, binding: documents.Binding, decision: _Decision) -> str:
+    """Go's ``encoding/json`` of one ``ValidationFailureValue`` in a list: compact, fields in
+    declaration order, ``<``, ``>`` and ``&`` escaped as ``\\u003c`` etc."""
+    body = orjson.dumps([{
+        "message": decision.message,
+        "policy": policy.name,
+        "binding": binding.name,
+        "expressionIndex": decision.index,
+        "validationActions": list(binding.validation_actions),
+    }]).decode()
+    return body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _exempt(ctx: model.ReviewContext) -> bool:
+    """Requests for webhook configurations and admission policies never reach policies
+    (``rules.IsExemptAdmissionConfigurationResource``), so a policy cannot lock itself in."""
+    return ctx.group == documents.GROUP and ctx.resource in (
+        "validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
+    )
