@@ -307,3 +307,23 @@ def test_requests_for_policies_themselves_are_exempt() -> None:
 )
 def test_documents_the_api_server_would_refuse_are_refused_with_its_words(text: str, error: str) -> None:
     assert refused(text) == [error]
+
+
+def test_list_valued_variables_feed_later_expressions() -> None:
+    spec = "  variables:\n  - {name: containers, expression: object.spec.template.spec.containers}\n"
+    validations = "  - expression: \"variables.containers.all(c, c.image.startsWith('registry.example.com/'))\""
+    denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                                 ctx()).denial
+    assert denial is not None and denial.message.endswith(
+        "denied request: failed expression: variables.containers.all(c, c.image.startsWith('registry.example.com/'))")
+
+
+def test_an_optional_valued_variable_is_an_error_not_a_crash() -> None:
+    spec = "  variables:\n  - {name: paused, expression: \"object.spec.?paused\"}\n"
+    validations = "  - expression: variables.paused == true"
+    denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                                 ctx()).denial
+    assert denial is not None and denial.message.endswith(
+        "denied request: expression 'variables.paused == true' resulted in error: composited variable \"paused\" "
+        "fails to evaluate: the result is an optional value, which this webhook's CEL runtime cannot hold; unwrap it "
+        "in the expression (for example with .orValue(...))")

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 
 from webhook import errors, patch, review
+from webhook.cel import loading as cel_loading
+from webhook.cel import validating as cel_validating
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
 
@@ -60,6 +62,10 @@ def _params_key(params: Any) -> Any:
     except TypeError:
         return id(params)
     return params
+
+
+CEL_GROUP = "cel"
+"""The group of ValidatingAdmissionPolicies (``/validate/cel``)."""
 
 
 class PolicySet:
@@ -112,6 +118,11 @@ class PolicySet:
                     )
         self.instances: tuple[Instance, ...] = tuple(instances)
         self.kinds: frozenset[str] = frozenset(k for i in instances for k in i.policy.kinds)
+        problems: list[str] = []
+        self.cel: cel_validating.PolicySet = cel_loading.load(config.documents, problems)
+        """ValidatingAdmissionPolicies with their bindings and params: the ``cel`` group."""
+        if problems:
+            raise errors.PolicyConfigError("\n".join(problems))
         self._index: dict[tuple[str, str, str, str], tuple[Instance, ...]] = {}
 
     @classmethod
@@ -119,12 +130,16 @@ class PolicySet:
         return cls(files.PolicyConfig(groups={}))
 
     def groups(self, chain: model.Chain) -> list[str]:
-        """Names of the groups of ``chain`` (each served on ``/mutate/<group>`` or ``/validate/<group>``)."""
-        return [
+        """Names of the groups of ``chain`` (each served on ``/mutate/<group>`` or ``/validate/<group>``).
+
+        ``cel`` comes first when the files hold admission policies: the API server runs its
+        ValidatingAdmissionPolicy plugin before the validating webhooks."""
+        built_in = [
             g.name
             for g in sorted(self.catalog.groups.values(), key=lambda g: (g.order, g.name))
             if g.chain == chain
         ]
+        return ([CEL_GROUP] if chain == "validating" and not self.cel.empty else []) + built_in
 
     def select(
         self, chain: model.Chain, group: str | None, kind: str, operation: str
@@ -153,10 +168,24 @@ def evaluate(
     chain: model.Chain,
     group: str | None = None,
 ) -> review.Outcome:
-    """Run one chain (optionally one group of it) over ``obj``; never raises for a policy's fault."""
-    if chain == "mutating":
-        return _mutate(policy_set, obj, ctx, group)
-    return _validate(policy_set, obj, ctx, group)
+    """Run one chain (optionally one group of it) over ``obj``; never raises for a policy's fault.
+
+    Raises :class:`~webhook.errors.BadReview` when the object is nested too deeply for the
+    engine's own walks (the JSON patch diff recurses once per level). The server refuses such
+    bodies before parsing them (:class:`review.Limits`); this keeps the offline ``review`` command,
+    which has no such limit, from failing with a bare ``RecursionError``.
+    """
+    try:
+        if chain == "mutating":
+            return _mutate(policy_set, obj, ctx, group)
+        return _validate(policy_set, obj, ctx, group)
+    except RecursionError:
+        # A policy's own RecursionError is caught per policy (its failureMode decides); this one
+        # comes from the engine's copy or diff of the object.
+        raise errors.BadReview(
+            "request.object: nested too deeply to evaluate (beyond Python's recursion limit); "
+            f"the webhook accepts at most {review.Limits().max_depth} levels"
+        ) from None
 
 
 def _skip_subresource(ctx: model.ReviewContext) -> bool:
@@ -200,6 +229,10 @@ def _object_applies(inst: Instance, obj: Any, pod: model.PodTarget | None) -> bo
 
 def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> review.Outcome:
     outcome = review.Outcome()
+    if group in (None, CEL_GROUP) and not policy_set.cel.empty:
+        _run_cel(policy_set.cel, obj, ctx, outcome)
+        if not outcome.allowed or group == CEL_GROUP:
+            return outcome
     if _skip_subresource(ctx):
         return outcome
     # DELETE carries the object being deleted in oldObject; policies that care about deletes see it.
@@ -255,6 +288,29 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     return outcome
 
 
+def _run_cel(cel: cel_validating.PolicySet, obj: Any, ctx: model.ReviewContext, outcome: review.Outcome) -> None:
+    """ValidatingAdmissionPolicies: the first denial is the answer (with its reason and code), every
+    warning and audit annotation is kept. Audit keys are made valid for a webhook answer, where the
+    API server prefixes them with the webhook's name: ``validation_failure`` and ``<policy>.<key>``."""
+    try:
+        verdict = cel_validating.evaluate(cel, obj, ctx)
+    except Exception as exc:  # noqa: BLE001 - a bug here must become an answer, not a 500
+        outcome.failed_policies.append(CEL_GROUP)
+        _deny(outcome, f"internal error while evaluating admission policies: {type(exc).__name__}: {exc}")
+        return
+    outcome.warnings.extend(verdict.warnings)
+    for key, value in verdict.audit.items():
+        prefix, _, name = key.rpartition("/")
+        webhook_key = name if prefix == cel_validating.FAILURE_ANNOTATION.rpartition("/")[0] else f"{prefix}.{name}"
+        outcome.audit[webhook_key] = value
+    outcome.decided_by.extend(f"{policy}/{binding}" for policy, binding in verdict.decided)
+    if verdict.denial is not None:
+        outcome.allowed = False
+        outcome.message = verdict.denial.message
+        outcome.code = verdict.denial.code
+        outcome.reason = verdict.denial.reason
+
+
 def _deny(outcome: review.Outcome, message: str) -> None:
     outcome.allowed = False
     outcome.code = 403
@@ -277,8 +333,32 @@ def _clone(obj: Any) -> Any:
     """A deep copy; orjson round-trip is several times faster than copy.deepcopy for JSON data."""
     try:
         return orjson.loads(orjson.dumps(obj))
-    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, nesting beyond 255 levels
+        return _copy_tree(obj)
+
+
+def _copy_tree(obj: Any) -> Any:
+    """A deep copy of nested dicts and lists that does not recurse, so no depth can exhaust the stack.
+
+    ``copy.deepcopy`` takes two Python frames per level and raised ``RecursionError`` from about
+    490 levels; the server refuses such bodies (``review.Limits.max_depth``), but the offline
+    ``review`` command hands the engine whatever a file holds. Strings, numbers, booleans and
+    ``None`` are immutable and shared; anything else that is not JSON goes to ``copy.deepcopy``.
+    """
+    if not isinstance(obj, (dict, list)):
         return copy.deepcopy(obj)
+    root = obj.copy()
+    stack: list[dict[str, Any] | list[Any]] = [root]
+    while stack:
+        node = stack.pop()
+        pairs: list[tuple[Any, Any]] = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, value in pairs:
+            if isinstance(value, (dict, list)):
+                node[key] = child = value.copy()
+                stack.append(child)
+            elif not isinstance(value, (str, int, float, bool)) and value is not None:
+                node[key] = copy.deepcopy(value)
+    return root
 
 
 def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> review.Outcome:

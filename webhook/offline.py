@@ -286,6 +286,7 @@ def evaluate(
         audit={**mutating.audit, **validating.audit},
         patch=mutating.patch,
         failed_policies=mutating.failed_policies + validating.failed_policies,
+        decided_by=mutating.decided_by + validating.decided_by,
     )
     return _result(item, parsed, combined, submitted, mutated, None if validating.allowed else "validating")
 
@@ -330,6 +331,8 @@ def describe(result: Result) -> str:
     else:
         lines.append(f"  verdict:  denied ({outcome.code} {outcome.reason}, {result.denied_by} chain)")
         lines.append(f"  message:  {outcome.message}")
+    if outcome.decided_by:
+        lines.append(f"  policies: {', '.join(outcome.decided_by)} (ValidatingAdmissionPolicy/binding)")
     warnings = result.answer["response"].get("warnings", [])
     lines.append(f"  warnings: {len(warnings) or 'none'}")
     lines.extend(f"    - {w}" for w in warnings)

@@ -110,6 +110,8 @@ class Outcome:
     patch: list[patch.Op] = dataclasses.field(default_factory=list)
     failed_policies: list[str] = dataclasses.field(default_factory=list)
     """Ids of policies that raised; counted in metrics and logged."""
+    decided_by: list[str] = dataclasses.field(default_factory=list)
+    """Admission policies (``policy/binding``) that denied, warned or audited; logged and counted."""
 
 
 def _echo(value: Any, limit: int = 100) -> str:

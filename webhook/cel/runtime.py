@@ -36,13 +36,11 @@ extensions:
   - name: lists
   - name: sets
   - name: two-var-comprehensions
-  - name: bindings
-  - name: math
-  - name: regex
-  - name: encoders
 """
-"""cel-go's extension libraries the API server's base environment enables (strings v2, sets,
-lists v3, optional types, two-variable comprehensions, ...), as cel-cpp names them."""
+"""The cel-go extension libraries the API server's base environment enables (strings v2, sets,
+lists v3, optional types, two-variable comprehensions), as cel-cpp names them; not ``bindings``,
+``math``, ``encoders`` or cel-go's ``regex`` (Kubernetes has its own ``find``/``findAll``), which
+the API server refuses."""
 
 
 class CompileError(Exception):
@@ -189,14 +187,28 @@ class Result:
 
 
 def evaluate(program: Program, bound: Any) -> Result:
-    """Run ``program`` on an :func:`activation`; errors come back as values, never raised."""
+    """Run ``program`` on an :func:`activation`; errors come back as values, never raised.
+
+    The value is converted to plain Python (lists, dicts, str, int, ...) so it can be put into the
+    next activation (a composited variable) or into a patch. An optional value cannot be converted
+    by cel-expr-python 0.1: such a result is an error naming the limitation.
+    """
     try:
         value = program.expression.eval(bound)
     except RuntimeError as exc:
         return Result(error=error_text(str(exc)))
-    if value.type() == cel.Type.ERROR:
-        return Result(error=error_text(str(value.value())))
-    return Result(value=value.value())
+    try:
+        if value.type() == cel.Type.ERROR:
+            return Result(error=error_text(str(value.value())))
+        return Result(value=value.plain_value())
+    except TypeError:
+        return Result(error=UNSUPPORTED_RESULT)
+
+
+UNSUPPORTED_RESULT = (
+    "the result is an optional value, which this webhook's CEL runtime cannot hold; "
+    "unwrap it in the expression (for example with .orValue(...))"
+)
 
 
 _MISSING_KEY = re.compile(r'^NOT_FOUND: Key not found in map : "(?P<key>.*)"$', re.DOTALL)
