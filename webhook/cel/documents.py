@@ -154,6 +154,13 @@ class ValidatingPolicy:
     validations: tuple[Validation, ...]
     audit_annotations: tuple[Named, ...]
     source: str
+    declared: runtime.Declarations = runtime.Declarations()
+    """The variables its expressions may use (``params`` only with a paramKind)."""
+    message_declared: runtime.Declarations = runtime.Declarations(authorizer=False)
+    """The same for messageExpressions, which get no ``authorizer``."""
+    needed: frozenset[str] = frozenset()
+    """Composited variables some expression refers to, with those they refer to: only these are
+    evaluated (the API server's variables are lazy)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -473,7 +480,26 @@ def validating_policy(document: Mapping[str, Any], *, source: str) -> Validating
         problems.add(required("spec.auditAnnotations", detail))
     _refuse(POLICY, name, problems)
     return ValidatingPolicy(name, str(failure_policy), constraints, param_kind, conditions, variables, validations,
-                            annotations, source)
+                            annotations, source, declared, dataclasses.replace(declared, authorizer=False),
+                            _needed(conditions, variables, validations, annotations))
+
+
+def _needed(
+    conditions: Sequence[Named], variables: Sequence[Named], validations: Sequence[Validation],
+    annotations: Sequence[Named],
+) -> frozenset[str]:
+    programs = [c.program for c in conditions] + [a.program for a in annotations]
+    for validation in validations:
+        programs.append(validation.program)
+        if validation.message_program is not None:
+            programs.append(validation.message_program)
+    needed: set[str] = set()
+    for program in programs:
+        needed |= program.variables
+    for variable in reversed(variables):  # a variable may only use those declared before it
+        if variable.name in needed:
+            needed |= variable.program.variables
+    return frozenset(needed)
 
 
 def _param_ref(value: Any, problems: _Problems) -> ParamRef | None:

@@ -82,16 +82,25 @@ def rule_matches(rule: documents.Rule, ctx: model.ReviewContext) -> bool:
     return False
 
 
-def matches(match: documents.MatchResources, ctx: model.ReviewContext, obj: Any, *, constraints: bool) -> bool:
-    """Whether ``match`` selects the request. ``constraints``: a policy's matchConstraints, whose
-    empty ``resourceRules`` never happen (validation requires them); a binding's empty rules mean
-    "whatever the policy matches"."""
-    if not namespace_matches(match.namespace_selector, ctx, obj):
-        return False
-    if not object_matches(match.object_selector, obj, ctx.old_object):
-        return False
+def rules_match(match: documents.MatchResources, ctx: model.ReviewContext, *, constraints: bool) -> bool:
+    """The request-only part: excludeResourceRules, then resourceRules. ``constraints``: a
+    policy's matchConstraints, whose empty ``resourceRules`` never happen (validation requires
+    them); a binding's empty rules mean "whatever the policy matches"."""
     if any(rule_matches(rule, ctx) for rule in match.exclude_resource_rules):
         return False
     if not match.resource_rules:
         return not constraints
     return any(rule_matches(rule, ctx) for rule in match.resource_rules)
+
+
+def selectors_match(match: documents.MatchResources, ctx: model.ReviewContext, obj: Any) -> bool:
+    """The parts that read objects and labels: namespaceSelector, then objectSelector."""
+    return namespace_matches(match.namespace_selector, ctx, obj) and object_matches(
+        match.object_selector, obj, ctx.old_object
+    )
+
+
+def matches(match: documents.MatchResources, ctx: model.ReviewContext, obj: Any, *, constraints: bool) -> bool:
+    """Whether ``match`` selects the request (selectors, then rules, as the API server orders them;
+    the result does not depend on the order)."""
+    return selectors_match(match, ctx, obj) and rules_match(match, ctx, constraints=constraints)

@@ -62,22 +62,49 @@ class _Decision:
     index: int = 0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+_CACHE_LIMIT = 1024
+
+
+@dataclasses.dataclass(frozen=True)
 class PolicySet:
     """The validating policies of a policy set with their bindings and param objects."""
 
     policies: tuple[documents.ValidatingPolicy, ...] = ()
     bindings: tuple[documents.Binding, ...] = ()
     params: params.Store = dataclasses.field(default_factory=params.Store)
+    pairs: tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...] = dataclasses.field(init=False)
+    """(policy, binding) in evaluation order: by policy name, then binding name (the API server's
+    order comes from a Go map; ours is reproducible)."""
+    _by_request: dict[tuple[Any, ...], tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...]] = (
+        dataclasses.field(init=False, default_factory=dict, repr=False, compare=False)
+    )
+
+    def __post_init__(self) -> None:
+        by_name = {p.name: p for p in self.policies}
+        found = [(by_name[b.policy_name], b) for b in self.bindings if b.policy_name in by_name]
+        object.__setattr__(self, "pairs", tuple(sorted(found, key=lambda pair: (pair[0].name, pair[1].name))))
 
     @property
     def empty(self) -> bool:
         return not self.policies
 
-    def pairs(self) -> list[tuple[documents.ValidatingPolicy, documents.Binding]]:
-        by_name = {p.name: p for p in self.policies}
-        found = [(by_name[b.policy_name], b) for b in self.bindings if b.policy_name in by_name]
-        return sorted(found, key=lambda pair: (pair[0].name, pair[1].name))
+    def candidates(self, ctx: model.ReviewContext) -> tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...]:
+        """The pairs whose resource rules match the request, looked up once per kind of request:
+        rules read only the request's group, version, resource, subresource, operation, scope and
+        (with ``resourceNames``) name; the selectors, which read objects, are checked per review."""
+        key = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource, ctx.operation, bool(ctx.namespace), ctx.name)
+        found = self._by_request.get(key)
+        if found is None:
+            found = tuple(
+                (policy, binding) for policy, binding in self.pairs
+                if matching.rules_match(policy.match_constraints, ctx, constraints=True)
+                and (binding.match_resources is None
+                     or matching.rules_match(binding.match_resources, ctx, constraints=False))
+            )
+            if len(self._by_request) >= _CACHE_LIMIT:
+                self._by_request.clear()  # callers choose resources and names: keep the cache bounded
+            self._by_request[key] = found
+        return found
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -128,17 +155,34 @@ class _Evaluation:
     """One (policy, binding, param): the activation and the variables, computed once."""
 
     def __init__(
-        self, policy: documents.ValidatingPolicy, base: Mapping[str, Any], param: Any
+        self, policy: documents.ValidatingPolicy, base: Mapping[str, Any], param: Any,
+        shared: dict[tuple[bool, int], Any],
     ) -> None:
         self.policy = policy
-        self.declared = runtime.Declarations(params=policy.param_kind is not None)
-        self.messages = dataclasses.replace(self.declared, authorizer=False)
+        self.declared, self.messages, needed = policy.declared, policy.message_declared, policy.needed
         self.failed: dict[str, str] = {}
-        values = dict(base)
+        self._message_bound: Any = None
+        self.memo: dict[str, runtime.Result] | None = None
+        self.values: dict[str, Any]
+        self.bound: Any
+        if not needed:
+            # No composited variables: every such policy of the review (with the same param) sees
+            # the same values, so they share one activation (cel-cpp converts the object once) and
+            # one memo of results (a namespace opt-out written the same in ten policies runs once).
+            key = (policy.param_kind is not None, id(param))
+            found = shared.get(key)
+            if found is None:
+                common: dict[str, Any] = dict(base)
+                if policy.param_kind is not None:
+                    common["params"] = param
+                common["variables"] = {}
+                found = shared[key] = (common, runtime.activation(common, declared=self.declared), {})
+            self.values, self.bound, self.memo = found
+            return
+        values: dict[str, Any] = dict(base)
         if policy.param_kind is not None:
             values["params"] = param
         variables: dict[str, Any] = {}
-        needed = self._needed()
         for variable in policy.variables:
             if variable.name not in needed:
                 continue  # never referenced: never evaluated, never fails (as the API server's lazy map)
@@ -152,21 +196,6 @@ class _Evaluation:
         values["variables"] = variables
         self.values = values
         self.bound = runtime.activation(values, declared=self.declared)
-        self._message_bound: Any = None
-
-    def _needed(self) -> set[str]:
-        """Variables some expression of the policy refers to, with the variables those refer to."""
-        programs: list[runtime.Program] = [c.program for c in self.policy.match_conditions]
-        for validation in self.policy.validations:
-            programs.append(validation.program)
-            if validation.message_program is not None:
-                programs.append(validation.message_program)
-        programs += [a.program for a in self.policy.audit_annotations]
-        needed: set[str] = set().union(*(p.variables for p in programs)) if programs else set()
-        for variable in reversed(self.policy.variables):
-            if variable.name in needed:
-                needed |= variable.program.variables
-        return needed
 
     def _explain(self, program: runtime.Program, error: str) -> str:
         """A missing key that is a failed variable the expression uses is that variable's error."""
@@ -177,6 +206,14 @@ class _Evaluation:
         return error
 
     def run(self, program: runtime.Program, *, message: bool = False) -> runtime.Result:
+        if self.memo is not None and not message:
+            found = self.memo.get(program.source)
+            if found is None:
+                found = self.memo[program.source] = self._run(program, message=False)
+            return found
+        return self._run(program, message=message)
+
+    def _run(self, program: runtime.Program, *, message: bool) -> runtime.Result:
         bound = self.bound
         if message:
             if self._message_bound is None:
@@ -272,12 +309,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     }
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
-    for policy, binding in policy_set.pairs():
-        if not matching.matches(policy.match_constraints, ctx, obj, constraints=True):
+    shared: dict[tuple[bool, int], Any] = {}
+    for policy, binding in policy_set.candidates(ctx):
+        if not matching.selectors_match(policy.match_constraints, ctx, obj):
             continue
-        if binding.match_resources is not None and not matching.matches(
-            binding.match_resources, ctx, obj, constraints=False
-        ):
+        if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
             continue
         failure_policy = policy.failure_policy
         try:
@@ -289,7 +325,7 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
                 verdict.decided.append((policy.name, binding.name))
             continue
         for param in found:
-            evaluation = _Evaluation(policy, base, param)
+            evaluation = _Evaluation(policy, base, param, shared)
             decisions = _validate(evaluation, failure_policy)
             values, audit_denials = _audit_values(evaluation, failure_policy)
             for key, value in values:
