@@ -2,13 +2,21 @@
 
 ``merge_contextvars`` comes first so what the request middleware binds (uid, path) is on every
 line; each review produces exactly one ``review`` event with its facts as keys, never an f-string.
+
+With ``serve --workers N`` several processes share one stderr. Each line is therefore written
+whole, newline included, by one ``write()`` (see :class:`_LineLogger`), and the start-up lines
+every worker would log alike are left to the worker in slot 0 (see :func:`drop_startup_events`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import select
 import sys
+import threading
 from typing import Any, Literal
 
 import orjson
@@ -16,15 +24,62 @@ import structlog
 
 LogFormat = Literal["json", "console"]
 
+STARTUP_EVENTS = frozenset({"serving", "no_cluster", "namespace_cache_started"})
+"""Start-up lines that say the same in every worker process (the served groups, whether a cluster is
+reachable): with ``--workers N`` only the worker in slot 0 logs them."""
 
-class _CurrentStderr:
-    """Writes to whatever ``sys.stderr`` is at the time (test capture swaps it)."""
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+class _LineLogger:
+    """Writes each line, newline included, with one ``write()`` to stderr.
 
-    def flush(self) -> None:
-        sys.stderr.flush()
+    ``print`` writes the text and the newline separately, and with ``PYTHONUNBUFFERED=1`` (as in
+    the image) each becomes its own ``write(2)``: two workers sharing stderr then splice their lines
+    together. One ``write(2)`` of a whole line does not interleave with another process's: on a
+    pipe (a container's stderr is one, read by the container runtime) when the line is at most
+    ``PIPE_BUF``, 4096 bytes on Linux; a longer line may be split among other writers' lines. Lines
+    are a few hundred bytes; a review line whose caller-controlled fields (each cut to 256 or 2048
+    characters) are all near their limits, or a traceback, can exceed it.
+
+    Writes go to whatever ``sys.stderr`` is at the time: the real one through its file descriptor,
+    a replacement (test capture swaps it) as one ``write`` of the whole line.
+    """
+
+    _lock = threading.Lock()  # one line at a time from this process's threads
+
+    def msg(self, message: str) -> None:
+        line = message + "\n"
+        stream = sys.stderr
+        if stream is None:  # no stderr at all (pythonw)
+            return
+        real = sys.__stderr__
+        with self._lock:
+            if real is None or stream is not real:
+                stream.write(line)
+                stream.flush()
+                return
+            # A log call never raises, not even on a closed stderr.
+            with contextlib.suppress(OSError, ValueError):
+                # What was written through the stream before (a traceback, a warning) goes first.
+                real.flush()
+                _write_all(real.fileno(), line.encode(real.encoding or "utf-8", "backslashreplace"))
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is out (a pipe may take part of a long line, or refuse it
+    while full if the descriptor is non-blocking)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
+
+
+def _line_logger(*_: Any) -> _LineLogger:
+    return _LineLogger()
 
 
 def _fallback(value: Any) -> Any:
@@ -67,9 +122,24 @@ def configure(*, log_format: LogFormat = "json", level: str = "info") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=_line_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _drop_startup_event(logger: Any, method_name: str, event_dict: Any) -> Any:
+    if event_dict.get("event") in STARTUP_EVENTS:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def drop_startup_events() -> None:
+    """From now on, drop the :data:`STARTUP_EVENTS` lines in this process: called by the workers in
+    slots other than 0, so a Pod with N workers says once, not N times, that it has no cluster.
+    (A replaced worker in slot 0 logs them again, which is worth a line: a new process started.)"""
+    processors = structlog.get_config()["processors"]
+    if _drop_startup_event not in processors:
+        structlog.configure(processors=[_drop_startup_event, *processors])
 
 
 def get(name: str = "webhook") -> Any:

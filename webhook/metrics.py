@@ -1,18 +1,106 @@
 """Prometheus metrics, on a registry owned by the app (no process-global state, so tests can build
-many apps). Names follow Prometheus conventions: ``_total`` counters, ``_seconds`` histograms."""
+many apps). Names follow Prometheus conventions: ``_total`` counters, ``_seconds`` histograms.
+
+With ``serve --workers N`` every worker counts its own reviews, and a scrape reaches whichever
+worker the kernel hands the connection to; per-worker registries would make one Pod's counters jump
+back and forth. So the supervisor gives the workers one directory and each worker calls
+:func:`share` before building its app: prometheus_client's multiprocess mode then keeps every value
+in a per-process mmap file there, and ``/metrics`` on any worker sums the files of all of them.
+A dead worker's counters stay in its files (a Pod's totals never go backwards); its ``live*``
+gauges are dropped by :func:`mark_dead`. A single process keeps a plain registry per app.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
 import prometheus_client as prom
+from prometheus_client import metrics_core, multiprocess, values
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+FILE_READING: Literal["livemostrecent"] = "livemostrecent"
+"""How workers' readings of the same files on disk (policy files valid? seconds until the serving
+certificate expires?) combine: the value last set by a live worker. Every worker polls the same
+files, so the latest reading is the truest. ``min`` would report "invalid" and "expires in 0 s"
+whenever a worker starts (its gauge reads 0 until its app has loaded policies and certificate; an
+unset value has no timestamp, so ``mostrecent`` ignores it), ``max`` would keep the oldest
+certificate reading, and ``all`` would give every worker its own series (a ``pid`` label)."""
 
 # Admission latency budgets are milliseconds; the API server's timeout is at most 30 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def share(directory: Path) -> None:
+    """Switch this process to multiprocess metrics kept in ``directory``: once per worker, after the
+    fork and before any :class:`Metrics` is built.
+
+    prometheus_client picks its value class when it is first imported, from ``PROMETHEUS_MULTIPROC_DIR``;
+    a forked worker inherits the supervisor's import (plain in-memory values), so setting the variable
+    is not enough: the value class is swapped here too. Process-wide, as prometheus_client's own
+    switch is: a single-process server never calls it, nor does the test process itself.
+    """
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def shared_directory() -> str | None:
+    """The directory of the files this process's metrics are kept in, or ``None`` for in-memory values."""
+    if getattr(values.ValueClass, "_multiprocess", False):
+        return os.environ.get(MULTIPROC_ENV)
+    return None
+
+
+def mark_dead(pid: int, directory: Path) -> None:
+    """Forget the ``live*`` gauges of a worker that exited (its in-flight reviews are gone, and its
+    view of the certificate and policies no longer serves); its counters are kept."""
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
+
+class WorkerFiles:
+    """Every worker's values, summed: prometheus_client's ``MultiProcessCollector`` minus a race.
+
+    A worker creates its file empty and sizes it a moment later; a scrape reading it in between
+    fails whole (``struct.error``), so every worker start could fail a scrape, or the registration
+    of a starting worker's own collector. A file shorter than its 8-byte header holds no value yet
+    and is skipped. (Files only grow, and only ``live*`` gauge files are ever removed while the
+    server runs, which ``merge`` tolerates.)
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[metrics_core.Metric]:
+        files = [f for f in glob.glob(os.path.join(self.directory, "*.db")) if _size(f) >= 8]
+        merged: Iterable[metrics_core.Metric] = multiprocess.MultiProcessCollector.merge(files)  # type: ignore[no-untyped-call]
+        return merged
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:  # a dead worker's live gauges, just removed
+        return 0
+
+
 class Metrics:
+    """The app's metrics. In multiprocess mode (see :func:`share`) the metrics write to this
+    process's files and ``registry`` only holds the collector reading every worker's files."""
+
     def __init__(self) -> None:
-        self.registry = prom.CollectorRegistry(auto_describe=True)
-        r = self.registry
+        directory = shared_directory()
+        r: prom.CollectorRegistry | None
+        if directory is None:
+            self.registry = r = prom.CollectorRegistry(auto_describe=True)
+        else:
+            # Not auto-described: registering would read every worker's files just to learn names.
+            self.registry = prom.CollectorRegistry()
+            self.registry.register(WorkerFiles(directory))
+            r = None  # registered too, each worker's own values would be exposed beside the sums
         self.requests = prom.Counter(
             "admission_requests",
             "Admission reviews answered.",
@@ -38,7 +126,10 @@ class Metrics:
             ["policy"],
             registry=r,
         )
-        self.in_flight = prom.Gauge("admission_requests_in_flight", "Reviews being processed.", registry=r)
+        # Across workers: the sum over the live ones (a dead worker's reviews are no longer in flight).
+        self.in_flight = prom.Gauge(
+            "admission_requests_in_flight", "Reviews being processed.", registry=r, multiprocess_mode="livesum"
+        )
         self.policy_reloads = prom.Counter(
             "admission_policy_reloads",
             "Policy reload attempts by result.",
@@ -50,11 +141,13 @@ class Metrics:
             "1 when the policy files on disk are valid, 0 when the last "
             "reload failed (the previous set keeps serving).",
             registry=r,
+            multiprocess_mode=FILE_READING,
         )
         self.cert_expiry = prom.Gauge(
             "admission_certificate_expiry_seconds",
             "Seconds until the serving certificate expires.",
             registry=r,
+            multiprocess_mode=FILE_READING,
         )
         self.cert_reloads = prom.Counter(
             "admission_certificate_reloads",

@@ -8,6 +8,10 @@ With ``workers > 1`` a supervising parent forks that many worker processes. Each
 itself with ``SO_REUSEPORT``, so the kernel spreads new connections across them without a shared
 accept queue; the parent only watches: it restarts a worker that dies, and on SIGTERM forwards it
 to every worker, waits for their drains, and exits 0.
+
+The workers still speak as one server: ``/metrics`` on any of them sums all of them (the parent
+makes a directory for their metric files, see :mod:`webhook.metrics`), each log line is one write
+to the shared stderr, and the start-up lines every worker would log alike come from slot 0 only.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
+import stat
+import tempfile
 import time
 from multiprocessing.context import ForkProcess
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from webhook import appstate, catalog, config, deadlines, errors, logs, server, tls
+from webhook import appstate, catalog, config, deadlines, errors, logs, metrics, server, tls
 
 log = logs.get("webhook.runner")
 
@@ -64,7 +72,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     policies = app[appstate.POLICIES].current
     log.info(
-        "serving", host=settings.host, port=settings.port, pid=os.getpid(),
+        "serving", host=settings.host, port=settings.port, pid=os.getpid(), workers=settings.workers,
         policies=[str(p) for p in settings.policies],
         groups=policies.groups("validating") + policies.groups("mutating"),
         mutual_tls=settings.client_ca is not None,
@@ -136,9 +144,15 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _worker_main(settings: config.ServeSettings, notify: multiprocessing.connection.Connection) -> None:
+def _worker_main(
+    settings: config.ServeSettings, notify: multiprocessing.connection.Connection, *, slot: int, metrics_dir: Path
+) -> None:
     """Entry point of a forked worker: serve, telling the parent once the port is bound."""
     _die_with_parent()
+    # Before the app (and its metrics) is built: from here on the metrics live in shared files.
+    metrics.share(metrics_dir)
+    if slot != 0:
+        logs.drop_startup_events()
     # The parent's handlers (and its wakeup fd) were inherited by fork: restore the defaults
     # before asyncio installs the worker's own.
     signal.set_wakeup_fd(-1)
@@ -168,6 +182,24 @@ class _Worker:
     ready: multiprocessing.connection.Connection | None
 
 
+def _metrics_directory() -> Path:
+    """A fresh private directory (0700) for this run's metric files.
+
+    Named after the supervisor's pid, and any directory left with that pid is removed first: a
+    supervisor killed by SIGKILL (an OOM kill) cannot remove its own, and in a container the next
+    run has the same pid (1) and the same ``/tmp`` (an emptyDir outlives container restarts). No live
+    process in this pid namespace owns that pid, so such a directory is stale.
+    """
+    base = Path(tempfile.gettempdir())
+    prefix = f"webhook-metrics-{os.getpid()}-"
+    for stale in base.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError):
+            info = stale.lstat()
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+                shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 class Supervisor:
     """The parent of ``workers`` processes: start them, restart the dead, forward SIGTERM.
 
@@ -185,11 +217,17 @@ class Supervisor:
         self.workers: dict[int, _Worker] = {}
         self.backoff: dict[int, float] = {}
         self.stopping = False
+        self.metrics_dir: Path | None = None
 
     def _start(self, slot: int) -> _Worker:
+        assert self.metrics_dir is not None
         receive, send = self.context.Pipe(duplex=False)
         process = self.context.Process(
-            target=_worker_main, args=(self.settings, send), name=f"webhook-worker-{slot}", daemon=False
+            target=_worker_main,
+            args=(self.settings, send),
+            kwargs={"slot": slot, "metrics_dir": self.metrics_dir},
+            name=f"webhook-worker-{slot}",
+            daemon=False,
         )
         process.start()
         send.close()
@@ -205,6 +243,7 @@ class Supervisor:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._preflight()
+            self.metrics_dir = _metrics_directory()
             if not self._start_all():
                 self._stop_all()
                 return 1
@@ -217,6 +256,11 @@ class Supervisor:
                 signal.signal(signum, handler)
             os.close(wake_read)
             os.close(wake_write)
+            # The workers have exited (after an unexpected error here, they get SIGTERM as this
+            # process ends): nobody needs their files any more.
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+                self.metrics_dir = None
 
     def _preflight(self) -> None:
         """Load the certificate and the policies once here, so a mistake in them is reported like
@@ -267,6 +311,8 @@ class Supervisor:
             for worker in [sentinels[s] for s in ready if isinstance(s, int) and s in sentinels]:
                 worker.process.join()
                 del self.workers[worker.slot]
+                if self.metrics_dir is not None and worker.process.pid is not None:
+                    metrics.mark_dead(worker.process.pid, self.metrics_dir)
                 if self.stopping:
                     continue
                 delay = self._restart_delay(worker)
