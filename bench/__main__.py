@@ -13,8 +13,12 @@ TLS with keep-alive, cycling through a Pod and a Deployment review on ``/validat
 saturation per review and endpoint. With two or more CPUs the servers are pinned to CPU 0 and the
 load generator to CPU 1, so neither steals the other's time. Peak RSS is read from
 ``/proc/<pid>/status`` (VmHWM). Policy evaluation without HTTP is timed in this process first.
-Last, with two or more CPUs, the webhook alone with 1 and with one worker per CPU, unpinned
-(``--no-scaling`` skips it).
+Then CEL admission policies (``--no-cel`` skips it): the Pod Security levels written as 19
+ValidatingAdmissionPolicies (``policies/examples/cel/pod-security``) timed in process on the
+typical Pod, per review and per expression, and a third server running only that set, measured on
+``/validate`` with the Pod review against the bare handler in interleaved rounds. Last, with two or
+more CPUs, the webhook alone with 1 and with one worker per CPU, unpinned (``--no-scaling`` skips
+it).
 
 Writes ``bench/results.json`` and ``bench/results.md`` and prints the table. About two minutes.
 """
@@ -224,6 +228,82 @@ def evaluation_micro(repeat: int = 2000) -> dict[str, float]:
     return out
 
 
+CEL_POLICIES = ROOT / "policies" / "examples" / "cel" / "pod-security"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+def cel_policy_dir(work: Path) -> Path:
+    """The example set, with the restricted bindings applying in every namespace: a server without
+    a cluster does not know namespace labels, and the benchmark is for the whole set (19 policies)."""
+    import yaml
+
+    target = work / "cel-pod-security"
+    target.mkdir(exist_ok=True)
+    for source in sorted(CEL_POLICIES.glob("*.yaml")):
+        documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
+        for document in documents:
+            match = (document.get("spec") or {}).get("matchResources") or {}
+            if document.get("kind") == "ValidatingAdmissionPolicyBinding" and match.get("namespaceSelector"):
+                del match["namespaceSelector"]
+        (target / source.name).write_text(yaml.safe_dump_all(documents))
+    return target
+
+
+def cel_micro(work: Path, repeat: int = 2000) -> dict[str, Any]:
+    """The 19 policies on the typical Pod in a restricted namespace (every policy runs), without
+    HTTP: median µs per review, and per expression for a simple one and for the set's own."""
+    from webhook import catalog, review
+    from webhook.cel import runtime, validating
+
+    policy_set = catalog.load([cel_policy_dir(work)])
+    parsed = review.parse(reviews.bodies()["pod"])
+    ctx = parsed.context
+    ctx.namespace_labels = RESTRICTED
+
+    def timed(fn: Any, count: int) -> float:
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(count // 5):
+                fn()
+            samples.append((time.perf_counter() - started) / (count // 5))
+        return round(statistics.median(samples) * 1e6, 2)
+
+    # The typical Pod passes baseline and fails restricted (no capabilities.drop=["ALL"], no
+    # runAsNonRoot): every policy runs and the failing ones build their messages.
+    verdict = validating.evaluate(policy_set.cel, parsed.object, ctx)
+    declared = runtime.Declarations()
+    bound = runtime.activation({"object": parsed.object, "oldObject": None, "request": {}, "namespaceObject": None,
+                                "variables": {}, "authorizer": None}, declared=declared)
+    simple = runtime.compile("has(object.metadata.labels) && object.spec.hostNetwork != true", declared=declared)
+    runtime.evaluate(simple, bound)  # the first evaluation converts the object
+    expressions = [v.program for p in policy_set.cel.policies for v in p.validations]
+    per_expression = sorted(timed(lambda p=p: runtime.evaluate(p, bound), repeat) for p in expressions)
+    return {
+        "policies": len(policy_set.cel.policies),
+        "verdict": verdict.denial.message if verdict.denial is not None else "allowed",
+        "review_us": timed(lambda: validating.evaluate(policy_set.cel, parsed.object, ctx), repeat),
+        "simple_expression_us": timed(lambda: runtime.evaluate(simple, bound), repeat * 5),
+        "set_expression_us": {"median": per_expression[len(per_expression) // 2], "max": per_expression[-1]},
+    }
+
+
+def cel_server(bare_base: str, cel_base: str, loader: Loader, *, seconds: float, connections: int,
+               rounds: int) -> dict[str, Any]:
+    """Saturation of the bare handler and of the CEL-only server on the Pod review at /validate,
+    interleaved rounds; the ratio is the median of the per-round ratios."""
+    pod = next((path, body) for label, path, body in reviews.requests() if label.startswith("pod") and
+               path == "/validate")
+    out: dict[str, Any] = {"bare": [], "cel": []}
+    loader.run(cel_base, [pod], duration=max(2.0, seconds / 4), connections=connections, rate=None)
+    for _ in range(rounds):
+        out["bare"].append(loader.run(bare_base, [pod], duration=seconds, connections=connections, rate=None))
+        out["cel"].append(loader.run(cel_base, [pod], duration=seconds, connections=connections, rate=None))
+    out["ratio"] = round(statistics.median(c["rate"] / b["rate"] for c, b in zip(out["cel"], out["bare"],
+                                                                              strict=True)), 3)
+    return out
+
+
 def scaling(command: list[str], base: str, loader: Loader, *, workers: list[int], seconds: float,
             connections: int, work: Path) -> dict[str, Any]:
     """Saturation of the webhook with 1 and with N worker processes, nothing pinned: the load
@@ -302,6 +382,21 @@ def markdown(results: dict[str, Any]) -> str:
     for name in ("pod", "deployment"):
         lines.append(f"| {name} | {ev[f'{name}.parse_us']} | {ev[f'{name}.validating_us']} | "
                      f"{ev[f'{name}.mutating_us']} | {ev[f'{name}.both_chains_us']} |")
+    if "cel" in results:
+        cel = results["cel"]
+        lines += ["", f"CEL admission policies: the Pod Security levels as {cel['policies']} "
+                  "ValidatingAdmissionPolicies, on the Pod (median µs in process; req/s on /validate):", "",
+                  "| whole set per review | simple expression | the set's expressions (median / max) "
+                  "| bare req/s | CEL server req/s | CEL / bare |", "|---|---|---|---|---|---|"]
+        if "server" in cel:
+            server = cel["server"]
+            bare_rate = statistics.median(r["rate"] for r in server["bare"])
+            cel_rate = statistics.median(r["rate"] for r in server["cel"])
+            served = f"{bare_rate:.0f} | {cel_rate:.0f} | {server['ratio']}"
+        else:
+            served = "- | - | -"
+        lines.append(f"| {cel['review_us']} | {cel['simple_expression_us']} | {cel['set_expression_us']['median']} / "
+                     f"{cel['set_expression_us']['max']} | {served} |")
     if "scaling" in results:
         sc = results["scaling"]
         counts = list(sc["speedup"])
@@ -334,6 +429,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="where results.json/results.md go")
     parser.add_argument("--no-scaling", action="store_true",
                         help="skip the 1 vs N workers phase (unpinned, after the main comparison)")
+    parser.add_argument("--no-cel", action="store_true", help="skip the CEL admission policy phase")
     args = parser.parse_args()
 
     kind = ("wrk" if wrk.available() else "python") if args.loader == "auto" else args.loader
@@ -381,6 +477,18 @@ def main() -> int:
                 figures[name]["answer_bytes"] = sizes[name]
                 figures[name]["rss_mb"] = [rss_mb(pid) for pid in worker_pids(process.pid)]
             results["servers"] = figures
+            if not args.no_cel:
+                print("timing the CEL Pod Security set in process, then its server ...", flush=True)
+                results["cel"] = cel_micro(work)
+                cel_port = free_port()
+                cel_base = f"https://127.0.0.1:{cel_port}"
+                cel_serve = [sys.executable, "-m", "webhook", "serve", "--port", str(cel_port), "--cert", str(cert),
+                             "--key", str(key), "--policies", str(cel_policy_dir(work)), "--drain-seconds", "0",
+                             "--log-format", "json"]
+                with started(cel_serve, ready_url=f"{cel_base}/readyz", log=work / "cel.log", cpu=server_cpu) as cel:
+                    results["cel"]["server"] = cel_server(bases["bare"], cel_base, loader, seconds=args.seconds,
+                                                          connections=args.connections, rounds=args.rounds)
+                    results["cel"]["server"]["rss_mb"] = rss_mb(cel.pid)
         if not args.no_scaling and cpus >= 2:
             counts = [1, cpus]
             print(f"measuring the webhook with {counts} workers, unpinned ...", flush=True)
@@ -388,6 +496,11 @@ def main() -> int:
                                          workers=counts, seconds=args.seconds, connections=args.connections,
                                          work=work)
     results["targets"] = verdicts(results)
+    if "cel" in results:
+        review_us, simple_us = results["cel"]["review_us"], results["cel"]["simple_expression_us"]
+        results["targets"]["cel_set_review_us"] = {"value": review_us, "target": "<= 100", "met": review_us <= 100}
+        results["targets"]["cel_simple_expression_us"] = {"value": simple_us, "target": "<= 5",
+                                                          "met": simple_us <= 5}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)

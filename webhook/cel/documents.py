@@ -156,8 +156,6 @@ class ValidatingPolicy:
     source: str
     declared: runtime.Declarations = runtime.Declarations()
     """The variables its expressions may use (``params`` only with a paramKind)."""
-    message_declared: runtime.Declarations = runtime.Declarations(authorizer=False)
-    """The same for messageExpressions, which get no ``authorizer``."""
     needed: frozenset[str] = frozenset()
     """Composited variables some expression refers to, with those they refer to: only these are
     evaluated (the API server's variables are lazy)."""
@@ -370,8 +368,12 @@ def _validations(value: Any, problems: _Problems, declared: runtime.Declarations
                 problems.add(invalid(f"{where}.messageExpression", text if isinstance(text, str) else "",
                                      "must be non-empty if specified"))
             else:
-                message_program = _compile(text, f"{where}.messageExpression", problems, declared=messages,
-                                           returns=("STRING",))
+                checked = _compile(text, f"{where}.messageExpression", problems, declared=messages,
+                                   returns=("STRING",))
+                # Checked without ``authorizer`` (the API server declares none for messages), run in
+                # the expressions' own environment so a review converts its object only once.
+                if checked is not None:
+                    message_program = runtime.compile(text, declared=declared, returns=("STRING",))
         reason = item.get("reason")
         if reason is not None and reason not in REASONS:
             problems.add(unsupported(f"{where}.reason", reason, REASONS))
@@ -480,8 +482,7 @@ def validating_policy(document: Mapping[str, Any], *, source: str) -> Validating
         problems.add(required("spec.auditAnnotations", detail))
     _refuse(POLICY, name, problems)
     return ValidatingPolicy(name, str(failure_policy), constraints, param_kind, conditions, variables, validations,
-                            annotations, source, declared, dataclasses.replace(declared, authorizer=False),
-                            _needed(conditions, variables, validations, annotations))
+                            annotations, source, declared, _needed(conditions, variables, validations, annotations))
 
 
 def _needed(

@@ -159,9 +159,8 @@ class _Evaluation:
         shared: dict[tuple[bool, int], Any],
     ) -> None:
         self.policy = policy
-        self.declared, self.messages, needed = policy.declared, policy.message_declared, policy.needed
+        self.declared, needed = policy.declared, policy.needed
         self.failed: dict[str, str] = {}
-        self._message_bound: Any = None
         self.memo: dict[str, runtime.Result] | None = None
         self.values: dict[str, Any]
         self.bound: Any
@@ -214,12 +213,7 @@ class _Evaluation:
         return self._run(program, message=message)
 
     def _run(self, program: runtime.Program, *, message: bool) -> runtime.Result:
-        bound = self.bound
-        if message:
-            if self._message_bound is None:
-                self._message_bound = runtime.activation(self.values, declared=self.messages)
-            bound = self._message_bound
-        result = runtime.evaluate(program, bound)
+        result = runtime.evaluate(program, self.bound)
         if result.error is not None:
             return runtime.Result(error=self._explain(program, result.error))
         return result
