@@ -21,7 +21,7 @@ from webhook import catalog, cli
 from webhook.cel import loading, validating
 from webhook.policy import files, model
 from webhook.validators import pod_security
-from webhook.validators.pod_security import catalog as pss_catalog
+from webhook.validators.pod_security import checks as pss_checks
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "policies" / "examples" / "cel"
@@ -263,9 +263,9 @@ def test_pod_security_has_one_policy_per_upstream_check_of_each_level() -> None:
     for policy in PSS_POLICIES:
         by_level[policy["metadata"]["labels"]["app.kubernetes.io/component"]].add(_check(policy))
     assert len(PSS_POLICIES) == 19
-    assert by_level["baseline"] == set(pss_catalog.active("baseline", VERSION))
+    assert by_level["baseline"] == set(pss_checks.active("baseline", VERSION))
     overridden = {"hostPathVolumes", "capabilities_baseline", "seccompProfile_baseline", "procMount"}
-    assert by_level["restricted"] | (by_level["baseline"] - overridden) == set(pss_catalog.active("restricted", VERSION))
+    assert by_level["restricted"] | (by_level["baseline"] - overridden) == set(pss_checks.active("restricted", VERSION))
 
 
 def test_pod_security_policies_share_their_conditions_word_for_word() -> None:

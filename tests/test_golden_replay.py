@@ -25,7 +25,7 @@ def policies() -> engine.PolicySet:
     try:
         return catalog.load([REPO / "policies"])
     except ImportError as exc:  # the built-in policy modules are still being written
-        pytest.skip(f"the built-in catalogue does not import yet: {exc}")
+        pytest.skip(f"the built-in catalog does not import yet: {exc}")
 
 
 @golden.parametrize(CASES)
@@ -61,7 +61,7 @@ def test_the_cases_cover_every_kind_operation_and_version_the_policies_handle() 
     assert dry_run >= 3 and recordings >= 2
 
 
-# --- the helper, on a small catalogue of its own -----------------------------------------------
+# --- the helper, on a small catalog of its own -----------------------------------------------
 
 POLICY = "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods: {}\ndemoLabels:\n  labels: {team: core}\n"
 

@@ -255,7 +255,7 @@ def real_catalog() -> None:
     try:
         import webhook.catalog  # noqa: F401
     except ImportError as exc:  # the built-in policy modules are still being written
-        pytest.skip(f"the built-in catalogue does not import yet: {exc}")
+        pytest.skip(f"the built-in catalog does not import yet: {exc}")
 
 
 def test_the_command_exits_2_on_broken_policy_files(

@@ -12,7 +12,7 @@ import pytest
 from webhook import engine, errors
 from webhook.policy import files, model, registry, workloads
 from webhook.validators import pod_security
-from webhook.validators.pod_security import catalog, evaluation, levels
+from webhook.validators.pod_security import checks, evaluation, levels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -401,9 +401,9 @@ def test_annotation_values_are_go_quoted() -> None:
 
 
 def test_latest_is_the_newest_revision_and_newer_versions_clamp_to_it() -> None:
-    assert catalog.LATEST_MINOR == 37
-    assert catalog.active("restricted", "latest") is catalog.active("restricted", "v1.37")
-    assert list(catalog.active("restricted", "v1.99")) == list(catalog.active("restricted", "v1.37"))
+    assert checks.LATEST_MINOR == 37
+    assert checks.active("restricted", "latest") is checks.active("restricted", "v1.37")
+    assert list(checks.active("restricted", "v1.99")) == list(checks.active("restricted", "v1.37"))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""The full policy catalogue, and the one function that loads a policy set against it.
+"""The full policy catalog, and the one function that loads a policy set against it.
 
 Importing this module imports every built-in policy module, so its groups and checks are
 registered. The server, the offline ``review`` CLI and ``register`` call :func:`load`; tests that
-build their own catalogues call :class:`webhook.engine.PolicySet` with them instead. Order of the
+build their own catalogs call :class:`webhook.engine.PolicySet` with them instead. Order of the
 imports does not matter: groups carry their own order.
 """
 
@@ -21,6 +21,6 @@ REGISTRY = registry.REGISTRY
 
 def load(paths: Sequence[Path], *, overrides: Sequence[str] = ()) -> engine.PolicySet:
     """Read, validate and compile the policy files at ``paths`` with ``dotted.path=value``
-    ``overrides`` against the full catalogue (raises PolicyConfigError naming file and line)."""
+    ``overrides`` against the full catalog (raises PolicyConfigError naming file and line)."""
     config = files.load(list(paths), overrides=list(overrides), catalog=REGISTRY)
     return engine.PolicySet(config, catalog=REGISTRY)

@@ -1,7 +1,7 @@
-"""The catalogue of policy groups, checks and mutations, filled at import time by decorators.
+"""The catalog of policy groups, checks and mutations, filled at import time by decorators.
 
 Modelled on Pod Security admission's check registry: every unit is a small function registered
-with an id, a group, the kinds it applies to and the operations it cares about; the catalogue is
+with an id, a group, the kinds it applies to and the operations it cares about; the catalog is
 validated as it is filled (unique ids, known groups) so a mistake fails at import, not at review.
 
 A *check* (validating) is ``fn(target, ctx, params) -> list[Violation]``; a *mutation* is
@@ -123,7 +123,7 @@ class Registry:
 
 
 REGISTRY = Registry()
-"""The catalogue the built-in validators and mutators register into (imported by ``webhook.catalog``)."""
+"""The catalog the built-in validators and mutators register into (imported by ``webhook.catalog``)."""
 
 
 def group(

@@ -7,7 +7,7 @@ built-in admission controller words them.
 
 Layout: ``levels`` parses levels/versions; ``base`` holds the shared result type and wording helpers;
 one module per check family (``privileged``, ``volumes``, ``capabilities``, ``seccomp``, ...);
-``catalog`` resolves which revisions apply at a level/version; ``evaluation`` runs them and words the
+``checks`` resolves which revisions apply at a level/version; ``evaluation`` runs them and words the
 outcome; ``options`` is the policy-file section. Pure functions over dicts: imports only
 ``webhook.policy`` and pydantic.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from webhook.policy import model, registry
-from webhook.validators.pod_security import base, catalog, evaluation, levels, options
+from webhook.validators.pod_security import base, checks, evaluation, levels, options
 
 GROUP = "pod-security"
 KEY = "podSecurity"
@@ -41,7 +41,7 @@ def modes(group_settings: options.PodSecuritySettings) -> Sequence[tuple[model.M
 
 
 def _rank(finding: registry.Finding) -> tuple[int, str]:
-    return catalog.RANK.get(finding.policy.id.removeprefix(PREFIX), len(catalog.RANK)), finding.policy.id
+    return checks.RANK.get(finding.policy.id.removeprefix(PREFIX), len(checks.RANK)), finding.policy.id
 
 
 def render(findings: Sequence[registry.Finding], mode: model.Mode, params: options.LevelVersion) -> str:
@@ -74,7 +74,7 @@ def _register(check: base.Check) -> None:
     ) -> list[model.Violation]:
         entry = resolved.get(id(params))
         if entry is None or entry[0] is not params:
-            in_force = catalog.active(params.level, params.version)
+            in_force = checks.active(params.level, params.version)
             entry = resolved[id(params)] = (params, in_force.get(check_id))
         impl = entry[1]
         if impl is None or evaluation.skip_request(target, ctx):
@@ -87,23 +87,23 @@ def _register(check: base.Check) -> None:
     run.__doc__ = f"{check.description} (Pod Security {check.level}: {check_id})"
 
     def in_force(params: options.LevelVersion) -> bool:
-        return check_id in catalog.active(params.level, params.version)
+        return check_id in checks.active(params.level, params.version)
 
     def revision(params: options.LevelVersion) -> base.CheckImpl | None:
         # ``run`` depends on params only through the revision in force: equal revisions, equal results.
-        return catalog.active(params.level, params.version).get(check_id)
+        return checks.active(params.level, params.version).get(check_id)
 
     registry.check(
         PREFIX + check_id,
         group=GROUP,
         pod_spec=True,
-        order=catalog.RANK[check_id],
+        order=checks.RANK[check_id],
         active=in_force,
         result_key=revision,
     )(run)
 
 
-for _check in catalog.CHECKS:
+for _check in checks.CHECKS:
     _register(_check)
 
 __all__ = [

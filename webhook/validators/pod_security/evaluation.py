@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.policy import model, workloads
-from webhook.validators.pod_security import base, catalog, levels, seccomp
+from webhook.validators.pod_security import base, checks, levels, seccomp
 
 IGNORED_POD_SUBRESOURCES = frozenset(
     {"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"}
@@ -111,7 +111,7 @@ def evaluate_target(
     meta = target.metadata or {}
     found: list[model.Violation] = []
     base.bind(target, fresh=True)  # the caller may have edited the pod since its last evaluation
-    for impl in catalog.active(level, version).values():
+    for impl in checks.active(level, version).values():
         result = impl(meta, target.spec)
         if result is not None:
             found.append(to_violation(result, target))
@@ -127,7 +127,7 @@ def evaluate(pod: dict[str, Any], *, level: str, version: str = levels.LATEST) -
     kind = pod.get("kind") if isinstance(pod.get("kind"), str) else "Pod"
     target = workloads.pod_target(pod, str(kind))
     if target is None:
-        catalog.active(level, version)  # still reject a bad level/version
+        checks.active(level, version)  # still reject a bad level/version
         return []
     return evaluate_target(target, level=level, version=version)
 

@@ -2,7 +2,7 @@
 
 A version is ``latest`` or ``v1.N`` (``^v1\\.([0-9]|[1-9][0-9]*)$``, no leading zeros). A version
 newer than the newest check revision evaluates as that newest revision (upstream clamps to the
-registry's ``maxVersion``), and ``latest`` means the same: v1.37 for this catalogue.
+registry's ``maxVersion``), and ``latest`` means the same: v1.37 for this catalog.
 """
 
 from __future__ import annotations

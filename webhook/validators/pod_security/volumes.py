@@ -4,7 +4,7 @@ Upstream ``check_hostPathVolumes.go`` forbids ``spec.volumes[*].hostPath``.
 ``check_restrictedVolumes.go`` allows only the inline sources that cannot reach node or network
 storage directly: configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim,
 projected, secret (``image`` was patched into the v1.0 revision upstream, so every version allows it).
-Any other source is named in the detail; a source unknown to this catalogue is ``unknown`` (fail
+Any other source is named in the detail; a source unknown to this catalog is ``unknown`` (fail
 closed, as upstream). A volume with no source at all is an ``emptyDir`` (API server defaulting).
 """
 

@@ -1,10 +1,10 @@
-"""The versioned check catalogue and how a level/version picks its checks (upstream ``policy/registry.go``).
+"""The versioned Pod Security checks and how a level/version picks its checks (upstream ``policy/registry.go``).
 
 Every check id lists its revisions; for policy version v1.N a check uses its newest revision with
 ``since <= N`` and is absent before its first. ``restricted`` runs every restricted check plus every
 baseline check not overridden by a restricted revision in force at that version. Checks run -- and
 findings are reported -- baseline ids first, then restricted ids, each group sorted by id (Go string
-order), so messages are stable. The catalogue is validated at import, as upstream ``NewEvaluator``
+order), so messages are stable. The catalog is validated at import, as upstream ``NewEvaluator``
 validates its checks.
 """
 
