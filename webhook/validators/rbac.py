@@ -106,10 +106,6 @@ def _object_check(policy_id: str, *, kinds: Iterable[str], order: int) -> Callab
     return updates.object_check(GROUP, policy_id, kinds=kinds, order=order)
 
 
-
-
-
-
 def _subject(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     """``ClusterRole "view"`` or ``RoleBinding "ci" in namespace "team"``."""
     meta = wording.as_dict(obj.get("metadata"))

@@ -156,9 +156,6 @@ def _pod_check(policy_id: str, *, order: int) -> Callable[[Check], Check]:
     return updates.pod_check(GROUP, policy_id, order=order)
 
 
-
-
-
 def _name(obj: dict[str, Any], ctx: model.ReviewContext) -> str:
     meta = wording.as_dict(obj.get("metadata"))
     name = meta.get("name")
