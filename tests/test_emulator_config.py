@@ -99,7 +99,8 @@ def label(tmp_path: Path, number: int = 1, name: str = "v") -> str:
         ),
         (
             {"matchConditions": [{"name": "c", "expression": "object.("}]},
-            "webhooks[0]: matchConditions[0].expression: compilation failed: object.( ^",
+            "webhooks[0]: matchConditions[0].expression: compilation failed: ERROR: <input>:1:8: Syntax error: "
+            "no viable alternative at input '.('\n | object.(\n | .......^",
         ),
     ],
 )

@@ -1,13 +1,12 @@
-"""CEL ``matchConditions``, evaluated with cel-python the way the API server's matcher decides.
+"""CEL ``matchConditions``, evaluated on the same runtime as admission policies (:mod:`webhook.cel`).
 
 From matchconditions/matcher.go: every condition is evaluated; any ``false`` skips the webhook at
 once (even if others errored); otherwise an evaluation error makes the request fail under
 ``failurePolicy: Fail`` (a Forbidden error, see ``generic.ShouldCallHook``) and skips the webhook
 under ``Ignore``. Variables are ``object``, ``oldObject`` and ``request``; ``authorizer`` needs a
 live authorizer, so an expression using it fails to evaluate with a message saying so, and then
-follows ``failurePolicy`` like any evaluation error.
-
-cel-python's messages are not cel-go's; the common ones (missing keys) are reworded to match.
+follows ``failurePolicy`` like any evaluation error. Compile errors and runtime errors read as
+cel-go's (``compilation failed: ERROR: <input>:1:8: ...``, ``no such key: foo``).
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-import celpy
-from celpy import adapter, celparser, celtypes, evaluation
+from webhook.cel import runtime
 
 AUTHORIZER_UNSUPPORTED = "the emulator does not support the authorizer variable (it needs a live authorizer)"
 _AUTHORIZER = re.compile(r"\bauthorizer\b")
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_DECLARED = runtime.Declarations(params=False, authorizer=True)
 
 
 class Condition(Protocol):
@@ -46,35 +45,24 @@ class Result:
 
 
 @functools.lru_cache(maxsize=256)
-def _program(expression: str) -> Any:
-    env = celpy.Environment()
-    return env.program(env.compile(expression))
+def _program(expression: str) -> runtime.Program:
+    return runtime.compile(expression, declared=_DECLARED, returns=("BOOL",))
 
 
 def compile_error(expression: str) -> str | None:
-    """Why ``expression`` does not compile (the API server refuses such a configuration), or None."""
+    """Why ``expression`` does not compile (the API server refuses such a configuration), or None.
+    The text follows ``compilation failed: `` in the API server's message."""
+    if uses_authorizer(expression):
+        return None  # it compiles against the API server's authorizer type, which we do not model
     try:
         _program(expression)
-    except celparser.CELParseError as exc:
-        return " ".join(str(exc).split()) or "syntax error"
+    except runtime.CompileError as exc:
+        return str(exc).removeprefix("compilation failed: ")
     return None
 
 
 def uses_authorizer(expression: str) -> bool:
     return _AUTHORIZER.search(_STRINGS.sub("''", expression)) is not None
-
-
-def _cel_message(exc: Exception) -> str:
-    args = exc.args
-    first = str(args[0]) if args else str(exc)
-    missing = re.match(r"no such member in mapping: '(.*)'$", first)
-    if missing:
-        return f"no such key: {missing.group(1)}"
-    if first == "no such key" and len(args) > 2 and args[2]:
-        return f"no such key: {args[2][0]}"
-    if first.startswith("undeclared reference to"):
-        return first.split(" (in activation", 1)[0]
-    return first
 
 
 def evaluate_one(expression: str, variables: dict[str, Any]) -> bool | str:
@@ -85,16 +73,18 @@ def evaluate_one(expression: str, variables: dict[str, Any]) -> bool | str:
 
     if uses_authorizer(expression):
         return failed(AUTHORIZER_UNSUPPORTED)
-    activation = {name: adapter.json_to_cel(value) for name, value in variables.items()}
     try:
-        value = _program(expression).evaluate(activation)
-    except evaluation.CELEvalError as exc:
-        return failed(_cel_message(exc))
-    except Exception as exc:  # noqa: BLE001 - cel-python raises plain Python errors on some bad input
+        program = _program(expression)
+    except runtime.CompileError as exc:
         return failed(str(exc))
-    if not isinstance(value, celtypes.BoolType):
-        return failed(f"must evaluate to bool, got {type(value).__name__}")
-    return bool(value)
+    values = {"object": None, "oldObject": None, "request": {}, "namespaceObject": None, "variables": {},
+              "authorizer": None, **variables}
+    result = runtime.evaluate(program, runtime.activation(values, declared=_DECLARED))
+    if result.error is not None:
+        return failed(result.error)
+    if not isinstance(result.value, bool):
+        return failed(f"must evaluate to bool, got {type(result.value).__name__}")
+    return result.value
 
 
 def match(
