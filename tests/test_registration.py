@@ -348,6 +348,48 @@ def test_dry_run_flags_reach_the_configurations(tmp_path: Path, capsys: pytest.C
     assert all("hooks" in w["namespaceSelector"]["matchExpressions"][0]["values"] for w in hooks)
 
 
+def test_admission_policies_get_the_cel_webhook_first_with_their_resources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "vap.yaml").write_text("""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: replicas}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments],
+       resourceNames: [web]}
+    - {apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/scale]}
+  validations: [{expression: "true"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: labels}
+spec:
+  failurePolicy: Ignore
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations: [{expression: "true"}]
+""")
+    assert cli.main(["register", "--dry-run", "--ca-bundle", "", "--policies", str(tmp_path)]) == 0
+    _, validating = yaml.safe_load_all(capsys.readouterr().out)
+    cel = validating["webhooks"][0]
+    assert cel["name"] == "cel.admission.dev"
+    assert cel["clientConfig"]["service"]["path"] == "/validate/cel"
+    assert (cel["failurePolicy"], cel["timeoutSeconds"]) == ("Fail", 5)  # one policy fails closed
+    assert cel["rules"] == [  # resourceNames are checked by the server; duplicates merged
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+         "resources": ["deployments"], "scope": "*"},
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+         "resources": ["deployments/scale"], "scope": "*"},
+    ]
+    assert [w["name"] for w in validating["webhooks"][1:]] == [
+        f"{g}.admission.dev" for g in ("pod-security", "security-context", "rbac", "storage")]
+
+
 class FakeAdmissionApi:
     """Stands in for ``kubernetes.client.AdmissionregistrationV1Api``: a dict of stored objects."""
 

@@ -223,19 +223,67 @@ def webhook(
     return entry
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CelPolicies:
+    """What registration needs of the ValidatingAdmissionPolicies in the policy files."""
+
+    rules: tuple[Mapping[str, Any], ...]
+    """Their ``matchConstraints.resourceRules`` (without ``resourceNames``, which webhook rules do
+    not have: the server checks names, exclusions and selectors itself)."""
+    fail_closed: bool
+    """Whether any of them has ``failurePolicy: Fail``."""
+
+
+CEL_GROUP = "cel"
+
+
+def cel_webhook(cel: CelPolicies, *, target: Target, ca_bundle: bytes | None, options: Options) -> dict[str, Any]:
+    """The webhook for the ``cel`` group: called for every resource some policy's matchConstraints
+    name; fail-closed when a policy is (and the group is not registered advisory)."""
+    enforcing = cel.fail_closed and CEL_GROUP not in options.advisory_groups
+    unique: list[dict[str, Any]] = []
+    for rule in cel.rules:
+        entry = {
+            "apiGroups": list(rule.get("apiGroups") or []),
+            "apiVersions": list(rule.get("apiVersions") or []),
+            "operations": list(rule.get("operations") or []),
+            "resources": list(rule.get("resources") or []),
+            "scope": rule.get("scope") or "*",
+        }
+        if entry not in unique:
+            unique.append(entry)
+    entry = {
+        "name": f"{CEL_GROUP}.{WEBHOOK_DOMAIN}",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": target.client_config(f"/validate/{CEL_GROUP}", ca_bundle=ca_bundle),
+        "failurePolicy": options.failure_policy_enforcing if enforcing else options.failure_policy_advisory,
+        "matchPolicy": "Equivalent",
+        "namespaceSelector": namespace_selector(options.namespace),
+        "objectSelector": {},
+        "rules": unique,
+        "sideEffects": "None",
+        "timeoutSeconds": options.timeout_enforcing if enforcing else options.timeout_advisory,
+    }
+    return entry
+
+
 def configurations(
     catalog: registry.Registry,
     *,
     target: Target,
     ca_bundle: bytes | None,
     options: Options = Options(),
+    cel: CelPolicies | None = None,
 ) -> list[dict[str, Any]]:
     """``[MutatingWebhookConfiguration, ValidatingWebhookConfiguration]`` for every group with policies.
 
     Mutating webhooks are listed in the groups' order: the API server calls a configuration's
     mutating webhooks in list order, and sidecars must come before the defaults applied to them.
+    With ``cel`` (admission policies in the policy files), the ``cel`` webhook comes first among
+    the validating ones, as the API server runs admission policies before validating webhooks.
     """
-    unknown = options.advisory_groups - {g.name for g in catalog.groups.values() if g.chain == "validating"}
+    known = {g.name for g in catalog.groups.values() if g.chain == "validating"} | ({CEL_GROUP} if cel else set())
+    unknown = options.advisory_groups - known
     if unknown:
         raise errors.WebhookError(f"--advisory-group: no validating group named {', '.join(sorted(unknown))}")
     result = []
@@ -251,6 +299,8 @@ def configurations(
             for group in groups
             if (policies := catalog.in_group(group.name))
         ]
+        if chain == "validating" and cel is not None and cel.rules:
+            hooks.insert(0, cel_webhook(cel, target=target, ca_bundle=ca_bundle, options=options))
         result.append(
             {
                 "apiVersion": "admissionregistration.k8s.io/v1",

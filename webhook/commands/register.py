@@ -55,6 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="GROUP",
         help="register this validating group as advisory (its policies only warn or audit)",
     )
+    parser.add_argument(
+        "--policies",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="policy files or directories to read admission policies (ValidatingAdmissionPolicy) from: "
+        "adds the cel webhook with their matchConstraints' resources (repeatable)",
+    )
     parser.set_defaults(func=run_register)
 
     remove = subparsers.add_parser("unregister", help="delete both webhook configurations (absent is fine)")
@@ -89,7 +98,19 @@ def build(args: argparse.Namespace, groups: registry.Registry) -> list[dict[str,
         advisory_groups=frozenset(args.advisory_group),
         **timeouts,
     )
-    return list(registration.configurations(groups, target=target, ca_bundle=ca_bundle, options=options))
+    cel = None
+    if getattr(args, "policies", None):
+        policy_set = catalog.load(args.policies)
+        if not policy_set.cel.empty:
+            cel = registration.CelPolicies(
+                rules=tuple(
+                    {"apiGroups": r.api_groups, "apiVersions": r.api_versions, "operations": r.operations,
+                     "resources": r.resources, "scope": r.scope}
+                    for p in policy_set.cel.policies for r in p.match_constraints.resource_rules
+                ),
+                fail_closed=any(p.failure_policy == "Fail" for p in policy_set.cel.policies),
+            )
+    return list(registration.configurations(groups, target=target, ca_bundle=ca_bundle, options=options, cel=cel))
 
 
 def run_register(args: argparse.Namespace) -> int:
