@@ -150,8 +150,9 @@ def test_a_recording_is_replayed_on_its_endpoint_and_object_mode_keeps_the_resul
 def test_a_case_file_must_hold_exactly_one_review(tmp_path: Path, demo: engine.PolicySet) -> None:
     folder = tmp_path / "cases"
     folder.mkdir()
-    (folder / "two.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n"
-                                     "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\n")
+    pod_spec = "spec: {containers: [{name: app, image: nginx}]}\n"
+    (folder / "two.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n" + pod_spec + "---\n"
+                                     "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\n" + pod_spec)
     (case,) = golden.cases(folder)
     with pytest.raises(pytest.fail.Exception, match=r"two: a golden case holds exactly one review, .* holds 2"):
         golden.check(case, policy_set=demo)
@@ -216,4 +217,4 @@ def test_review_exits_2_on_a_partial_third_party_review(
     captured = capsys.readouterr()
     assert captured.err == (f"error: {partial}: not a valid AdmissionReview: request.uid: Field required; "
                             "request.kind: Field required\n")
-    assert captured.out.endswith("1 reviewed: 1 allowed, 0 denied, 1 unusable input(s)\n")
+    assert captured.out.endswith("1 reviewed: 1 allowed, 0 denied, 1 with warnings, 1 unusable input(s)\n")

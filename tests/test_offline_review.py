@@ -99,29 +99,34 @@ def test_text_output_shows_verdict_message_and_the_mutation_as_a_diff(tmp_path: 
         "       containers:\n"
         "       - name: app\n"
         "\n"
-        "2 reviewed: 1 allowed, 1 denied\n"
+        "2 reviewed: 1 allowed, 1 denied, 0 with warnings\n"
     )
 
 
-def test_json_output_is_one_admission_review_response_per_input(tmp_path: Path, demo: engine.PolicySet) -> None:
+def test_json_output_traces_each_answer_to_its_source(tmp_path: Path, demo: engine.PolicySet) -> None:
     path = write(tmp_path, "both.yaml", PRIVILEGED_POD + "---\n" + PLAIN_POD)
     code, out, _ = run([path], demo, output="json")
     assert code == 1
-    answers = json.loads(out)
+    entries = json.loads(out)
     uid0, uid1 = (offline.read([path])[0][i].document["request"]["uid"] for i in (0, 1))
-    assert answers[0] == review.denied(
+    assert {k: v for k, v in entries[0].items() if k != "answer"} == {
+        "source": {"file": path, "document": 1, "item": None}, "kind": "Pod", "namespace": "default",
+        "name": "root", "operation": "CREATE", "verdict": "denied", "warnings": 0, "changed": None, "changes": []}
+    assert entries[0]["answer"] == review.denied(
         uid0, 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)')
-    assert answers[1]["response"]["uid"] == uid1 and answers[1]["response"]["allowed"] is True
-    assert json.loads(base64.b64decode(answers[1]["response"]["patch"])) == [
+    assert entries[1]["source"] == {"file": path, "document": 2, "item": None}
+    answer = entries[1]["answer"]
+    assert answer["response"]["uid"] == uid1 and answer["response"]["allowed"] is True
+    assert json.loads(base64.b64decode(answer["response"]["patch"])) == [
         {"op": "add", "path": "/metadata/labels", "value": {"team": "core"}}]
     # The uid of a wrapped manifest is derived from its source: the same on every run.
-    assert json.loads(run([path], demo, output="json")[1]) == answers
+    assert json.loads(run([path], demo, output="json")[1]) == entries
 
 
 def test_only_runs_one_chain_on_the_object_as_given(tmp_path: Path, demo: engine.PolicySet) -> None:
     path = write(tmp_path, "root.yaml", PRIVILEGED_POD)
     code, out, _ = run([path], demo, only="mutate", output="json")
-    assert code == 0 and json.loads(out)[0]["response"]["patchType"] == "JSONPatch"
+    assert code == 0 and json.loads(out)[0]["answer"]["response"]["patchType"] == "JSONPatch"
     code, out, _ = run([path], demo, only="validate")
     assert code == 1 and "mutation:" not in out and "verdict:  denied (403 Forbidden, validating chain)" in out
 
@@ -164,7 +169,9 @@ def test_the_validating_chain_judges_the_mutated_object(tmp_path: Path) -> None:
     ],
 )
 def test_a_manifest_is_wrapped_as_the_api_server_would_send_it(shape: offline.Shape, expected: dict[str, Any]) -> None:
-    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {}}
+    template = {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"template": template}}
     (item,) = offline.classify(manifest, source="d.yaml", shape=shape)
     request = item.document["request"]
     assert item.document["apiVersion"] == review.V1
@@ -185,14 +192,16 @@ def test_cluster_scoped_manifests_get_no_namespace_and_a_manifest_namespace_wins
     (role,) = offline.classify({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                                 "metadata": {"name": "r"}}, source="r", shape=offline.Shape(namespace="x"))
     assert "namespace" not in role.document["request"] and "namespace" not in role.document["request"]["object"]["metadata"]
-    (pod,) = offline.classify({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "mine"}},
+    (pod,) = offline.classify({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "mine"},
+                               "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
                               source="p", shape=offline.Shape(namespace="x"))
     assert pod.document["request"]["namespace"] == "mine"
 
 
 def test_lists_documents_bare_requests_and_recordings_are_all_inputs(tmp_path: Path, demo: engine.PolicySet) -> None:
     items = {"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": []}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}]}
     bare = conftest.admission_review(conftest.pod("bare"), uid="bare-uid")["request"]
     recorded = {"apiVersion": "admission.dev/v1alpha1", "kind": "RecordedReview", "path": "/validate",
@@ -208,7 +217,7 @@ def test_lists_documents_bare_requests_and_recordings_are_all_inputs(tmp_path: P
     assert inputs[2].document["request"]["uid"] == "bare-uid"
     assert (inputs[3].path, inputs[3].recorded) == ("/validate", review.allowed("rec-uid"))
     code, out, _ = run([str(folder)], demo)  # a directory: its JSON and YAML files, in name order
-    assert code == 0 and out.endswith("4 reviewed: 4 allowed, 0 denied\n")
+    assert code == 0 and out.endswith("4 reviewed: 4 allowed, 0 denied, 0 with warnings, 0 changed from their recording\n")
 
 
 def test_stdin_is_read_for_dash(monkeypatch: pytest.MonkeyPatch, demo: engine.PolicySet) -> None:
@@ -242,7 +251,7 @@ def test_bad_input_exits_2_naming_the_file_and_the_problem(
     code, out, err = run([bad, good], demo)
     assert code == 2
     assert err.startswith(f"error: {tmp_path}/{problem}") and err.count("\n") == 1
-    assert out.endswith("1 reviewed: 1 allowed, 0 denied, 1 unusable input(s)\n")  # the rest is still reviewed
+    assert out.endswith("1 reviewed: 1 allowed, 0 denied, 0 with warnings, 1 unusable input(s)\n")  # the rest is still reviewed
 
 
 def test_a_missing_file_exits_2(tmp_path: Path, demo: engine.PolicySet) -> None:
@@ -318,7 +327,7 @@ def test_a_patch_that_does_not_apply_fails_the_review_as_the_api_server_would(
     monkeypatch.setattr(engine, "evaluate", broken)
     code, out, _ = run([write(tmp_path, "web.yaml", PLAIN_POD)], demo, output="json")
     assert code == 1
-    assert json.loads(out)[0]["response"]["status"] == {
+    assert json.loads(out)[0]["answer"]["response"]["status"] == {
         "status": "Failure", "code": 500, "reason": "InternalError",
         "message": "the mutating chain's patch does not apply: "
                    "replace operation does not apply: doc is missing path: /nope/x: missing value",

@@ -7,7 +7,7 @@ not import each other; enforced by the import-linter contracts in pyproject.toml
 ``deadlines`` | ``faults`` | ``recorder`` | ``golden`` ->
 ``appstate`` | ``offline`` | ``catalog`` | ``registration`` ->
 ``engine`` | ``mutators`` | ``validators`` | ``emulator`` | ``tls`` | ``cluster`` ->
-``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` ->
+``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` | ``cel`` | ``shapes`` ->
 ``policy`` | ``patch`` | ``config`` -> ``errors`` | ``logs``.
 
 Only ``cluster`` and ``registration`` import the kubernetes client; policy logic never imports

@@ -31,7 +31,7 @@ from typing import Any, Literal, TextIO
 import orjson
 import yaml
 
-from webhook import engine, errors, recording, review
+from webhook import engine, errors, recording, review, shapes
 from webhook.emulator import attributes, jsonpatch
 from webhook.policy import model
 
@@ -64,6 +64,20 @@ class Shape:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an input was written, for machine-readable output."""
+
+    file: str
+    document: int | None = None
+    """1-based index of the YAML document, when the file holds several."""
+    item: int | None = None
+    """0-based index in a ``kind: List``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "document": self.document, "item": self.item}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Input:
     source: str
     """``file``, ``file (document 2)`` or ``file (document 1) items[3]``."""
@@ -73,6 +87,7 @@ class Input:
     """The AdmissionReview the server answered, when the input is a recording."""
     path: str | None = None
     """The endpoint that answered a recording (``/validate/pod-security``)."""
+    origin: Origin | None = None
 
 
 Outcome = review.Outcome  # the field named ``review`` below hides the module in the class body
@@ -110,16 +125,23 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _files(paths: Sequence[str]) -> Iterator[tuple[str, str | None, str | None]]:
-    """``(name, text, problem)`` for each file named (a directory: its visible JSON/YAML files)."""
+def _reviewable(path: Path) -> bool:
+    """A visible file whose extension is .json, .yaml or .yml, in any case (``POD.YAML`` too)."""
+    return path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+
+
+def _files(paths: Sequence[str], *, recursive: bool = False) -> Iterator[tuple[str, str | None, str | None]]:
+    """``(name, text, problem)`` for each file named (a directory: its visible JSON/YAML files,
+    and with ``recursive`` those of its visible subdirectories too, in name order)."""
     for given in paths:
         if given == "-":
             yield "<stdin>", sys.stdin.read(), None
             continue
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES
-                           and not p.name.startswith("."))
+            candidates = path.rglob("*") if recursive else path.iterdir()
+            found = sorted(p for p in candidates if _reviewable(p)
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 yield given, None, "directory holds no .json, .yaml or .yml file"
             targets = found
@@ -135,7 +157,7 @@ def _files(paths: Sequence[str]) -> Iterator[tuple[str, str | None, str | None]]
 
 
 def _documents(name: str, text: str) -> list[Any]:
-    if name.endswith(".json"):
+    if name.lower().endswith(".json"):
         try:
             return [orjson.loads(text)]
         except orjson.JSONDecodeError as exc:
@@ -153,11 +175,13 @@ def _documents(name: str, text: str) -> list[Any]:
         raise InputError(f"{name}: holds a value JSON cannot represent: {exc}") from None
 
 
-def read(paths: Sequence[str], *, shape: Shape = Shape()) -> tuple[list[Input], list[str]]:
+def read(
+    paths: Sequence[str], *, shape: Shape = Shape(), recursive: bool = False
+) -> tuple[list[Input], list[str]]:
     """The inputs in ``paths`` and the problems found (one line each, naming the file)."""
     inputs: list[Input] = []
     problems: list[str] = []
-    for name, text, problem in _files(paths):
+    for name, text, problem in _files(paths, recursive=recursive):
         if problem is not None or text is None:
             problems.append(f"{name}: {problem}")
             continue
@@ -170,15 +194,17 @@ def read(paths: Sequence[str], *, shape: Shape = Shape()) -> tuple[list[Input], 
             problems.append(f"{name}: no documents (the file is empty)")
         for index, document in enumerate(documents):
             source = name if len(documents) == 1 else f"{name} (document {index + 1})"
+            origin = Origin(name, None if len(documents) == 1 else index + 1)
             try:
-                inputs.extend(classify(document, source=source, shape=shape))
+                inputs.extend(classify(document, source=source, shape=shape, origin=origin))
             except errors.WebhookError as exc:
                 problems.append(str(exc))
     return inputs, problems
 
 
-def classify(document: Any, *, source: str, shape: Shape = Shape()) -> list[Input]:
+def classify(document: Any, *, source: str, shape: Shape = Shape(), origin: Origin | None = None) -> list[Input]:
     """The inputs one document stands for (a List stands for its items)."""
+    origin = origin or Origin(source)
     if not isinstance(document, dict):
         raise InputError(f"{source}: expected a mapping (an AdmissionReview, a recording or a manifest), "
                          f"got {type(document).__name__}")
@@ -190,20 +216,23 @@ def classify(document: Any, *, source: str, shape: Shape = Shape()) -> list[Inpu
         response = document.get("response")
         path = document.get("path")
         return [Input(source, request, response if isinstance(response, dict) else None,
-                      path if isinstance(path, str) else None)]
+                      path if isinstance(path, str) else None, origin)]
     if kind == "AdmissionReview":
         if document.get("request") is None and isinstance(document.get("response"), dict):
             raise InputError(f"{source}: an AdmissionReview response, not a request: nothing to review")
-        return [Input(source, document)]
+        return [Input(source, document, origin=origin)]
     if api_version is None and "operation" in document and (kind is None or isinstance(kind, dict)):
         # A bare AdmissionRequest, as kwctl and several test corpora store them.
-        return [Input(source, {"apiVersion": review.V1, "kind": "AdmissionReview", "request": document})]
+        return [Input(source, {"apiVersion": review.V1, "kind": "AdmissionReview", "request": document},
+                      origin=origin)]
     if isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
         found: list[Input] = []
         for index, item in enumerate(document["items"]):
-            found.extend(classify(item, source=f"{source} items[{index}]", shape=shape))
+            found.extend(classify(item, source=f"{source} items[{index}]", shape=shape,
+                                  origin=dataclasses.replace(origin, item=index)))
         return found
-    return [Input(source, wrap(document, source=source, shape=shape))]
+    shapes.check(document, source=source)
+    return [Input(source, wrap(document, source=source, shape=shape), origin=origin)]
 
 
 def wrap(manifest: dict[str, Any], *, source: str, shape: Shape = Shape()) -> dict[str, Any]:
@@ -246,10 +275,20 @@ def evaluate(
     only: Only | None = None,
     group: str | None = None,
     namespace_labels: dict[str, str] | None = None,
+    old_object: dict[str, Any] | None = None,
 ) -> Result:
-    """Review one input; raises :class:`InputError` when it is not a usable AdmissionReview."""
+    """Review one input; raises :class:`InputError` when it is not a usable AdmissionReview.
+
+    ``old_object`` replaces the request's oldObject (``review --old-object`` for UPDATE/DELETE of
+    a manifest; a recorded AdmissionReview keeps its own)."""
+    document = item.document
+    if old_object is not None and item.recorded is None:
+        request = dict(document.get("request") or {})
+        if request.get("operation") in ("UPDATE", "DELETE"):
+            request["oldObject"] = old_object
+            document = {**document, "request": request}
     try:
-        parsed = review.parse(item.document)
+        parsed = review.parse(document)
     except errors.BadReview as exc:
         raise InputError(f"{item.source}: {exc}") from None
     ctx = parsed.context
@@ -350,6 +389,92 @@ def describe(result: Result) -> str:
     return "\n".join(lines)
 
 
+def replay_changes(result: Result, recorded: dict[str, Any] | None) -> list[str]:
+    """How the new answer to a recording differs from the recorded one (empty: the same).
+
+    Compared as a reviewer would: verdict, status code, reason and message, warnings, audit
+    annotations and the patch (decoded)."""
+    if recorded is None:
+        return []
+    was = recorded.get("response") if isinstance(recorded.get("response"), dict) else {}
+    now = result.answer.get("response", {})
+    changes = []
+    for label, get in (
+        ("verdict", lambda r: "allowed" if r.get("allowed") else "denied"),
+        ("status", lambda r: {k: v for k, v in (r.get("status") or {}).items() if k in ("code", "reason", "message")}
+         if not r.get("allowed") else None),
+        ("warnings", lambda r: r.get("warnings") or []),
+        ("audit", lambda r: r.get("auditAnnotations") or {}),
+        ("patch", lambda r: review.decode_patch({"response": r}) if r.get("patch") else []),
+    ):
+        before, after = get(was), get(now)
+        if before != after:
+            changes.append(f"{label}: recorded {_short_json(before)}, now {_short_json(after)}")
+    return changes
+
+
+def _short_json(value: Any, limit: int = 300) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit} chars)"
+
+
+class _Output:
+    """Writes to a stream that may close under us (``review ... | head``): once the reader is gone,
+    the rest is dropped quietly and the run still ends with the exit code of its verdicts."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed = False
+
+    def write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.stream.write(text)
+        except BrokenPipeError:
+            self.closed = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """What ``review`` prints and which findings fail the run."""
+
+    only: Only | None = None
+    output: Output = "text"
+    summary: bool = False
+    """Text output: one verdict line per review and the totals, nothing else."""
+    fail_on_warnings: bool = False
+    fail_on_change: bool = False
+    recursive: bool = False
+    old_object: dict[str, Any] | None = None
+    """``--old-object``: the object as stored, for UPDATE and DELETE reviews of manifests."""
+
+
+def _entry(result: Result, item: Input, changes: list[str] | None) -> dict[str, Any]:
+    ctx = result.review.context
+    return {
+        "source": (item.origin or Origin(item.source)).to_dict(),
+        "kind": ctx.kind,
+        "namespace": ctx.namespace,
+        "name": ctx.name,
+        "operation": ctx.operation,
+        "verdict": "allowed" if result.allowed else "denied",
+        "warnings": len(result.answer["response"].get("warnings", [])),
+        "changed": None if changes is None else bool(changes),
+        "changes": changes or [],
+        "answer": result.answer,
+    }
+
+
+def _verdict_line(result: Result, changes: list[str] | None) -> str:
+    ctx = result.review.context
+    who = f"{ctx.namespace}/{ctx.name}" if ctx.namespace else ctx.name or "(no name)"
+    verdict = "allowed" if result.allowed else f"denied ({result.outcome.code})"
+    warnings = len(result.answer["response"].get("warnings", []))
+    extra = (f", {warnings} warning(s)" if warnings else "") + (", CHANGED" if changes else "")
+    return f"{result.source}: {ctx.operation} {ctx.kind} {who}: {verdict}{extra}"
+
+
 def run(
     paths: Sequence[str],
     *,
@@ -359,24 +484,54 @@ def run(
     output: Output = "text",
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    options: Options | None = None,
 ) -> int:
-    """Review every input in ``paths`` and print the results; returns the exit code (0, 1 or 2)."""
-    out, err = stdout or sys.stdout, stderr or sys.stderr
-    inputs, problems = read(paths, shape=shape)
-    results: list[Result] = []
+    """Review every input in ``paths`` and print the results; returns the exit code: 2 when an
+    input was unusable, else 1 when any review was denied (or, as asked, carried warnings or
+    differs from its recording), else 0.
+
+    A recording is replayed on the endpoint that answered it (``/validate/rbac`` runs that group
+    alone), and its new answer is compared with the recorded one."""
+    options = options or Options(only=only, output=output)
+    out, err = _Output(stdout or sys.stdout), _Output(stderr or sys.stderr)
+    inputs, problems = read(paths, shape=shape, recursive=options.recursive)
+    results: list[tuple[Result, Input, list[str] | None]] = []
     for item in inputs:
+        chain, group = options.only, None
+        if item.path is not None and options.only is None:
+            chain, group = endpoint(item.path)
         try:
-            results.append(evaluate(item, policy_set, only=only, namespace_labels=shape.namespace_labels))
+            result = evaluate(item, policy_set, only=chain, group=group, namespace_labels=shape.namespace_labels,
+                              old_object=options.old_object)
         except InputError as exc:
             problems.append(str(exc))
-    denied = sum(not r.allowed for r in results)
-    if output == "json":
-        out.write(orjson.dumps([r.answer for r in results], option=orjson.OPT_INDENT_2).decode() + "\n")
+            continue
+        changes = replay_changes(result, item.recorded) if item.recorded is not None else None
+        results.append((result, item, changes))
+    denied = sum(not r.allowed for r, _, _ in results)
+    warned = sum(bool(r.answer["response"].get("warnings")) for r, _, _ in results)
+    changed = sum(bool(c) for _, _, c in results)
+    if options.output == "json":
+        out.write(orjson.dumps([_entry(r, i, c) for r, i, c in results], option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        for result in results:
-            out.write(describe(result) + "\n\n")
-        summary = f"{len(results)} reviewed: {len(results) - denied} allowed, {denied} denied"
+        for result, _, changes in results:
+            if options.summary:
+                out.write(_verdict_line(result, changes) + "\n")
+                continue
+            text = describe(result)
+            if changes:
+                text += "\n  replay:   CHANGED from the recorded answer\n" + "\n".join(f"    - {c}" for c in changes)
+            elif changes is not None:
+                text += "\n  replay:   same as the recorded answer"
+            out.write(text + "\n\n")
+        summary = (f"{len(results)} reviewed: {len(results) - denied} allowed, {denied} denied, "
+                   f"{warned} with warnings")
+        if any(c is not None for _, _, c in results):
+            summary += f", {changed} changed from their recording"
         out.write(summary + (f", {len(problems)} unusable input(s)" if problems else "") + "\n")
     for problem in problems:
         err.write(f"error: {problem}\n")
-    return 2 if problems else 1 if denied else 0
+    if problems:
+        return 2
+    failed = denied or (options.fail_on_warnings and warned) or (options.fail_on_change and changed)
+    return 1 if failed else 0

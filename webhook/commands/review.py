@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 from webhook import catalog, errors, offline
 
@@ -35,7 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="override a policy setting, e.g. podSecurity.level=restricted")
     add("--only", choices=["mutate", "validate"], help="run one chain only, on the object as given")
     add("--output", "-o", choices=["text", "json"], default="text",
-        help="text (default) or json: one AdmissionReview response per input")
+        help="text (default) or json: one entry per review with its source (file, document, item), kind, "
+        "namespace, name, operation, verdict, warnings, changes from a recording and the AdmissionReview answer")
+    add("--summary", action="store_true", help="print one verdict line per review and the totals only")
+    add("--recursive", "-R", action="store_true", help="search directories recursively")
+    add("--fail-on-warnings", action="store_true", help="exit 1 when any review carries warnings")
+    add("--fail-on-change", action="store_true",
+        help="exit 1 when a recording's new answer differs from the recorded one")
     shape = parser.add_argument_group("how a plain manifest is wrapped into a request")
     shape.add_argument("--operation", choices=["CREATE", "UPDATE", "DELETE", "CONNECT"], default="CREATE",
                        help="default CREATE (UPDATE uses the manifest as oldObject too; DELETE sends it as "
@@ -47,6 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     shape.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                        help="userInfo.groups (repeatable; default system:authenticated)")
     shape.add_argument("--dry-run", action="store_true", help="set dryRun: true")
+    shape.add_argument("--old-object", type=Path, metavar="FILE",
+                       help="the object as stored, sent as oldObject with --operation UPDATE or DELETE")
     add("--namespace-label", action="append", type=_label, default=[], metavar="KEY=VALUE",
         help="a label of the request's namespace, for namespaceSelector-style opt-ins (repeatable)")
     parser.set_defaults(func=run)
@@ -63,4 +74,34 @@ def run(args: argparse.Namespace) -> int:
         policy_set = catalog.load(args.policies or [Path("policies")], overrides=args.set)
     except errors.PolicyConfigError as exc:
         raise errors.PolicyConfigError(f"policy files: {exc}") from None
-    return offline.run(args.paths, policy_set=policy_set, shape=shape, only=args.only, output=args.output)
+    old_object = _old_object(args.old_object, args.operation) if args.old_object is not None else None
+    options = offline.Options(only=args.only, output=args.output, summary=args.summary,
+                              fail_on_warnings=args.fail_on_warnings, fail_on_change=args.fail_on_change,
+                              recursive=args.recursive, old_object=old_object)
+    code = offline.run(args.paths, policy_set=policy_set, shape=shape, options=options)
+    _quiet_if_reader_left()
+    return code
+
+
+def _old_object(path: Path, operation: str) -> dict[str, Any]:
+    if operation not in ("UPDATE", "DELETE"):
+        raise errors.WebhookError(f"--old-object {path}: only meaningful with --operation UPDATE or DELETE")
+    inputs, problems = offline.read([str(path)])
+    if problems:
+        raise errors.WebhookError(f"--old-object: {problems[0]}")
+    objects = [i.document["request"].get("object") or i.document["request"].get("oldObject") for i in inputs]
+    if len(objects) != 1 or not isinstance(objects[0], dict):
+        raise errors.WebhookError(f"--old-object {path}: expected exactly one manifest, found {len(objects)}")
+    found: dict[str, Any] = objects[0]
+    return found
+
+
+def _quiet_if_reader_left() -> None:
+    """``review ... | head``: once the reader has gone, Python's final flush of stdout would raise
+    BrokenPipeError and print a traceback; point stdout at /dev/null so the exit code stays ours."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
