@@ -10,6 +10,8 @@ from tests import conftest
 from webhook import errors
 from webhook.policy import files
 
+REPO = conftest.REPO
+
 HEADER = "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n"
 
 
@@ -138,3 +140,36 @@ def test_set_reaches_policy_ids_with_dots_through_brackets(tmp_path: Path) -> No
 )
 def test_override_paths_split_on_dots_outside_brackets(path: str, keys: list[str]) -> None:
     assert files._split_path(path) == keys
+
+
+def test_a_misspelt_policy_id_is_an_error_with_the_closest_ids(tmp_path: Path) -> None:
+    from webhook import catalog
+
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\nrbac:\n  mode: enforce\n  policies:\n"
+        "    rbac.wildcard: {mode: 'off'}\n")
+    with pytest.raises(errors.PolicyConfigError) as caught:
+        files.load([tmp_path], catalog=catalog.REGISTRY)
+    assert str(caught.value) == (
+        f"{tmp_path / 'a.yaml'}:6: rbac.policies: unknown policy id 'rbac.wildcard' in group 'rbac' "
+        "(did you mean 'rbac.wildcards'?)")
+    with pytest.raises(errors.PolicyConfigError) as caught:
+        files.load([REPO / "policies"], overrides=["rbac.policies[rbac.wildcard].mode=off"], catalog=catalog.REGISTRY)
+    assert str(caught.value) == (
+        "--set 'rbac.policies[rbac.wildcard].mode=off': rbac.policies: unknown policy id 'rbac.wildcard' in "
+        "group 'rbac' (did you mean 'rbac.wildcards'?)")
+
+
+def test_a_file_may_refer_to_what_another_file_defines(tmp_path: Path) -> None:
+    from webhook import catalog
+
+    shipped = REPO / "policies" / "60-sidecars.yaml"
+    team = tmp_path / "70-team.yaml"
+    team.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\nsidecars:\n"
+                    "  defaultSidecars: [log-shipper]\n")
+    config = files.load([shipped, team], catalog=catalog.REGISTRY)
+    assert list(config.groups["sidecars"].defaultSidecars) == ["log-shipper"]  # type: ignore[attr-defined]
+    # Alone, the same file is invalid, and the error names its line.
+    with pytest.raises(errors.PolicyConfigError) as caught:
+        files.load([team], catalog=catalog.REGISTRY)
+    assert str(caught.value) == f"{team}:3: sidecars: Value error, defaultSidecars names undefined sidecars: log-shipper"

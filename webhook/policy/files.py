@@ -5,8 +5,11 @@ symlink, and it contains hidden ``..2026_...`` entries. Only visible ``*.yaml``/
 the top directory are read, in name order; later files override earlier ones key by key (lists are
 replaced, not concatenated, so a later file can shorten a list).
 
-Every file is validated on its own first, so an error names the file (and line) where the bad
-value is written; the merged result is validated again after ``--set`` overrides.
+The merged result is what is validated, after ``--set`` overrides, so a file may refer to what
+another defines (``defaultSidecars`` naming a sidecar from ``60-sidecars.yaml``). Each file is also
+checked on its own, and when the merged section is invalid those errors are what is reported, so
+a message names the file and line where the bad value is written. Policy ids under ``policies:``
+must name policies of their group: a misspelt id is an error with the closest known ids.
 
 Any other Kubernetes object in the files (its own ``apiVersion`` and ``kind``) is kept as it is, in
 :attr:`PolicyConfig.documents`: ValidatingAdmissionPolicies and their bindings, and the param
@@ -17,6 +20,7 @@ objects they refer to (see :mod:`webhook.cel`). A document that looks meant to b
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,11 +89,12 @@ def load(
     merged: dict[str, Any] = {}
     problems: list[str] = []
     documents: list[Document] = []
+    pending: dict[str, list[str]] = {}
     for file in files:
-        for section_key, section in _read_file(file, sections, problems, documents):
+        for section_key, section in _read_file(file, sections, problems, documents, pending, catalog):
             merged[section_key] = _deep_merge(merged.get(section_key), section)
     for override in overrides:
-        _apply_override(merged, override, sections, problems)
+        _apply_override(merged, override, sections, problems, catalog)
     if problems:
         raise errors.PolicyConfigError("\n".join(problems))
 
@@ -103,6 +108,9 @@ def load(
         try:
             groups[group.name] = group.settings.model_validate(raw)
         except pydantic.ValidationError as exc:
+            if pending.get(key):
+                problems.extend(pending[key])  # the files' own errors name the line to fix
+                continue
             where = "after --set overrides" if overrides else "merged policy files"
             problems.extend(f"{where}: {line}" for line in _describe(exc, key))
     if problems:
@@ -112,7 +120,12 @@ def load(
 
 
 def _read_file(
-    file: Path, sections: Mapping[str, registry.Group], problems: list[str], objects: list[Document]
+    file: Path,
+    sections: Mapping[str, registry.Group],
+    problems: list[str],
+    objects: list[Document],
+    pending: dict[str, list[str]],
+    catalog: registry.Registry,
 ) -> list[tuple[str, dict[str, Any]]]:
     # Policy files come from a mounted ConfigMap and are re-read while serving: whatever a file
     # holds must end here as a problem naming it, never as an exception that stops a reload or
@@ -168,11 +181,36 @@ def _read_file(
             try:
                 group.settings.model_validate(section if section is not None else {})
             except pydantic.ValidationError as exc:
-                problems.extend(
+                # Kept aside: a file may refer to what another file defines (a sidecar named in
+                # defaultSidecars, defined in 60-sidecars.yaml). These errors are reported, with
+                # this file's lines, only if the merged section is invalid too.
+                pending.setdefault(key, []).extend(
                     f"{name}:{_line(node, (key, *loc))}: {text_}" for loc, text_ in _errors(exc, key)
                 )
-                continue
+            if isinstance(section, dict):
+                problems.extend(f"{name}:{_line(node, (key, 'policies', policy_id))}: {text_}"
+                                for policy_id, text_ in _unknown_policy_ids(key, section, group, catalog))
             found.append((key, section or {}))
+    return found
+
+
+def _unknown_policy_ids(
+    key: str, section: Mapping[str, Any], group: registry.Group, catalog: registry.Registry
+) -> list[tuple[str, str]]:
+    """``(id, message)`` for each id under ``policies:`` that names no policy of the group: a
+    misspelt id would otherwise be ignored and the policy would keep its mode silently."""
+    overrides = section.get("policies")
+    if not isinstance(overrides, dict):
+        return []
+    known = sorted(policy.id for policy in catalog.in_group(group.name))
+    found = []
+    for policy_id in overrides:
+        if policy_id in known:
+            continue
+        close = difflib.get_close_matches(str(policy_id), known, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(known)}"
+        found.append((str(policy_id), f"{key}.policies: unknown policy id {policy_id!r} in group "
+                                      f"{group.name!r} ({hint})"))
     return found
 
 
@@ -264,7 +302,11 @@ def _split_path(path: str) -> list[str]:
 
 
 def _apply_override(
-    merged: dict[str, Any], override: str, sections: Mapping[str, registry.Group], problems: list[str]
+    merged: dict[str, Any],
+    override: str,
+    sections: Mapping[str, registry.Group],
+    problems: list[str],
+    catalog: registry.Registry,
 ) -> None:
     """Apply ``dotted.path=value``; the value is read as YAML (``true``, ``5``, ``[a, b]``, ``warn``)."""
     path, sep, raw_value = override.partition("=")
@@ -297,6 +339,10 @@ def _apply_override(
         node = child
     node[keys[-1]] = value
     group = sections[keys[0]]
+    unknown = _unknown_policy_ids(keys[0], merged[keys[0]], group, catalog)
+    if unknown:
+        problems.extend(f"--set {override!r}: {text}" for _, text in unknown)
+        return
     try:
         group.settings.model_validate(merged[keys[0]])
     except pydantic.ValidationError as exc:
