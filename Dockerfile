@@ -8,6 +8,8 @@ FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# webhook/default_policies links to policies/: the wheel packages the default policy files.
+COPY policies ./policies
 COPY webhook ./webhook
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
@@ -20,8 +22,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels admission-webhook
 WORKDIR /app
-# Default policies for `docker run`; in a cluster /policies is mounted from a ConfigMap instead.
-COPY policies ./policies
+# The default policies ship inside the package (used when --policies is not given, as by
+# `docker run`); in a cluster /policies is mounted from a ConfigMap and passed with --policies.
 # A numeric UID, so the kubelet can verify runAsNonRoot without resolving a user name.
 USER 10001:10001
 EXPOSE 8443

@@ -4,6 +4,7 @@ would refuse, UPDATE with a real old object, and a reader that goes away."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,13 @@ def test_a_reader_that_goes_away_ends_the_run_quietly_with_the_verdicts_exit_cod
     process.stderr.close()
     assert process.wait(timeout=60) == 1  # denied, not a crash
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+def test_the_default_policies_come_with_the_package_from_any_directory(tmp_path: Path) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(yaml.safe_dump(PRIVILEGED))
+    result = subprocess.run([sys.executable, "-m", "webhook", "review", "--summary", str(pod)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout.startswith(f"{pod}: CREATE Pod shop/root: denied (403)")

@@ -6,12 +6,18 @@ list settings take JSON (``WEBHOOK_SET='["podSecurity.level=restricted"]'``).
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Literal
 
 import pydantic
 import pydantic_settings
 from pydantic import alias_generators
+
+
+DEFAULT_POLICIES = Path(str(importlib.resources.files("webhook").joinpath("default_policies")))
+"""The policy files installed with the package (in the repository, a link to ``policies/``): what
+``serve`` and ``review`` use when ``--policies`` is not given, from whatever directory."""
 
 
 class StrictModel(pydantic.BaseModel):
@@ -37,7 +43,7 @@ class ServeSettings(pydantic_settings.BaseSettings):
     key: Path = Path("certs/tls.key")
     client_ca: Path | None = None
     """When set, clients (the API server) must present a certificate signed by this CA (mutual TLS)."""
-    policies: tuple[Path, ...] = (Path("policies"),)
+    policies: tuple[Path, ...] = (DEFAULT_POLICIES,)
     set: tuple[str, ...] = ()
     """``dotted.path=value`` overrides applied over the policy files."""
     log_format: Literal["json", "console"] = "json"

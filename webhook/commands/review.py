@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from webhook import catalog, errors, offline
+from webhook import catalog, config, errors, offline
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     add = parser.add_argument
     add("paths", nargs="+", metavar="PATH", help="file, directory or - (stdin)")
     add("--policies", type=Path, action="append",
-        help="policy file or directory (repeatable; default policies/)")
+        help="policy file or directory (repeatable; default: the policies installed with the package, "
+        "the repository's policies/)")
     add("--set", action="append", default=[], metavar="PATH=VALUE",
         help="override a policy setting, e.g. podSecurity.level=restricted")
     add("--only", choices=["mutate", "validate"], help="run one chain only, on the object as given")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         namespace_labels=labels,
     )
     try:
-        policy_set = catalog.load(args.policies or [Path("policies")], overrides=args.set)
+        policy_set = catalog.load(args.policies or [config.DEFAULT_POLICIES], overrides=args.set)
     except errors.PolicyConfigError as exc:
         raise errors.PolicyConfigError(f"policy files: {exc}") from None
     old_object = _old_object(args.old_object, args.operation) if args.old_object is not None else None

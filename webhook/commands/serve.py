@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--policies",
         type=Path,
         action="append",
-        help="policy file or directory (repeatable; default policies/)",
+        help="policy file or directory (repeatable; default: the policies installed with the package, "
+        "the repository's policies/)",
     )
     add(
         "--set",
