@@ -14,7 +14,6 @@ import pydantic
 import pydantic_settings
 from pydantic import alias_generators
 
-
 DEFAULT_POLICIES = Path(str(importlib.resources.files("webhook").joinpath("default_policies")))
 """The policy files installed with the package (in the repository, a link to ``policies/``): what
 ``serve`` and ``review`` use when ``--policies`` is not given, from whatever directory."""
