@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except errors.WebhookError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return result

@@ -2,6 +2,9 @@
 
 
 class WebhookError(Exception):
+    exit_code = 2
+    """What a command exits with when this reaches it: 2, the input or configuration is wrong."""
+
     """Base of every error this package raises on purpose."""
 
 
@@ -43,3 +46,10 @@ class CertificateError(WebhookError):
 
 class ClusterUnavailable(WebhookError):
     """No cluster credentials, or the API server could not be reached; callers degrade, never block."""
+
+
+class ServeFailed(WebhookError):
+    """The server could not start for a reason outside its configuration (the port is taken, a
+    worker could not start); the message says what to do. Commands exit 1."""
+
+    exit_code = 1

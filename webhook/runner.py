@@ -25,6 +25,7 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
 import stat
 import tempfile
 import time
@@ -34,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from webhook import appstate, catalog, config, deadlines, errors, logs, metrics, server, tls
+from webhook import appstate, catalog, config, deadlines, errors, httpserver, logs, metrics, server, tls
 
 log = logs.get("webhook.runner")
 
@@ -59,7 +60,8 @@ async def serve(
     certificates = tls.CertReloader(context, cert=settings.cert, key=settings.key, interval=settings.reload_interval)
     app = server.build_app(settings, timeouts=timeouts, certificates=certificates, cluster=True)
     shutdown_timeout = max(settings.default_timeout, 5.0)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **timeouts.handler_args())
+    # httpserver.AppRunner: aiohttp's own errors (a malformed request) are answered in JSON too.
+    runner = httpserver.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **timeouts.handler_args())
     await runner.setup()
     site = web.TCPSite(
         runner, settings.host, settings.port, ssl_context=context, reuse_port=settings.workers > 1
@@ -69,7 +71,7 @@ async def serve(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, _first_signal, stop, signum)
     policies = app[appstate.POLICIES].current
     log.info(
         "serving", host=settings.host, port=settings.port, pid=os.getpid(), workers=settings.workers,
@@ -93,6 +95,16 @@ async def serve(
         log.warning("shutdown_timeout", in_flight=app[deadlines.IN_FLIGHT].count)
     await _cleanup(runner)
     log.info("stopped", pid=os.getpid())
+
+
+def _first_signal(stop: asyncio.Event, signum: int) -> None:
+    """The first SIGTERM/SIGINT starts the drain; a second one, during it, exits at once (an
+    operator pressing Ctrl-C twice means it), without waiting for in-flight reviews."""
+    if not stop.is_set():
+        stop.set()
+        return
+    log.warning("shutdown_forced", signal=signal.Signals(signum).name, pid=os.getpid())
+    os._exit(128 + signum)
 
 
 async def _cleanup(runner: web.AppRunner) -> None:
@@ -217,6 +229,7 @@ class Supervisor:
         self.workers: dict[int, _Worker] = {}
         self.backoff: dict[int, float] = {}
         self.stopping = False
+        self.draining = False
         self.metrics_dir: Path | None = None
 
     def _start(self, slot: int) -> _Worker:
@@ -268,11 +281,22 @@ class Supervisor:
         settings = self.settings
         tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
         catalog.load(settings.policies, overrides=settings.set)
+        # Bind once as the workers will (SO_REUSEPORT): a port another program holds fails here,
+        # with one clear error, instead of as N workers that each fail to start.
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((settings.host, settings.port))
 
     def pids(self) -> list[int | None]:
         return [w.process.pid for w in sorted(self.workers.values(), key=lambda w: w.slot)]
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.draining:
+            # A second signal while the workers drain: stop them now (Ctrl-C twice).
+            log.warning("shutdown_forced", signal=signal.Signals(signum).name, pid=os.getpid())
+            for worker in self.workers.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid or 0, signal.SIGKILL)
         self.stopping = True
 
     def _start_all(self) -> bool:
@@ -335,6 +359,7 @@ class Supervisor:
 
     def _stop_all(self) -> int:
         """SIGTERM every worker and wait for their drains; 0 when all of them exited cleanly."""
+        self.draining = True
         alive = [w for w in self.workers.values() if w.process.is_alive()]
         log.info("stopping_workers", pids=[w.process.pid for w in alive], drain=self.settings.drain_seconds)
         for worker in alive:

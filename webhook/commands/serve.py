@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import re
 from pathlib import Path
 from typing import Any
 
 import pydantic
+import pydantic_settings
 
 from webhook import config, errors, logs
 
@@ -52,7 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add(
         "--admin-port",
         type=int,
-        help="bind the fault-injection admin API on 127.0.0.1:PORT (off unless given)",
+        help="serve the fault-injection admin API (GET/PUT/DELETE /faults) on 127.0.0.1:PORT, off unless "
+        "given; it is plain HTTP without authentication, so it binds to loopback only (use kubectl "
+        "exec or port-forward), never to --host",
     )
     add("--workers", type=int, help="worker processes sharing the port (default 1)")
     parser.set_defaults(func=run)
@@ -69,9 +74,25 @@ def settings_from(args: argparse.Namespace) -> config.ServeSettings:
         return config.ServeSettings(**given)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+            f"{_setting_name(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise errors.WebhookError(f"invalid serve settings: {problems}") from None
+    except pydantic_settings.SettingsError as exc:
+        # A WEBHOOK_* variable that cannot be read (a list setting takes JSON): name the variable.
+        match = re.search(r'field "([a-z_]+)"', str(exc))
+        field = match.group(1) if match else ""
+        variable = f"WEBHOOK_{field.upper()}" if field else "a WEBHOOK_* variable"
+        example = ' (a JSON list, e.g. \'["podSecurity.level=restricted"]\')' if field in _LIST_SETTINGS else ""
+        raise errors.WebhookError(f"{variable}: cannot read its value{example}") from None
+
+
+_LIST_SETTINGS = frozenset({"set", "policies", "record_redact_env"})
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    """``--max-body-bytes`` (or ``WEBHOOK_MAX_BODY_BYTES``) for the field ``max_body_bytes``."""
+    field = str(loc[0]) if loc else ""
+    return f"--{field.replace('_', '-')} (or WEBHOOK_{field.upper()})" if field else "settings"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,4 +100,14 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(log_format=settings.log_format, level=settings.log_level)
     from webhook import runner
 
-    return runner.run(settings)
+    try:
+        return runner.run(settings)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise errors.ServeFailed(
+                f"--port {settings.port}: {settings.host}:{settings.port} is already in use; stop the other "
+                "server or pick another --port"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise errors.ServeFailed(f"--host {settings.host}: not an address of this machine") from None
+        raise
