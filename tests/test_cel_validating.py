@@ -21,7 +21,7 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
 def policy_set(text: str) -> validating.PolicySet:
     problems: list[str] = []
     docs = [files.Document(f"p.yaml (document {i + 1}):1", d) for i, d in enumerate(yaml.safe_load_all(text)) if d]
-    loaded = loading.load(docs, problems)
+    loaded = loading.load(docs, problems).validating
     assert problems == []
     return loaded
 

@@ -31,7 +31,7 @@ def test_environment_sets_serve_options_and_flags_win(monkeypatch: pytest.Monkey
 def test_invalid_serve_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_PORT", "99999")
     args = cli.build_parser().parse_args(["serve"])
-    with pytest.raises(errors.WebhookError, match="invalid serve settings: port: Input should be less than or equal to 65535"):
+    with pytest.raises(errors.WebhookError, match=r"invalid serve settings: --port \(or WEBHOOK_PORT\): Input should be less than or equal to 65535"):
         serve.settings_from(args)
 
 

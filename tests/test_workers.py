@@ -121,7 +121,7 @@ def test_workers_need_a_fixed_port(cert_dir: Path) -> None:
         runner.Supervisor(settings)
 
 
-async def test_a_worker_that_cannot_bind_stops_the_supervisor_with_exit_1(cert_dir: Path, tmp_path: Path) -> None:
+async def test_a_port_another_program_holds_stops_the_supervisor_before_forking(cert_dir: Path, tmp_path: Path) -> None:
     port = serve_support.free_port()
     log = tmp_path / "serve.log"
     with socket.socket() as squatter:  # a listener without SO_REUSEPORT: no worker can share it
@@ -131,8 +131,9 @@ async def test_a_worker_that_cannot_bind_stops_the_supervisor_with_exit_1(cert_d
         with serve_support.reaped(process):
             exit_code = await asyncio.to_thread(process.wait, 20)
     assert exit_code == 1
-    failed = [e for e in serve_support.events(log) if e["event"] == "worker_failed_to_start"]
-    assert [e["slot"] for e in failed] == [0]
+    assert log.read_text().splitlines()[-1] == (
+        f"error: --port {port}: 127.0.0.1:{port} is already in use; stop the other server or pick another --port")
+    assert not [e for e in serve_support.events(log) if e["event"] == "worker_started"]
 
 
 async def test_a_bad_certificate_is_reported_once_before_forking(cert_dir: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import orjson
 
 from webhook import errors, patch, review
 from webhook.cel import loading as cel_loading
+from webhook.cel import mutating as cel_mutating
 from webhook.cel import validating as cel_validating
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
@@ -119,8 +120,11 @@ class PolicySet:
         self.instances: tuple[Instance, ...] = tuple(instances)
         self.kinds: frozenset[str] = frozenset(k for i in instances for k in i.policy.kinds)
         problems: list[str] = []
-        self.cel: cel_validating.PolicySet = cel_loading.load(config.documents, problems)
-        """ValidatingAdmissionPolicies with their bindings and params: the ``cel`` group."""
+        loaded = cel_loading.load(config.documents, problems)
+        self.cel: cel_validating.PolicySet = loaded.validating
+        """ValidatingAdmissionPolicies with their bindings and params: the validating ``cel`` group."""
+        self.cel_mutating: cel_mutating.PolicySet = loaded.mutating
+        """MutatingAdmissionPolicies with their bindings and params: the mutating ``cel`` group."""
         if problems:
             raise errors.PolicyConfigError("\n".join(problems))
         self._index: dict[tuple[str, str, str, str], tuple[Instance, ...]] = {}
@@ -132,14 +136,15 @@ class PolicySet:
     def groups(self, chain: model.Chain) -> list[str]:
         """Names of the groups of ``chain`` (each served on ``/mutate/<group>`` or ``/validate/<group>``).
 
-        ``cel`` comes first when the files hold admission policies: the API server runs its
-        ValidatingAdmissionPolicy plugin before the validating webhooks."""
+        ``cel`` comes first when the files hold admission policies of the chain: the API server runs
+        its admission policy plugins before the webhooks of the same kind."""
         built_in = [
             g.name
             for g in sorted(self.catalog.groups.values(), key=lambda g: (g.order, g.name))
             if g.chain == chain
         ]
-        return ([CEL_GROUP] if chain == "validating" and not self.cel.empty else []) + built_in
+        cel = self.cel if chain == "validating" else self.cel_mutating
+        return ([CEL_GROUP] if not cel.empty else []) + built_in
 
     def select(
         self, chain: model.Chain, group: str | None, kind: str, operation: str
@@ -362,10 +367,52 @@ def _copy_tree(obj: Any) -> Any:
 
 
 def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: str | None) -> review.Outcome:
+    """MutatingAdmissionPolicies first (as the API server runs them before mutating webhooks),
+    then the built-in groups on their result, then the IfNeeded policies again if the built-in
+    groups changed the object; the answer is one patch from the object as sent."""
     outcome = review.Outcome()
     # DELETE and CONNECT are never mutated: there is no object to change (oldObject is read-only).
-    if ctx.operation not in ("CREATE", "UPDATE") or _skip_subresource(ctx) or not isinstance(obj, dict):
+    if ctx.operation not in ("CREATE", "UPDATE") or not isinstance(obj, dict):
         return outcome
+    maps = policy_set.cel_mutating if group in (None, CEL_GROUP) else None
+    current: dict[str, Any] = obj
+    first = None
+    if maps is not None and not maps.empty:
+        first = cel_mutating.apply(maps, obj, ctx)
+        if not _took_maps(first, outcome):
+            return outcome
+        current = first.object if first.object is not None else obj
+    if group != CEL_GROUP and not _skip_subresource(ctx):
+        current = _run_built_in(policy_set, current, ctx, group, outcome)
+        if not outcome.allowed:
+            return outcome
+    if first is not None and maps is not None and first.reinvocation.needed(current):
+        again = cel_mutating.apply(maps, current, ctx, reinvocation=first.reinvocation)
+        if not _took_maps(again, outcome):
+            return outcome
+        current = again.object if again.object is not None else current
+    if current is not obj:
+        outcome.patch = patch.diff(obj, current)
+    return outcome
+
+
+def _took_maps(result: cel_mutating.Result, outcome: review.Outcome) -> bool:
+    """Fold one pass of the mutating policies into ``outcome``; False when it denied."""
+    outcome.decided_by.extend(f"{policy}/{binding}" for policy, binding in result.changed)
+    if result.denial is None:
+        return True
+    outcome.allowed = False
+    outcome.message = result.denial.message
+    outcome.code = result.denial.code
+    outcome.reason = result.denial.reason
+    outcome.decided_by.append(f"{result.denial.policy}/{result.denial.binding}")
+    return False
+
+
+def _run_built_in(
+    policy_set: PolicySet, obj: dict[str, Any], ctx: model.ReviewContext, group: str | None, outcome: review.Outcome
+) -> dict[str, Any]:
+    """The built-in mutating groups on ``obj``: a changed copy, or ``obj`` itself when nothing applies."""
     instances = policy_set.select("mutating", group, ctx.kind, ctx.operation)
     if instances and ctx.operation == "UPDATE" and _template_unchanged(obj, ctx):
         # Changing a workload's pod template starts a rollout. An update that leaves the template
@@ -373,17 +420,16 @@ def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: st
         # not restart every Pod because a default was added since.
         instances = tuple(i for i in instances if not i.policy.pod_spec)
     if not instances:
-        return outcome
+        return obj
     skipped: set[str] = set()
     while True:
-        mutated = _clone(obj)
+        mutated: dict[str, Any] = _clone(obj)
         restart = _run_mutations(instances, mutated, ctx, outcome, skipped)
         if not restart:
             break
     if outcome.allowed:
-        outcome.patch = patch.diff(obj, mutated)
         _report_advisory(instances, mutated, ctx, outcome)
-    return outcome
+    return mutated
 
 
 def _template_unchanged(obj: dict[str, Any], ctx: model.ReviewContext) -> bool:

@@ -371,7 +371,7 @@ def describe(result: Result) -> str:
         lines.append(f"  verdict:  denied ({outcome.code} {outcome.reason}, {result.denied_by} chain)")
         lines.append(f"  message:  {outcome.message}")
     if outcome.decided_by:
-        lines.append(f"  policies: {', '.join(outcome.decided_by)} (ValidatingAdmissionPolicy/binding)")
+        lines.append(f"  policies: {', '.join(outcome.decided_by)} (admission policy/binding)")
     warnings = result.answer["response"].get("warnings", [])
     lines.append(f"  warnings: {len(warnings) or 'none'}")
     lines.extend(f"    - {w}" for w in warnings)
