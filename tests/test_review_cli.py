@@ -156,3 +156,44 @@ def test_the_default_policies_come_with_the_package_from_any_directory(tmp_path:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert (result.returncode, result.stderr) == (1, "")
     assert result.stdout.startswith(f"{pod}: CREATE Pod shop/root: denied (403)")
+
+
+def test_a_namespace_among_the_inputs_gives_its_labels_and_namespace_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: owner-annotation}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: "namespaceObject.metadata.annotations['example.com/owner'] == 'shop-team'"
+    messageExpression: "'namespace ' + namespaceObject.metadata.name + ' has no owner'"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: owner-annotation}
+spec: {policyName: owner-annotation, validationActions: [Deny]}
+""")
+    pod = yaml.safe_dump({**PRIVILEGED, "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}})
+    owned = {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": "shop", "annotations": {"example.com/owner": "shop-team"}}}
+    inputs = tmp_path / "in.yaml"
+    inputs.write_text(yaml.safe_dump(owned) + "---\n" + pod)
+    code, out, _ = review_cli_with(capsys, policy, "--summary", str(inputs))
+    assert code == 0, out
+    # Without the Namespace document, namespaceObject holds only the name: the policy denies.
+    alone = tmp_path / "pod.yaml"
+    alone.write_text(pod)
+    code, out, _ = review_cli_with(capsys, policy, str(alone))
+    assert code == 1 and "resulted in error: no such key: annotations" in out
+
+
+def review_cli_with(capsys: pytest.CaptureFixture[str], policies: Path, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["review", "--policies", str(policies), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

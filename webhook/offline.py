@@ -276,6 +276,7 @@ def evaluate(
     group: str | None = None,
     namespace_labels: dict[str, str] | None = None,
     old_object: dict[str, Any] | None = None,
+    namespace_object: dict[str, Any] | None = None,
 ) -> Result:
     """Review one input; raises :class:`InputError` when it is not a usable AdmissionReview.
 
@@ -294,6 +295,8 @@ def evaluate(
     ctx = parsed.context
     if namespace_labels is not None:
         ctx.namespace_labels = namespace_labels
+    if namespace_object is not None:
+        ctx.namespace_object = namespace_object
     submitted = parsed.object
     if only == "validate":
         outcome = engine.evaluate(policy_set, submitted, ctx, chain="validating", group=group)
@@ -387,6 +390,34 @@ def describe(result: Result) -> str:
             lines.append(f"  mutation: {len(ops)} patch operation(s){note}")
             lines.extend(f"    {line}" for line in object_diff(result.submitted, result.mutated))
     return "\n".join(lines)
+
+
+def _request_namespace(item: Input) -> str:
+    request = item.document.get("request")
+    namespace = request.get("namespace") if isinstance(request, dict) else None
+    return namespace if isinstance(namespace, str) else ""
+
+
+def _namespaces(inputs: Sequence[Input]) -> dict[str, dict[str, Any]]:
+    """Namespace manifests among the inputs, by name: a review of the objects in such a namespace
+    sees its labels (scopes, namespaceSelectors) and, for CEL, ``namespaceObject``, as in a cluster
+    where the namespace exists (``--namespace-label`` given on the command line wins)."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in inputs:
+        request = item.document.get("request")
+        obj = request.get("object") if isinstance(request, dict) else None
+        if isinstance(obj, dict) and obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
+            metadata = obj.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            if isinstance(name, str) and name:
+                found[name] = obj
+    return found
+
+
+def _labels_of(obj: dict[str, Any]) -> dict[str, str]:
+    metadata = obj.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 def replay_changes(result: Result, recorded: dict[str, Any] | None) -> list[str]:
@@ -495,14 +526,18 @@ def run(
     options = options or Options(only=only, output=output)
     out, err = _Output(stdout or sys.stdout), _Output(stderr or sys.stderr)
     inputs, problems = read(paths, shape=shape, recursive=options.recursive)
+    namespaces = _namespaces(inputs)
     results: list[tuple[Result, Input, list[str] | None]] = []
     for item in inputs:
         chain, group = options.only, None
         if item.path is not None and options.only is None:
             chain, group = endpoint(item.path)
+        namespace = _request_namespace(item)
+        known = namespaces.get(namespace) if shape.namespace_labels is None else None
+        labels = shape.namespace_labels if known is None else _labels_of(known)
         try:
-            result = evaluate(item, policy_set, only=chain, group=group, namespace_labels=shape.namespace_labels,
-                              old_object=options.old_object)
+            result = evaluate(item, policy_set, only=chain, group=group, namespace_labels=labels,
+                              old_object=options.old_object, namespace_object=known)
         except InputError as exc:
             problems.append(str(exc))
             continue

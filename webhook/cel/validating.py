@@ -112,10 +112,30 @@ def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
     otherwise the namespace as far as we know it (its name and, when known, its labels)."""
     if not ctx.namespace or ctx.resource == "namespaces":
         return None
+    if ctx.namespace_object is not None:
+        return _namespace_fields(ctx.namespace_object)
     metadata: dict[str, Any] = {"name": ctx.namespace}
     if ctx.namespace_labels is not None:
         metadata["labels"] = dict(ctx.namespace_labels)
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+_NAMESPACE_METADATA = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation",
+                       "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+                       "annotations", "finalizers")
+
+
+def _namespace_fields(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """What the API server exposes of a Namespace as ``namespaceObject`` (``CreateNamespaceObject``):
+    these metadata fields, spec and status; nothing else (no managedFields, ownerReferences)."""
+    metadata = namespace.get("metadata")
+    found: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace",
+                             "metadata": {k: v for k, v in (metadata or {}).items() if k in _NAMESPACE_METADATA}
+                             if isinstance(metadata, dict) else {}}
+    for field in ("spec", "status"):
+        if isinstance(namespace.get(field), dict):
+            found[field] = namespace[field]
+    return found
 
 
 def request_variable(ctx: model.ReviewContext) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class ReviewContext:
     request: Mapping[str, Any] | None = None
     """The AdmissionRequest as received (CEL policies read ``userInfo.extra``, ``requestKind``,
     ``options``...); ``None`` when the context was built by hand."""
+    namespace_object: Mapping[str, Any] | None = None
+    """The request's Namespace object when known whole (``review`` given a Namespace manifest);
+    otherwise CEL's ``namespaceObject`` is built from the name and ``namespace_labels``."""
 
     @property
     def service_account(self) -> str | None:
