@@ -88,3 +88,28 @@ def test_no_credentials_means_the_kubernetes_client_is_not_even_imported(
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          cwd=str(conftest.REPO)).stdout.splitlines()
     assert out == ["no in-cluster service account and no kubeconfig file (KUBECONFIG or ~/.kube/config)", "False"]
+
+
+def test_the_cel_authorizer_question_is_asked_whole_and_cached() -> None:
+    import threading
+
+    from webhook.cel import k8s_authz
+
+    asked: list[k8s_authz.Attributes] = []
+
+    def ask_full(attributes: k8s_authz.Attributes) -> k8s_authz.Decision:
+        asked.append(attributes)
+        return k8s_authz.Decision(allowed=attributes.subresource == "scale", reason="RBAC: test")
+
+    cache = cluster.AccessReviewCache(lambda *key: False, ttl=60, ask_full=ask_full)
+    question = k8s_authz.Attributes(user="alice", groups=("devs",), verb="update", group="apps",
+                                    resource="deployments", subresource="scale", namespace="shop", name="web")
+    assert cache.authorize(question) is None  # asked in the background
+    for _ in range(100):
+        answer = cache.authorize(question)
+        if answer is not None:
+            break
+        threading.Event().wait(0.01)
+    assert answer == k8s_authz.Decision(allowed=True, reason="RBAC: test")
+    assert asked == [question]  # once, then from the cache
+    assert cluster.AccessReviewCache(lambda *key: False).authorize(question) is None  # no full asker: unknown

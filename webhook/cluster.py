@@ -144,7 +144,8 @@ def start_namespace_cache() -> tuple[NamespaceCache, AccessReviewCache] | None:
     cache = NamespaceCache(api_client)
     cache.start()
     log.info("namespace_cache_started")
-    return cache, AccessReviewCache(subject_access_review(api_client))
+    return cache, AccessReviewCache(subject_access_review(api_client),
+                                    ask_full=subject_access_review_full(api_client))
 
 
 class AccessReviewCache:
@@ -155,13 +156,17 @@ class AccessReviewCache:
     The cache is bounded; the oldest entries go first.
     """
 
-    def __init__(self, ask: Any, *, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, ask: Any, *, ttl: float = 30.0, max_entries: int = 10_000, ask_full: Any | None = None
+    ) -> None:
         import concurrent.futures
 
         self._ask = ask
+        self._ask_full = ask_full
+        """Asks one whole SubjectAccessReview (:meth:`authorize`); ``None``: only :meth:`allowed`."""
         self._ttl = ttl
         self._max = max_entries
-        self._answers: dict[tuple[Any, ...], tuple[bool, float]] = {}
+        self._answers: dict[tuple[Any, ...], tuple[Any, float]] = {}
         self._pending: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="access-review")
@@ -182,6 +187,24 @@ class AccessReviewCache:
         with self._lock:
             cached = self._answers.get(key)
             if cached is not None and cached[1] > now:
+                return bool(cached[0])
+            if key in self._pending:
+                return None
+            self._pending.add(key)
+        self._pool.submit(self._fill, key)
+        return None
+
+    def authorize(self, attributes: Any) -> Any:
+        """The CEL ``authorizer``'s question (:class:`webhook.cel.k8s_authz.Attributes`: paths,
+        subresources, selectors, uid and extra too), answered like :meth:`allowed`: the cached
+        decision, or ``None`` while it is asked in the background."""
+        if self._ask_full is None:
+            return None
+        key = ("full", attributes)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._answers.get(key)
+            if cached is not None and cached[1] > now:
                 return cached[0]
             if key in self._pending:
                 return None
@@ -191,7 +214,8 @@ class AccessReviewCache:
 
     def _fill(self, key: tuple[Any, ...]) -> None:
         try:
-            answer = bool(self._ask(*key))
+            ask_full = self._ask_full
+            answer = ask_full(key[1]) if key[0] == "full" and ask_full is not None else bool(self._ask(*key))
         except Exception as exc:  # noqa: BLE001 - an unreachable API server leaves the answer unknown
             log.warning("access_review_failed", error=str(exc))
             with self._lock:
@@ -231,5 +255,43 @@ def subject_access_review(api_client: Any) -> Any:
         )
         result = api.create_subject_access_review(body, _request_timeout=5)
         return bool(result.status.allowed)
+
+    return ask
+
+
+def subject_access_review_full(api_client: Any) -> Any:
+    """A function asking one whole SubjectAccessReview for the CEL ``authorizer``: the user with
+    uid, groups and extra, and either a non-resource path or resource attributes with subresource
+    and selectors; the answer keeps ``allowed``, ``reason`` and ``evaluationError``."""
+    from kubernetes import client
+
+    from webhook.cel import k8s_authz
+
+    api: Any = client.AuthorizationV1Api(api_client)
+
+    def ask(attributes: Any) -> Any:
+        spec: dict[str, Any] = {"user": attributes.user, "groups": list(attributes.groups)}
+        if attributes.uid:
+            spec["uid"] = attributes.uid
+        if attributes.extra:
+            spec["extra"] = {key: list(values) for key, values in attributes.extra}
+        if not attributes.resource_request:
+            spec["non_resource_attributes"] = client.V1NonResourceAttributes(path=attributes.path,
+                                                                             verb=attributes.verb)
+        else:
+            resource: dict[str, Any] = {
+                "verb": attributes.verb, "group": attributes.group, "version": attributes.version,
+                "resource": attributes.resource, "subresource": attributes.subresource or None,
+                "namespace": attributes.namespace or None, "name": attributes.name or None,
+            }
+            if attributes.field_selector:
+                resource["field_selector"] = client.V1FieldSelectorAttributes(raw_selector=attributes.field_selector)
+            if attributes.label_selector:
+                resource["label_selector"] = client.V1LabelSelectorAttributes(raw_selector=attributes.label_selector)
+            spec["resource_attributes"] = client.V1ResourceAttributes(**resource)
+        body = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(**spec))
+        status = api.create_subject_access_review(body, _request_timeout=5).status
+        return k8s_authz.Decision(allowed=bool(status.allowed), reason=status.reason or "",
+                                  error=status.evaluation_error or "")
 
     return ask

@@ -1,5 +1,6 @@
 """The Kubernetes CEL value types (``kubernetes.Quantity``, ``kubernetes.URL``, ``net.IP``,
-``net.CIDR``, ``kubernetes.Semver``) as protobuf messages cel-cpp can carry.
+``net.CIDR``, ``kubernetes.Semver`` and the ``kubernetes.authorization.*`` values of the authorizer
+library) as protobuf messages cel-cpp can carry.
 
 Why messages. cel-expr-python 0.1 refuses opaque Python objects as values, and a declared
 ``Type.AbstractType`` fails at evaluation (``UNIMPLEMENTED: Unimplemented type``). A message type
@@ -21,6 +22,13 @@ quantity("1Gi"))`` costs about 13 µs (more in :mod:`webhook.cel.library`).
 What differs from the API server: cel-go refuses field selection on these opaque types, while here
 ``quantity('1').exponent`` and ``kubernetes.Quantity{}`` compile (nobody writes them by accident; a
 function given a hand-built message answers with an error).
+
+The authorizer values (``kubernetes.authorization.Authorizer``, ``PathCheck``, ``GroupCheck``,
+``ResourceCheck``, ``Decision``; :mod:`webhook.cel.k8s_authz`) hold what the expression chose: the
+service account of ``serviceAccount(ns, name)`` (empty: the requester) and the check's attributes;
+a ``Decision`` holds the answer. Who the requester is and whom to ask stay outside the value, with
+the review (:class:`webhook.cel.k8s_authz.Binding`). Upstream these values have no fields and
+refuse ``==``; here they compare field by field.
 """
 
 from __future__ import annotations
@@ -41,6 +49,16 @@ URL = "kubernetes.URL"
 SEMVER = "kubernetes.Semver"
 IP = "net.IP"
 CIDR = "net.CIDR"
+AUTHORIZER = "kubernetes.authorization.Authorizer"
+PATH_CHECK = "kubernetes.authorization.PathCheck"
+GROUP_CHECK = "kubernetes.authorization.GroupCheck"
+RESOURCE_CHECK = "kubernetes.authorization.ResourceCheck"
+DECISION = "kubernetes.authorization.Decision"
+
+_S, _B = _FIELD.TYPE_STRING, _FIELD.TYPE_BOOL
+_PRINCIPAL = [("service_account_namespace", 1, _S), ("service_account_name", 2, _S)]
+"""Whose access a check asks about: a service account (``serviceAccount(ns, name)``), or, when
+both are empty, the user who sent the request."""
 
 _SCHEMA: dict[str, dict[str, list[tuple[str, int, int]]]] = {
     "kubernetes": {
@@ -55,6 +73,15 @@ _SCHEMA: dict[str, dict[str, list[tuple[str, int, int]]]] = {
     "net": {
         "IP": [("address", 1, _FIELD.TYPE_BYTES)],  # 4 bytes for IPv4, 16 for IPv6
         "CIDR": [("address", 1, _FIELD.TYPE_BYTES), ("bits", 2, _FIELD.TYPE_UINT32)],
+    },
+    "kubernetes.authorization": {
+        "Authorizer": _PRINCIPAL,
+        "PathCheck": [*_PRINCIPAL, ("path", 3, _S)],
+        "GroupCheck": [*_PRINCIPAL, ("group", 3, _S)],
+        "ResourceCheck": [*_PRINCIPAL, ("group", 3, _S), ("resource", 4, _S), ("subresource", 5, _S),
+                          ("namespace", 6, _S), ("name", 7, _S), ("field_selector", 8, _S),
+                          ("label_selector", 9, _S)],
+        "Decision": [("allowed", 1, _B), ("reason", 2, _S), ("errored", 3, _B), ("error", 4, _S)],
     },
 }
 """Package -> message -> fields (name, number, type; a negative type is a repeated field)."""
@@ -79,14 +106,14 @@ POOL: Any = _pool()
 
 _CLASSES: dict[str, Any] = {
     name: message_factory.GetMessageClass(POOL.FindMessageTypeByName(name))
-    for name in (QUANTITY, URL, SEMVER, IP, CIDR)
+    for name in (QUANTITY, URL, SEMVER, IP, CIDR, AUTHORIZER, PATH_CHECK, GROUP_CHECK, RESOURCE_CHECK, DECISION)
 }
 
 TYPES: dict[str, Any] = {name: cel.Type(name) for name in _CLASSES}
 """The checker types, by full name."""
 
 
-def new(name: str, **fields: Any) -> Any:
+def new(name: str, /, **fields: Any) -> Any:
     """A message of type ``name``: what a function returns to CEL."""
     return _CLASSES[name](**fields)
 

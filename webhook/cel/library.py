@@ -21,28 +21,42 @@ API server's base environment (v1.34/v1.35, ``pkg/cel/environment/base.go``):
 * semver (``library.SemverLib`` version 1, :mod:`~webhook.cel.k8s_semver`): ``semver(s[, normalize])``,
   ``isSemver(s[, normalize])``, ``major()``, ``minor()``, ``patch()``, ``isGreaterThan``,
   ``isLessThan``, ``compareTo``, ``==``;
-* JSON patch (mutations only, ``library.JSONPatch``): ``jsonpatch.escapeKey(s)``.
+* JSON patch (mutations only, ``library.JSONPatch``): ``jsonpatch.escapeKey(s)``;
+* the authorizer (``library.Authz`` and ``library.AuthzSelectors``, :mod:`~webhook.cel.k8s_authz`):
+  the ``authorizer`` and ``authorizer.requestResource`` variables (declared everywhere but in
+  ``messageExpression``), ``path(s)``, ``group(s)``, ``serviceAccount(ns, name)``, ``resource(s)``,
+  ``subresource(s)``, ``namespace(s)``, ``name(s)``, ``fieldSelector(s)``, ``labelSelector(s)``,
+  ``check(verb)``, and on the decision ``allowed()``, ``reason()``, ``errored()``, ``error()``.
+  ``check`` asks the review's authorizer (cached SubjectAccessReviews): no cluster, or an answer
+  not cached yet, is an evaluation error, so the binding's ``failurePolicy`` decides; the module
+  says what each kind of authorizer can be asked.
 
 Not here: ``format.*`` (``library.Format``, v1.31) returns optional values, which a Python function
-cannot hand to cel-expr-python 0.1 (``UNIMPLEMENTED: Unimplemented type``); ``authorizer`` needs
-the API server. An expression using them fails to compile with cel-go's ``undeclared reference``
-wording, so such a policy is refused at load with a message naming the expression.
+cannot hand to cel-expr-python 0.1 (``UNIMPLEMENTED: Unimplemented type``). An expression using it
+fails to compile with cel-go's ``undeclared reference`` wording, so such a policy is refused at load
+with a message naming the expression.
 
-Value types. The quantity, URL, IP, CIDR and semver values are protobuf messages named as the API
-server names its types (``kubernetes.Quantity``, ``net.IP``, ...; :mod:`~webhook.cel.k8s_types` says
-why and what each holds). cel-cpp's runtime dispatches on argument *kinds*, and every message is one
+Value types. The quantity, URL, IP, CIDR, semver and authorizer values are protobuf messages named
+as the API server names its types (``kubernetes.Quantity``, ``net.IP``,
+``kubernetes.authorization.ResourceCheck``, ...; :mod:`~webhook.cel.k8s_types` says why and what
+each holds). cel-cpp's runtime dispatches on argument *kinds*, and every message is one
 kind, so ``isGreaterThan`` on quantities and on versions, or ``string()`` of an IP and of a CIDR,
 cannot be two implementations. The library therefore comes in two forms (:func:`extensions`): the
 checker gets every typed overload with upstream's ids (so ``isIP(cidr(...))`` fails to compile as
 in cel-go), the runtime one implementation per shape that picks the upstream overload by the
 arguments' message types (a value of another type, through ``dyn``, is ``no such overload``).
-:mod:`webhook.cel.runtime` checks with the first and evaluates with the second.
+:mod:`webhook.cel.runtime` checks with the first and evaluates with the second. ``check`` has no
+implementation in the environment: it needs the review's user and authorizer, so each activation
+brings its own (cel-cpp's late binding, :class:`webhook.cel.k8s_authz.Binding`).
 
 Cost (2 cores, no other load; evaluation with the review's activation already built):
 ``quantity(object.spec.x).isLessThan(quantity('1Gi'))`` about 13 µs against 4 µs for a plain
 comparison; ``url(...).getHostname()``, ``ip(...).isLoopback()``, ``cidr(...).containsIP(s)`` and
-``semver(...).isLessThan(...)`` 9-20 µs. Constructors cache their last 4096 strings (literals repeat
-on every review). Compiling takes 35-60 µs, as before plus the checked expression's round trip.
+``semver(...).isLessThan(...)`` 9-20 µs; each authorizer builder call about 10 µs (a message each
+way), so ``authorizer.group('apps').resource('deployments').namespace(n).check('update').allowed()``
+about 50 µs with the answer cached (plus the authorizer's own time). Constructors cache their last
+4096 strings (literals repeat on every review). Compiling takes 35-60 µs, as before plus the
+checked expression's round trip.
 
 An implementation raises :class:`ValueError` with cel-go's text; cel-cpp turns the exception into
 an error value, which :func:`webhook.cel.runtime.error_text` passes on without its status prefix.
@@ -57,7 +71,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from webhook.cel import k8s_net, k8s_quantity, k8s_semver, k8s_types, k8s_url
+from webhook.cel import k8s_authz, k8s_net, k8s_quantity, k8s_semver, k8s_types, k8s_url
 
 
 def _comparable(items: list[Any], function: str) -> None:
@@ -165,19 +179,22 @@ def _untyped(*, patch_types: bool) -> list[Any]:
 
 _Q, _U, _V = k8s_types.QUANTITY, k8s_types.URL, k8s_types.SEMVER
 _IP, _CIDR = k8s_types.IP, k8s_types.CIDR
+_AUTHZ, _PATH, _GROUP = k8s_types.AUTHORIZER, k8s_types.PATH_CHECK, k8s_types.GROUP_CHECK
+_RESOURCE, _DECISION = k8s_types.RESOURCE_CHECK, k8s_types.DECISION
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Typed:
     """One upstream overload: its function, its id (as in the Go source), receiver style,
-    parameter and result types (a message name or a cel-cpp type signature) and implementation."""
+    parameter and result types (a message name or a cel-cpp type signature) and implementation
+    (``None``: bound per review, by the activation: ``check`` of :mod:`~webhook.cel.k8s_authz`)."""
 
     function: str
     id: str
     member: bool
     params: tuple[str, ...]
     returns: str
-    impl: Callable[..., Any]
+    impl: Callable[..., Any] | None
 
 
 def _is_greater(compare: Callable[[Any, Any], int]) -> Callable[[Any, Any], bool]:
@@ -248,6 +265,27 @@ _TYPED: tuple[_Typed, ...] = (
     _Typed("major", "semver_major", True, (_V,), "int", k8s_semver.major),
     _Typed("minor", "semver_minor", True, (_V,), "int", k8s_semver.minor),
     _Typed("patch", "semver_patch", True, (_V,), "int", k8s_semver.patch),
+    # library.Authz (authz.go); check is late-bound: it needs the review's user and authorizer.
+    _Typed("path", "authorizer_path", True, (_AUTHZ, "string"), _PATH, k8s_authz.path),
+    _Typed("group", "authorizer_group", True, (_AUTHZ, "string"), _GROUP, k8s_authz.group),
+    _Typed("serviceAccount", "authorizer_serviceaccount", True, (_AUTHZ, "string", "string"), _AUTHZ,
+           k8s_authz.service_account),
+    _Typed("resource", "groupcheck_resource", True, (_GROUP, "string"), _RESOURCE, k8s_authz.resource),
+    _Typed("subresource", "resourcecheck_subresource", True, (_RESOURCE, "string"), _RESOURCE,
+           k8s_authz.subresource),
+    _Typed("namespace", "resourcecheck_namespace", True, (_RESOURCE, "string"), _RESOURCE, k8s_authz.namespace),
+    _Typed("name", "resourcecheck_name", True, (_RESOURCE, "string"), _RESOURCE, k8s_authz.name),
+    _Typed("check", "pathcheck_check", True, (_PATH, "string"), _DECISION, None),
+    _Typed("check", "resourcecheck_check", True, (_RESOURCE, "string"), _DECISION, None),
+    _Typed("errored", "decision_errored", True, (_DECISION,), "bool", k8s_authz.errored),
+    _Typed("error", "decision_error", True, (_DECISION,), "string", k8s_authz.error),
+    _Typed("allowed", "decision_allowed", True, (_DECISION,), "bool", k8s_authz.allowed),
+    _Typed("reason", "decision_reason", True, (_DECISION,), "string", k8s_authz.reason),
+    # library.AuthzSelectors (authz.go; the AuthorizeWithSelectors feature, on by default since 1.32)
+    _Typed("fieldSelector", "authorizer_fieldselector", True, (_RESOURCE, "string"), _RESOURCE,
+           k8s_authz.field_selector),
+    _Typed("labelSelector", "authorizer_labelselector", True, (_RESOURCE, "string"), _RESOURCE,
+           k8s_authz.label_selector),
 )
 
 
@@ -284,7 +322,7 @@ def _dispatch(overloads: Sequence[_Typed]) -> Callable[..., Any]:
 
     def call(*args: Any) -> Any:
         impl = table.get(tuple(k8s_types.kind(arg) for arg in args))
-        if impl is None:
+        if impl is None:  # another message type, or a late-bound overload (never dispatched here)
             raise ValueError("no such overload")
         return impl(*args)
 
@@ -299,9 +337,11 @@ def _runtime_declarations() -> list[Any]:
         overloads: list[Any] = []
         for same in _grouped(shapes, _shape).values():
             first = same[0]
+            # Without an implementation, cel-cpp looks the function up in each activation (late binding).
+            implemented = {"impl": _dispatch(same)} if all(o.impl is not None for o in same) else {}
             overloads.append(cel.Overload(f"k8s_runtime_{function}_{len(overloads)}", _type(first.returns),
                                           [_type(p) for p in first.params], is_member=first.member,
-                                          impl=_dispatch(same)))
+                                          **implemented))
         declarations.append(cel.FunctionDecl(function, overloads))
     return declarations
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from webhook.cel import matching, params, runtime, validating
+from webhook.cel import k8s_authz, matching, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
 from webhook.policy import model
 
@@ -191,7 +191,7 @@ def apply(
         "oldObject": ctx.old_object,
         "request": validating.request_variable(ctx),
         "namespaceObject": validating.namespace_object(ctx),
-        "authorizer": None,
+        "authorizer": k8s_authz.Binding.for_review(ctx),  # the user's access, asked per check
     }
     errors: list[_Error] = []
     invocations: list[tuple[mdocs.MutatingPolicy, mdocs.MutatingBinding, Any]] = []

@@ -15,6 +15,14 @@ runtime shape (cel-cpp cannot hold two implementations that differ only in messa
 these types come out of :func:`evaluate` as protobuf messages and go back into :func:`activation`
 unchanged (a composited variable holding a quantity).
 
+Authorizer. ``authorizer`` (``kubernetes.authorization.Authorizer``) and
+``authorizer.requestResource`` (``kubernetes.authorization.ResourceCheck``, a variable with a
+dotted name as upstream declares it) exist unless :class:`Declarations` says otherwise (only
+``messageExpression`` is checked without them). The values given to :func:`activation` carry a
+:class:`webhook.cel.k8s_authz.Binding` under ``"authorizer"``: the activation gets the two values
+and the review's ``check`` (late-bound: the environments are shared by every review, the user and
+the authorizer are not). Without a binding every ``check`` is an evaluation error.
+
 Limits. The API server stops an expression at a runtime cost of 1,000,000 and a binding at a total
 of 10,000,000. cel-cpp has no cost tracking; it stops any evaluation after 10,000 comprehension
 iterations (``all``/``exists``/``map``/``filter`` steps, nested ones counted together). That bound
@@ -33,7 +41,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from webhook.cel import k8s_types, library
+from webhook.cel import k8s_authz, k8s_types, library
 
 COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 """cel-go's text when an expression passes the per-call cost limit (``CostLimit(PerCallLimit)``)."""
@@ -99,8 +107,8 @@ class _Environment:
     def compile(self, source: str) -> Any:
         return self.runner.deserialize(self.checker.compile(source).serialize())
 
-    def Activation(self, values: Mapping[str, Any]) -> Any:  # noqa: N802 - cel-expr-python's name
-        return self.runner.Activation(values)
+    def Activation(self, values: Mapping[str, Any], functions: list[Any] | None = None) -> Any:  # noqa: N802
+        return self.runner.Activation(values, functions=functions)
 
 
 _ENVIRONMENTS: dict[Declarations, _Environment] = {}
@@ -119,7 +127,10 @@ def _environment(declared: Declarations) -> _Environment:
         if declared.params:
             names["params"] = cel.Type.DYN
         if declared.authorizer:
-            names["authorizer"] = cel.Type.DYN
+            names["authorizer"] = k8s_types.TYPES[k8s_types.AUTHORIZER]
+            # A variable with a dotted name, as upstream declares it; the checker resolves the
+            # qualified name before treating ``.requestResource`` as a field selection.
+            names["authorizer.requestResource"] = k8s_types.TYPES[k8s_types.RESOURCE_CHECK]
         checker, runner = (
             cel.NewEnv(
                 descriptor_pool=k8s_types.POOL,
@@ -237,8 +248,19 @@ def _go_type(name: str) -> str:
 
 
 def activation(values: Mapping[str, Any], *, declared: Declarations) -> Any:
-    """The variables of one evaluation, converted once and shared by every expression of a review."""
-    return _environment(declared).Activation(dict(values))
+    """The variables of one evaluation, converted once and shared by every expression of a review.
+
+    ``values["authorizer"]`` is the review's :class:`~webhook.cel.k8s_authz.Binding`: it becomes the
+    ``authorizer`` and ``authorizer.requestResource`` values and the late-bound ``check`` that asks
+    for the review's user. Anything else there (``None``) is "no authorizer": every ``check`` is an
+    evaluation error (:data:`~webhook.cel.k8s_authz.NO_CLUSTER`)."""
+    data = dict(values)
+    found = data.pop("authorizer", None)
+    if not declared.authorizer:
+        return _environment(declared).Activation(data)
+    binding = found if isinstance(found, k8s_authz.Binding) else k8s_authz.UNAVAILABLE
+    data.update(binding.variables)
+    return _environment(declared).Activation(data, binding.functions)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

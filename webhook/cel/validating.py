@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from webhook.cel import documents, matching, params, runtime
+from webhook.cel import documents, k8s_authz, matching, params, runtime
 from webhook.policy import model
 
 FAILURE_ANNOTATION = "validation.policy.admission.k8s.io/validation_failure"
@@ -319,7 +319,7 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
         "oldObject": ctx.old_object,
         "request": request_variable(ctx),
         "namespaceObject": namespace_object(ctx),
-        "authorizer": None,
+        "authorizer": k8s_authz.Binding.for_review(ctx),  # the user's access, asked per check
     }
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
