@@ -327,3 +327,34 @@ def test_an_optional_valued_variable_is_an_error_not_a_crash() -> None:
         "denied request: expression 'variables.paused == true' resulted in error: composited variable \"paused\" "
         "fails to evaluate: the result is an optional value, which this webhook's CEL runtime cannot hold; unwrap it "
         "in the expression (for example with .orValue(...))")
+
+
+def test_params_from_the_cluster_are_found_and_a_file_object_of_the_same_name_wins() -> None:
+    from webhook import cluster
+
+    live = cluster.ParamCache()
+    key = ("v1", "ConfigMap")
+    live.apply_event(key, "ADDED", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "replica-limits", "namespace": "other"},
+                                     "data": {"maxReplicas": "20"}})
+    request = ctx(namespace="other")
+    request.params = live
+    loaded = policy_set(configmap_policy())  # no ConfigMap in the files
+    assert validating.evaluate(loaded, DEPLOYMENT, request).denial is None  # 7 <= 20, from the cluster
+    live.apply_event(key, "MODIFIED", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "replica-limits", "namespace": "other"},
+                                        "data": {"maxReplicas": "2"}})
+    denial = validating.evaluate(loaded, DEPLOYMENT, request).denial
+    assert denial is not None and denial.message.endswith("replicas must be at most 2")
+    live.apply_event(key, "DELETED", {"metadata": {"name": "replica-limits", "namespace": "other"}})
+    denial = validating.evaluate(loaded, DEPLOYMENT, request).denial
+    assert denial is not None and denial.message.endswith(
+        "no params found for policy binding with `Deny` parameterNotFoundAction")
+    # In the namespace the files cover, the file's object replaces the cluster's of the same name.
+    live.apply_event(key, "ADDED", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "replica-limits", "namespace": "default"},
+                                     "data": {"maxReplicas": "50"}})
+    in_default = ctx()
+    in_default.params = live
+    denial = validating.evaluate(policy_set(configmap_policy() + LIMITS), DEPLOYMENT, in_default).denial
+    assert denial is not None and denial.message.endswith("replicas must be at most 5")

@@ -129,6 +129,89 @@ class NamespaceCache:
                 backoff = min(backoff * 2, 60.0)
 
 
+class ParamCache:
+    """Param objects of the kinds admission policies name in ``paramKind``, read from the cluster by
+    list+watch in one daemon thread per kind, off the request path (like :class:`NamespaceCache`).
+
+    ``objects(api_version, kind)`` returns what is known now (plain dicts, as policies read them);
+    a kind not served by the cluster is logged once and stays empty, so bindings fall back to the
+    param objects of the policy files and their ``parameterNotFoundAction``.
+    """
+
+    def __init__(self, api_client: Any | None = None, *, timeout_seconds: int = 300) -> None:
+        self._api_client = api_client
+        self._timeout_seconds = timeout_seconds
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+        self._stop = threading.Event()
+
+    def objects(self, api_version: str, kind: str) -> tuple[dict[str, Any], ...]:
+        return tuple(self._objects.get((api_version, kind), {}).values())
+
+    def apply_event(self, key: tuple[str, str], event_type: str, obj: dict[str, Any]) -> None:
+        """Apply one watch event (also used by tests and by the initial list)."""
+        metadata = obj.get("metadata") or {}
+        identity = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        known = dict(self._objects.get(key, {}))  # copy, then one assignment: readers see whole maps
+        if event_type == "DELETED":
+            known.pop(identity, None)
+        else:
+            known[identity] = obj
+        self._objects[key] = known
+
+    def ensure(self, kinds: set[tuple[str, str]]) -> None:
+        """Watch every ``(apiVersion, kind)`` of ``kinds`` not watched yet (policies reloaded with a
+        new paramKind start a watch; a kind no longer used keeps its watch until restart)."""
+        for key in sorted(kinds - self._threads.keys()):
+            thread = threading.Thread(target=self._run, args=(key,), name=f"param-watch-{key[1]}", daemon=True)
+            self._threads[key] = thread
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self, key: tuple[str, str]) -> None:
+        from kubernetes import dynamic
+        from kubernetes.client.exceptions import ApiException
+
+        make_client: Any = dynamic.DynamicClient
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                client: Any = make_client(self._api_client)
+                resource = client.resources.get(api_version=key[0], kind=key[1])
+                listing = resource.get(_request_timeout=10)
+                self._objects[key] = {
+                    (str(item["metadata"].get("namespace") or ""), str(item["metadata"]["name"])): item
+                    for item in (i.to_dict() for i in listing.items)
+                }
+                version = listing.metadata.resourceVersion
+                for event in client.watch(resource, resource_version=version, timeout=self._timeout_seconds):
+                    if self._stop.is_set():
+                        return
+                    self.apply_event(key, event["type"], event["raw_object"])
+                backoff = 1.0
+            except ApiException as exc:
+                if exc.status != 410:
+                    log.warning("param_watch_error", kind=key[1], api_version=key[0], status=exc.status,
+                                retry_in=backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 300.0)
+            except Exception as exc:  # noqa: BLE001 - unknown kinds (not served), network errors: keep trying
+                log.warning("param_watch_error", kind=key[1], api_version=key[0], error=str(exc), retry_in=backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 300.0)
+
+
+def start_param_cache() -> ParamCache | None:
+    """A param cache when credentials exist (logged once by :func:`start_namespace_cache` otherwise)."""
+    try:
+        api_client = load_credentials()
+    except errors.ClusterUnavailable:
+        return None
+    return ParamCache(api_client)
+
+
 def start_namespace_cache() -> tuple[NamespaceCache, AccessReviewCache] | None:
     """Start the caches when credentials exist; else log once that label scopes will not match."""
     try:

@@ -251,7 +251,7 @@ def _params(
 ) -> Sequence[Any]:
     if policy.param_kind is None or binding.param_ref is None:
         return [None]
-    return store.collect(policy.param_kind, binding.param_ref, request_namespace=ctx.namespace)
+    return store.collect(policy.param_kind, binding.param_ref, request_namespace=ctx.namespace, live=ctx.params)
 
 
 def _key(policy: mdocs.MutatingPolicy, binding: mdocs.MutatingBinding, param: Any) -> Key:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.cel import documents
-from webhook.policy import scope
+from webhook.policy import model, scope
 
 NAMESPACED_KINDS = frozenset({("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount")})
 CLUSTER_KINDS = frozenset({("v1", "Namespace"), ("v1", "Node")})
@@ -44,21 +44,23 @@ class Store:
             found.setdefault(key, []).append(obj)
         return cls({key: tuple(items) for key, items in found.items()})
 
-    def namespaced(self, kind: documents.ParamKind) -> bool:
+    def namespaced(self, kind: documents.ParamKind, live: model.ParamSource | None = None) -> bool:
         key = (kind.api_version, kind.kind)
         if key in NAMESPACED_KINDS:
             return True
         if key in CLUSTER_KINDS:
             return False
-        return any(_metadata(obj).get("namespace") for obj in self.objects.get(key, ()))
+        known = (*self.objects.get(key, ()), *(live.objects(*key) if live is not None else ()))
+        return any(_metadata(obj).get("namespace") for obj in known)
 
     def collect(
-        self, kind: documents.ParamKind, ref: documents.ParamRef, *, request_namespace: str
+        self, kind: documents.ParamKind, ref: documents.ParamRef, *, request_namespace: str,
+        live: model.ParamSource | None = None,
     ) -> list[dict[str, Any]]:
         """The params a binding evaluates its policy with (one evaluation each), or raises
         :class:`ConfigurationError`. An empty list means "none found, parameterNotFoundAction Allow"."""
         namespace = ""
-        if self.namespaced(kind):
+        if self.namespaced(kind, live):
             namespace = ref.namespace or request_namespace
             if not namespace:
                 raise ConfigurationError(
@@ -66,10 +68,15 @@ class Store:
                 )
         elif ref.namespace:
             raise ConfigurationError("paramRef.namespace must not be provided for a cluster-scoped `paramKind`")
-        candidates = [
-            obj for obj in self.objects.get((kind.api_version, kind.kind), ())
-            if str(_metadata(obj).get("namespace") or "") == namespace
-        ]
+        # The cluster's objects first; a file's object of the same namespace and name replaces it
+        # (the files are what the operator reviewed with this policy set).
+        by_identity: dict[tuple[str, str], dict[str, Any]] = {}
+        sources = (live.objects(kind.api_version, kind.kind) if live is not None else (),
+                   self.objects.get((kind.api_version, kind.kind), ()))
+        for source in sources:
+            for obj in source:
+                by_identity[(str(_metadata(obj).get("namespace") or ""), str(_metadata(obj).get("name")))] = obj
+        candidates = [obj for (obj_namespace, _), obj in by_identity.items() if obj_namespace == namespace]
         if ref.name is not None:
             found = [obj for obj in candidates if _metadata(obj).get("name") == ref.name]
         else:

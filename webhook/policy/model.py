@@ -60,6 +60,12 @@ class Authorizer(Protocol):
     ) -> bool | None: ...
 
 
+class ParamSource(Protocol):
+    """Where admission policies find param objects besides the policy files (the cluster)."""
+
+    def objects(self, api_version: str, kind: str) -> tuple[dict[str, Any], ...]: ...
+
+
 @dataclasses.dataclass(slots=True)
 class ReviewContext:
     """What a policy may know about the request besides the object (from ``AdmissionRequest``).
@@ -87,6 +93,9 @@ class ReviewContext:
     request: Mapping[str, Any] | None = None
     """The AdmissionRequest as received (CEL policies read ``userInfo.extra``, ``requestKind``,
     ``options``...); ``None`` when the context was built by hand."""
+    params: ParamSource | None = None
+    """Param objects read from the cluster (a watch-fed cache), besides those of the policy files;
+    ``None`` without a cluster."""
     namespace_object: Mapping[str, Any] | None = None
     """The request's Namespace object when known whole (``review`` given a Namespace manifest);
     otherwise CEL's ``namespaceObject`` is built from the name and ``namespace_labels``."""
