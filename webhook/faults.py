@@ -15,7 +15,12 @@ Per request path (exact, else the first matching glob such as ``/validate/*`` or
 Off by default and hard to turn on by accident: the middleware does nothing unless the app holds a
 :class:`State` under :data:`FAULTS` (the server stores one only when ``--faults`` or
 ``--admin-port`` is given), and the admin API that changes faults at run time (``GET/PUT/DELETE
-/faults``) listens on a separate port bound to loopback only when ``--admin-port`` is given.
+/faults``) listens on a separate port only when ``--admin-port`` is given.
+
+The admin API has no authentication and no TLS: anyone who reaches it can make every review fail.
+So it binds to a loopback address only (127.0.0.1 by default, or ::1) and :func:`admin_context`
+refuses any other, which leaves it to processes in the Pod's own network namespace (``kubectl
+exec``, ``kubectl port-forward``). Do not expose it through a Service.
 
 The file format (YAML), also the body of ``PUT /faults`` (JSON or YAML)::
 
@@ -296,10 +301,19 @@ def admin_app(state: State) -> web.Application:
 def admin_context(
     state: State, *, port: int, host: str = "127.0.0.1"
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry that serves :func:`admin_app` on ``host:port`` (plain HTTP, loopback
-    only) while the main app runs."""
-    if not ipaddress.ip_address(host).is_loopback:
-        raise FaultConfigError(f"the fault admin API binds to loopback only, not {host}")
+    """A ``cleanup_ctx`` entry that serves :func:`admin_app` on ``host:port`` while the main app runs.
+
+    Raises :class:`FaultConfigError` unless ``host`` is a loopback IP address: the admin API is
+    plain HTTP without authentication (see the module docstring)."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # a host name: what it resolves to may change, so it is refused too
+    if not loopback:
+        raise FaultConfigError(
+            f"the fault admin API binds to loopback only, not {host}: it is plain HTTP without "
+            "authentication; use 127.0.0.1 or ::1 and reach it with kubectl exec or port-forward"
+        )
 
     async def serve(_: web.Application) -> AsyncIterator[None]:
         runner = web.AppRunner(admin_app(state), access_log=None)

@@ -37,7 +37,29 @@ log = logs.get("webhook.recorder")
 _TEMP_PREFIX = ".tmp-"
 _QUEUE_ITEMS = 256
 _QUEUE_BYTES = 64 * 1024 * 1024
-"""Pending work is bounded twice: an UPDATE review can carry two 3 MiB objects."""
+"""Pending work is bounded twice, in recordings and in their estimated cost (:func:`_cost`): an
+UPDATE review can carry two 3 MiB objects, and writing one costs several times its size. One
+recording costlier than this is still taken when nothing else is pending, so the recorder holds
+at most this much, or one review's cost (which :class:`review.Limits` bounds)."""
+_INDENT_BUDGET = 4 * 1024 * 1024
+"""Recordings are indented for people to read, unless the indentation alone would take more than
+this: each line of a document nested N levels deep starts with 2N spaces, so a body of a million
+values nested a hundred levels would be written as 200 MB."""
+
+# Memory per parsed item (orjson, CPython 3.11; see review.Limits): at most 192 bytes for an
+# object or array, 108 for a value (a member with its key).
+_CONTAINER_COST = 200
+_VALUE_COST = 110
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Names:
+    """What a recording's file name and log lines say of the review."""
+
+    uid: str
+    kind: str
+    namespace: str
+    name: str
 
 
 @dataclasses.dataclass(slots=True)
@@ -45,9 +67,40 @@ class _Job:
     when: datetime.datetime
     sequence: int
     path: str | None
-    review: review.Review
+    names: _Names
+    review: review.Review | None
+    """Only without ``raw``, to rebuild the request from; otherwise the parsed objects are let go
+    with the request, and the writer parses ``raw`` again, one recording at a time."""
     answer: dict[str, Any]
     raw: bytes | None
+    cost: int
+    indent: bool
+
+
+def _cost(parsed: review.Review, raw: bytes | None, answer: dict[str, Any]) -> tuple[int, bool]:
+    """What writing this recording takes in memory at its peak, estimated in bytes, and whether
+    to indent it. The writer holds the body, its parse (the strings again, plus every object,
+    array and value: counted before parsing, see :func:`review.measure`) and the document it
+    writes (the body again, the answer, and the indentation if any)."""
+    shape = parsed.shape
+    if raw is None or shape is None:
+        # Parsed from a dict (offline, tests): measure the objects as JSON, once.
+        dumped = orjson.dumps([parsed.object, parsed.old_object])
+        shape = review.measure(dumped, limits=_UNLIMITED)
+        size = len(dumped) + (len(raw) if raw is not None else 0)
+    else:
+        size = len(raw)
+    depth = shape.depth if shape.depth is not None else shape.containers
+    indentation = (shape.containers + shape.values) * 2 * (depth + 1)  # at most, a line per item
+    indent = indentation <= _INDENT_BUDGET
+    in_memory = size + _CONTAINER_COST * shape.containers + _VALUE_COST * shape.values
+    written = size + len(orjson.dumps(answer)) + (indentation if indent else 0)
+    return size + in_memory + written, indent
+
+
+_UNLIMITED = review.Limits(max_depth=2**62, max_containers=2**62, max_values=2**62)
+"""Limits that refuse nothing: :func:`review.measure` then stops at its first, cheapest counts
+(upper bounds, all :func:`_cost` needs)."""
 
 
 class Recorder:
@@ -130,15 +183,20 @@ class Recorder:
             if path is None:
                 bound = structlog.contextvars.get_contextvars().get("path")
                 path = bound if isinstance(bound, str) else None
-            size = len(raw) if raw is not None else 0
+            cost, indent = _cost(parsed, raw, answer)
             with self._lock:
-                full = self._queue.qsize() >= _QUEUE_ITEMS or self._pending_bytes + size > _QUEUE_BYTES
+                full = self._queue.qsize() >= _QUEUE_ITEMS or (
+                    self._pending_bytes > 0 and self._pending_bytes + cost > _QUEUE_BYTES
+                )
                 if self._closed or full:
                     self._dropped(parsed.uid)
                     return
-                self._pending_bytes += size
+                self._pending_bytes += cost
             when = datetime.datetime.now(datetime.UTC)
-            self._queue.put_nowait(_Job(when, next(self._sequence), path, parsed, answer, raw))
+            ctx = parsed.context
+            names = _Names(ctx.uid, ctx.kind, ctx.namespace, ctx.name)
+            kept = parsed if raw is None else None
+            self._queue.put_nowait(_Job(when, next(self._sequence), path, names, kept, answer, raw, cost, indent))
         except Exception:  # noqa: BLE001 - recording must never fail a review
             self._count_error()
             log.exception("record_failed", uid=parsed.uid, stage="submit")
@@ -164,11 +222,11 @@ class Recorder:
             except Exception:  # noqa: BLE001 - keep the thread alive for the next recording
                 self.failed += 1
                 self._count_error()
-                log.exception("record_failed", uid=job.review.uid if job else None, stage="write")
+                log.exception("record_failed", uid=job.names.uid if job else None, stage="write")
             finally:
-                if job is not None and job.raw is not None:
+                if job is not None:
                     with self._lock:
-                        self._pending_bytes -= len(job.raw)
+                        self._pending_bytes -= job.cost
                 self._queue.task_done()
 
     def _document(self, job: _Job) -> tuple[dict[str, Any], list[str]]:
@@ -176,6 +234,7 @@ class Recorder:
         if job.raw is not None:
             request = orjson.loads(job.raw)
         else:
+            assert job.review is not None  # kept whenever there is no raw body
             request = {
                 "apiVersion": job.review.api_version,
                 "kind": "AdmissionReview",
@@ -196,11 +255,12 @@ class Recorder:
         return document, found
 
     def _write(self, job: _Job) -> None:
-        ctx = job.review.context
+        ctx = job.names
         name = recording.file_name(job.when, sequence=job.sequence, endpoint=job.path or "unknown", kind=ctx.kind,
                          namespace=ctx.namespace, name=ctx.name, uid=ctx.uid)
         document, _ = self._document(job)
-        body = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+        body = orjson.dumps(document, option=orjson.OPT_INDENT_2 if job.indent else 0) + b"\n"
+        del document
         if len(body) > self.max_bytes:
             self.failed += 1
             self._count_error()

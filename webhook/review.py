@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
+import operator
 import re
 from typing import Any, Literal
 
@@ -91,6 +93,8 @@ class Review:
     context: model.ReviewContext
     object: dict[str, Any] | None
     old_object: dict[str, Any] | None
+    shape: JsonShape | None = None
+    """What the body held, measured before parsing; ``None`` when parsed from a dict."""
 
     @property
     def uid(self) -> str:
@@ -135,15 +139,232 @@ def _describe_errors(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse(body: bytes | str | dict[str, Any]) -> Review:
-    """Parse an AdmissionReview; raise :class:`~webhook.errors.BadReview` naming what is wrong."""
+# --- what one review may cost ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """What one review may cost, checked before the body is parsed (:func:`measure`).
+
+    Parsing is where a body's size multiplies: orjson makes each 2-byte ``{}`` a Python dict of 72
+    bytes, so 7 MiB of ``[{},{},...]`` took 370 MB, and the engine's copy and the recorder's parse
+    came on top. Measured per item once parsed: a one-key object 192 bytes, an empty one 72, an
+    object member with its key 108, a one-character string 58, a float 32. With these limits one
+    review's parsed form stays under about 60 MB whatever the body holds (200,000 one-key objects
+    and 300,000 more members), against a few KB to a few MB for real reviews.
+
+    The API server accepts request bodies up to 3 MiB and etcd stores objects up to 1.5 MiB by
+    default, so a review carries at most 3 MiB in ``object`` plus what ``oldObject`` holds on an
+    UPDATE (the 7 MiB ``--max-body-bytes`` allows both at 3 MiB). The limits let real objects of
+    that size through (ConfigMaps of data or of JSON documents, custom resources of small records,
+    CRD schemas); what they refuse is named in each. Nothing is counted twice: the server measures
+    each body once (:func:`parse`).
+    """
+
+    max_depth: int = 100
+    """Levels of nesting of the whole body; the envelope takes three (``{request: {object: {``).
+    Kubernetes objects are rarely deeper than 30; the deepest real ones, CRDs whose schema embeds a
+    pod template, reach about 60 (each field level is two: ``properties`` and the field name).
+    The API server's decoder allows 10,000 and orjson 1,024, but Python code walking the object
+    (the engine's diff, redaction) takes a frame or two per level against a recursion limit of
+    1,000, and orjson writes at most 255 levels. Deeper bodies: HTTP 400."""
+    max_containers: int = 200_000
+    """Objects and arrays in the whole body. Real objects hold one per 25-40 bytes of JSON (a Pod
+    with its managedFields: one per 28; the densest real part, managedFields' ``"f:name":{}``, one
+    per 11). 200,000 is one per 16 bytes of 3 MiB, the most an object and oldObject stored in etcd
+    (1.5 MiB each by default) hold together, or one per 35 bytes of a 7 MiB body. More: HTTP 413."""
+    max_values: int = 500_000
+    """Values of any kind in the whole body (objects, arrays, strings, numbers, booleans and
+    nulls; an object member counts once). Real objects hold one per 15-30 bytes (a 3 MiB ConfigMap
+    a few hundred in all). 500,000 is one per 6.3 bytes of 3 MiB: only long arrays of numbers of
+    up to four digits are denser. More: HTTP 413."""
+
+    def check(self, shape: JsonShape) -> None:
+        """Raise :class:`~webhook.errors.BodyTooLarge` (counts, 413) or
+        :class:`~webhook.errors.BadReview` (depth, 400) naming the limit ``shape`` exceeds."""
+        if shape.containers > self.max_containers:
+            raise errors.BodyTooLarge(
+                f"body holds {shape.containers:,} JSON objects and arrays, over the limit of "
+                f"{self.max_containers:,} per review"
+            )
+        if shape.values > self.max_values:
+            raise errors.BodyTooLarge(
+                f"body holds {shape.values:,} JSON values, over the limit of {self.max_values:,} per review"
+            )
+        if shape.depth is not None and shape.depth > self.max_depth:
+            raise errors.BadReview(
+                f"body is nested more than {self.max_depth} levels deep, over the limit per review "
+                "(Kubernetes objects are rarely deeper than 30)"
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JsonShape:
+    """What a JSON document holds: counted on the bytes (:func:`measure`) or on the parsed
+    document (:func:`shape_of`)."""
+
+    containers: int
+    """Objects and arrays."""
+    values: int
+    """Values of every kind: objects, arrays, members of objects, items of arrays. Counted on
+    the bytes as commas + containers + 1, which counts an empty object or array twice."""
+    depth: int | None
+    """Levels of nesting. ``None``: not decided from the bytes, whose counts are within the
+    limits (so parsing is safe); :func:`parse` counts it on the parsed document."""
+
+
+_ONE_BRACKET = bytes.maketrans(b"[]", b"{}")
+"""Counts and depth do not care whether a container is an object or an array."""
+_NOT_MARKS = bytes(range(256)).translate(None, b'"\\[]{},')
+_NOT_ESCAPES = bytes(range(256)).translate(None, b'"\\[]{},/bfnrtu')
+"""Also keep what JSON lets follow a backslash, so each backslash stays next to what it escapes."""
+_SIBLINGS = (b"}{", b'}""{', b'}""""{')
+"""A container closed, then the next one opened after nothing but commas, keys and string members."""
+_STEPS = bytes.maketrans(b"{}", b"\x02\x00")
+_CHUNK = 64 * 1024
+
+
+def measure(body: bytes, *, limits: Limits) -> JsonShape:
+    """Count the containers, values and nesting of a JSON text without parsing it.
+
+    Every step is a C loop over bytes (``translate``, ``count``, ``split``, ``replace``); nothing
+    is allocated per value, unlike ``orjson.loads``. The body is cut down to its quotes,
+    backslashes, brackets and commas (``marks``), then, cheapest first:
+
+    1. Counted with those inside strings, brackets and commas give upper bounds of the containers
+       and values; the containers bound the depth too. Within the limits: done (a Pod review).
+    2. A sharper bound of the depth: the containers less the boundaries between siblings (``}``,
+       then ``{`` after only commas and pairs of quotes, that is keys and string members), each of
+       which closes a container before the deepest point or opens one after it. None of those
+       quotes has a backslash before it, so none is escaped: such a pattern lies wholly inside or
+       outside strings, and one inside brings its own ``{``, counted among the containers.
+       Within the limit: done (a Pod with managedFields).
+    3. Still undecided with few containers for the body's size (strings holding JSON, such as
+       dashboards in a ConfigMap): the depth is left to :func:`parse`, which walks the parsed
+       document (:func:`shape_of`, about 0.2 us a container). Parsing first is safe: the counts
+       are within the limits.
+    4. Otherwise exact counts, at 2-7 ns a byte: escaped backslashes and quotes dropped, so every
+       quote left opens or closes a string, then what strings hold; the depth by :func:`_depth`.
+    """
+    marks = body.translate(_ONE_BRACKET, _NOT_MARKS)
+    containers = marks.count(b"{")
+    values = containers + marks.count(b",") + 1
+    if containers <= limits.max_containers and values <= limits.max_values:
+        if containers <= limits.max_depth:
+            return JsonShape(containers, values, containers)
+        siblings = marks.translate(None, b",")
+        bound = containers - sum(siblings.count(pattern) for pattern in _SIBLINGS)
+        if bound <= limits.max_depth:
+            return JsonShape(containers, values, bound)
+        if containers * _BYTES_PER_WALKED_CONTAINER < len(body):
+            return JsonShape(containers, values, None)
+    return _measure_exactly(body, marks, limits)
+
+
+def _measure_exactly(body: bytes, marks: bytes, limits: Limits) -> JsonShape:
+    """Step 4 of :func:`measure`; ``marks`` is the body cut down to quotes, backslashes, brackets
+    and commas."""
+    if b"\\" in marks:
+        # Escaped backslashes first: JSON pairs a run of them left to right, as ``replace`` does;
+        # a backslash left before a quote escapes it.
+        escaped = body.translate(_ONE_BRACKET, _NOT_ESCAPES).replace(b"\\\\", b"").replace(b'\\"', b"")
+        marks = escaped.translate(None, b"\\/bfnrtu")
+    if marks.count(b'"') != 2 * marks.count(b'""'):
+        marks = _outside_strings(marks)
+    containers = marks.count(b"{")
+    values = containers + marks.count(b",") + 1
+    if containers <= limits.max_depth or containers > limits.max_containers or values > limits.max_values:
+        return JsonShape(containers, values, containers)
+    return JsonShape(containers, values, _depth(marks.translate(None, b'",'), limits.max_depth))
+
+
+_BYTES_PER_WALKED_CONTAINER = 40
+"""Walking a parsed container costs about as much as step 4 spends on 40 bytes of body."""
+
+
+def _outside_strings(marks: bytes) -> bytes:
+    """``marks`` without what its strings hold (some hold brackets or commas: a string other than
+    ``""`` is left). Quotes alternate open, close: dropping ``""`` (empty strings, and the close
+    and open of adjacent strings) keeps that order, then every second piece between quotes is
+    outside. Split a chunk at a time: a hostile body of ``"[",`` would otherwise make a list of
+    millions of pieces (125 MB for 7 MiB)."""
+    marks = marks.replace(b'""', b"")
+    kept: list[bytes] = []
+    inside = False
+    for start in range(0, len(marks), _CHUNK):
+        pieces = marks[start : start + _CHUNK].split(b'"')
+        kept.append(b"".join(pieces[1 if inside else 0 :: 2]))
+        inside ^= len(pieces) % 2 == 0  # an odd number of quotes in the chunk
+    return b"".join(kept)
+
+
+def _depth(nesting: bytes, limit: int) -> int:
+    """Levels of nesting of ``nesting`` (only ``{`` and ``}``), exact up to ``limit + 1``.
+
+    First the bound of :func:`measure` (containers less sibling boundaries, here ``}{``). Then
+    rounds that each remove every ``{}``, the containers whose children earlier rounds removed:
+    one level a round, while that shrinks the text by a quarter or more (so at most four times its
+    length in all). What is left, say long chains of nesting, has its depth counted as the highest
+    running sum of +1 per ``{`` and -1 per ``}``, one step per bracket.
+    """
+    bound = nesting.count(b"{") - nesting.count(b"}{")
+    if bound <= limit:
+        return bound
+    rounds = 0
+    while nesting and rounds <= limit:
+        inner = nesting.replace(b"{}", b"")
+        if len(inner) == len(nesting):
+            return rounds  # the brackets do not balance: not JSON, which orjson reports next
+        rounds += 1
+        if len(inner) * 4 > len(nesting) * 3:
+            # Running sum s_i of 2 per ``{`` and 0 per ``}``: the depth after i+1 brackets is s_i - (i+1).
+            steps = itertools.accumulate(inner.translate(_STEPS))
+            return rounds + max(map(operator.sub, steps, itertools.count(1)), default=0)
+        nesting = inner
+    return rounds
+
+
+def shape_of(document: Any, *, depth_limit: int) -> JsonShape:
+    """The shape of a parsed document, walked a level at a time (no recursion, and each level's
+    children gathered and filtered by C loops); the walk stops below ``depth_limit + 1`` levels,
+    so a deeper document reports that depth with partial counts."""
+    containers, values, depth = 0, 1, 0
+    level = [document] if isinstance(document, (dict, list)) else []
+    while level and depth <= depth_limit:
+        depth += 1
+        containers += len(level)
+        children = list(itertools.chain.from_iterable([n.values() if type(n) is dict else n for n in level]))
+        values += len(children)
+        level = list(filter(_IS_DICT, children))
+        level += filter(_IS_LIST, children)
+    return JsonShape(containers, values, depth)
+
+
+_IS_DICT, _IS_LIST = dict.__instancecheck__, list.__instancecheck__
+
+
+def parse(body: bytes | str | dict[str, Any], *, limits: Limits = Limits()) -> Review:
+    """Parse an AdmissionReview; raise :class:`~webhook.errors.BadReview` naming what is wrong.
+
+    A body (bytes or text) is measured first (:func:`measure`) and refused past ``limits`` without
+    being parsed; a depth the bytes left undecided is checked on the parsed document. A dict is
+    taken as it is (the offline ``review`` command; the engine copes with any nesting)."""
+    shape: JsonShape | None = None
     if isinstance(body, dict):
         data: Any = body
     else:
+        raw = body.encode() if isinstance(body, str) else body
+        shape = measure(raw, limits=limits)
+        limits.check(shape)
         try:
-            data = orjson.loads(body)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            if shape.depth is None:  # orjson stops at 1,024 levels: say so with our limit
+                limits.check(_measure_exactly(raw, raw.translate(_ONE_BRACKET, _NOT_MARKS), limits))
             raise errors.BadReview(f"body is not valid JSON: {exc}") from None
+        if shape.depth is None:
+            shape = shape_of(data, depth_limit=limits.max_depth)
+            limits.check(shape)
     if not isinstance(data, dict):
         raise errors.BadReview(f"body must be a JSON object (an AdmissionReview), got {type(data).__name__}")
     if "request" not in data or data.get("request") is None:
@@ -169,7 +390,7 @@ def parse(body: bytes | str | dict[str, Any]) -> Review:
         dry_run=bool(req.dryRun),
         old_object=req.oldObject,
     )
-    return Review(envelope.apiVersion, req, context, req.object, req.oldObject)
+    return Review(envelope.apiVersion, req, context, req.object, req.oldObject, shape)
 
 
 def _name_of(obj: dict[str, Any] | None) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import typedefs, web
+from aiohttp import hdrs, typedefs, web
 
 from webhook import (
     appstate,
@@ -61,6 +61,10 @@ def fingerprint(paths: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
+JSON_LIMITS = web.AppKey("json_limits", review.Limits)
+"""What one review's body may hold (nesting, objects and arrays, values); see :class:`review.Limits`."""
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise errors.BodyTooLarge(
@@ -70,6 +74,26 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise errors.BodyTooLarge(f"body exceeds the limit of {limit} bytes") from None
+    except web.RequestPayloadError as exc:
+        # aiohttp could not decode the body's framing (a broken chunked encoding, a body shorter
+        # than its Content-Length): the request is malformed, not our failure.
+        raise errors.BadReview(f"body could not be read: {exc}") from None
+
+
+def _unsupported_encoding(request: web.Request) -> str | None:
+    """The request's ``Content-Encoding`` unless it is absent or ``identity``.
+
+    The API server never compresses what it sends to webhooks (its client sets no
+    Content-Encoding), so a compressed body comes from a client we do not serve. Refused from the
+    header, before reading: the body is never decompressed (the served app also has aiohttp leave
+    it alone, see :class:`webhook.httpserver.AppRunner`), so no compression ratio can turn 7 MiB
+    on the wire into gigabytes here, and a plain body wrongly labelled gzip, a gzip body and a
+    codec aiohttp lacks all get the same answer: 415, RFC 9110's status for a content coding the
+    server does not accept.
+    """
+    codings = ",".join(request.headers.getall(hdrs.CONTENT_ENCODING, ()))
+    given = [c.strip().lower() for c in codings.split(",") if c.strip()]
+    return codings if any(c != "identity" for c in given) else None
 
 
 def review_handler(chain: model.Chain, group: str | None) -> Handler:
@@ -102,17 +126,21 @@ async def _answer(
 ) -> web.Response:
     app = request.app
     settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
+    encoding = _unsupported_encoding(request)
+    if encoding is not None:
+        refusal = _refused(request, path, 415, "unsupported_encoding",
+                           f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
+        refusal.headers[hdrs.ACCEPT_ENCODING] = "identity"  # RFC 9110 15.5.16: say what is accepted
+        return refusal
     try:
         if request.content_type != appstate.JSON:
             raise errors.BadReview(
                 f"Content-Type must be {appstate.JSON}, got {request.content_type or 'none'!r}"
             )
         body = await _read_body(request, settings.max_body_bytes)
-        parsed = review.parse(body)
+        parsed = review.parse(body, limits=app[JSON_LIMITS])
     except errors.BadReview as exc:
-        stats.errors.labels(path, "bad_request" if exc.status == 400 else "too_large").inc()
-        log.warning("bad_review", path=path, status=exc.status, error=_short(str(exc), 1024))
-        return appstate.json_error(exc.status, str(exc))
+        return _refused(request, path, exc.status, "bad_request" if exc.status == 400 else "too_large", str(exc))
 
     ctx = parsed.context
     cluster_view = app[appstate.CLUSTER]
@@ -120,7 +148,10 @@ async def _answer(
         ctx.namespace_labels = cluster_view.labels(ctx.namespace)
     ctx.authorizer = cluster_view.authorizer
     policies = app[appstate.POLICIES].current
-    outcome = engine.evaluate(policies, parsed.object, ctx, chain=chain, group=group)
+    try:
+        outcome = engine.evaluate(policies, parsed.object, ctx, chain=chain, group=group)
+    except errors.BadReview as exc:  # nested too deeply for the engine (review.Limits stops it sooner)
+        return _refused(request, path, exc.status, "bad_request", str(exc))
     answer = review.respond(parsed, outcome)
     latency = time.perf_counter() - started
     decision = "allowed" if outcome.allowed else "denied"
@@ -154,6 +185,17 @@ async def _answer(
     if sink is not None:
         sink.submit(parsed, answer, path=path, raw=body)
     return web.Response(body=orjson.dumps(answer), content_type=appstate.JSON)
+
+
+def _refused(request: web.Request, path: str, status: int, reason: str, message: str) -> web.Response:
+    """A call error: counted, logged (the message cut short) and answered as JSON. A body left
+    unread (refused by its headers or size) closes the connection rather than being drained."""
+    request.app[appstate.METRICS].errors.labels(path, reason).inc()
+    log.warning("bad_review", path=path, status=status, error=_short(message, 1024))
+    response = appstate.json_error(status, message)
+    if not request.content.is_eof():
+        response.force_close()
+    return response
 
 
 # Kinds worth their own metrics label even when no policy reads them (the API server may send them
@@ -362,6 +404,7 @@ def build_app(
     faults: faults.State | None = None,
     certificates: tls.CertReloader | None = None,
     cluster: bool = False,
+    limits: review.Limits | None = None,
 ) -> web.Application:
     """The served app, with everything a real server runs beside the handlers.
 
@@ -371,6 +414,8 @@ def build_app(
     * ``faults``: fault injection state; else one built from ``--faults``/``--admin-port`` if given.
     * ``certificates``: poll the serving certificate files and reload them (``serve`` does).
     * ``cluster``: start the namespace label and access review caches (``serve`` does).
+    * ``limits``: what one review's body may hold (default :class:`review.Limits`), checked
+      before it is parsed.
 
     Middleware, outermost first (aiohttp runs the first in the list outermost):
 
@@ -400,6 +445,7 @@ def build_app(
     app[appstate.LIFECYCLE] = lifecycle = appstate.Lifecycle()
     app[appstate.LIMITER] = asyncio.Semaphore(settings.max_concurrent)
     app[appstate.CLUSTER] = appstate.ClusterView()
+    app[JSON_LIMITS] = limits or review.Limits()
     deadlines.install(app, timeouts or deadlines.Timeouts())
     if policy_set is None:
         policy_set = catalog.load(settings.policies, overrides=settings.set)
