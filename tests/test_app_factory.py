@@ -101,3 +101,16 @@ async def test_cluster_caches_started_by_the_factory_feed_namespace_labels_to_re
     assert (await strict.json())["response"]["allowed"] is False  # labelled namespace: in scope
     other = await client.post("/validate", json=conftest.admission_review(bad, namespace="other"), headers=JSON)
     assert (await other.json())["response"]["allowed"] is True  # known labels, not matching
+
+
+async def test_json_limits_come_from_the_settings(aiohttp_client: Any, tmp_path: Path) -> None:
+    settings = config.ServeSettings(policies=(tmp_path,), max_json_depth=8, max_json_containers=100)
+    client = await aiohttp_client(server.build_app(settings, policy_set=demo_policy_set(tmp_path)))
+    deep = conftest.pod()
+    deep["metadata"]["annotations"] = {"x": "y"}
+    deep["spec"]["affinity"] = {"a": {"b": {"c": {"d": {"e": {}}}}}}
+    response = await client.post("/validate", json=conftest.admission_review(deep), headers=JSON)
+    assert response.status == 400
+    assert (await response.json())["error"] == (
+        "body is nested more than 8 levels deep, over the limit per review (Kubernetes objects are rarely deeper "
+        "than 30)")

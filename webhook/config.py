@@ -53,6 +53,12 @@ class ServeSettings(pydantic_settings.BaseSettings):
     """Seconds between polls of the policy files and certificate files for changes."""
     drain_seconds: float = pydantic.Field(5.0, ge=0)
     """After SIGTERM: fail /readyz at once, keep serving this long (endpoint removal lags), then stop."""
+    max_json_depth: int = pydantic.Field(100, ge=8, le=250)
+    """Nesting levels one review's body may have (see ``webhook.review.Limits``); deeper: HTTP 400."""
+    max_json_containers: int = pydantic.Field(200_000, ge=100)
+    """Objects and arrays one review's body may hold; more: HTTP 413."""
+    max_json_values: int = pydantic.Field(500_000, ge=100)
+    """Scalar values one review's body may hold; more: HTTP 413."""
     max_concurrent: int = pydantic.Field(256, ge=1)
     """Reviews processed at once; beyond it the server answers 429 with a JSON error."""
     default_timeout: float = pydantic.Field(10.0, gt=0, le=30)

@@ -445,7 +445,10 @@ def build_app(
     app[appstate.LIFECYCLE] = lifecycle = appstate.Lifecycle()
     app[appstate.LIMITER] = asyncio.Semaphore(settings.max_concurrent)
     app[appstate.CLUSTER] = appstate.ClusterView()
-    app[JSON_LIMITS] = limits or review.Limits()
+    app[JSON_LIMITS] = limits or review.Limits(
+        max_depth=settings.max_json_depth, max_containers=settings.max_json_containers,
+        max_values=settings.max_json_values,
+    )
     deadlines.install(app, timeouts or deadlines.Timeouts())
     if policy_set is None:
         policy_set = catalog.load(settings.policies, overrides=settings.set)
