@@ -51,6 +51,12 @@ class NamespaceLabels(Protocol):
     def labels(self, name: str) -> Mapping[str, str] | None: ...
 
 
+class ParamWatch(model.ParamSource, Protocol):
+    """The watch-fed param cache (:class:`webhook.cluster.ParamCache`)."""
+
+    def ensure(self, kinds: set[tuple[str, str]]) -> None: ...
+
+
 @dataclasses.dataclass
 class ClusterView:
     """What reviews learn from the cluster: namespace labels and SubjectAccessReview answers.
@@ -61,6 +67,8 @@ class ClusterView:
 
     namespaces: NamespaceLabels | None = None
     authorizer: model.Authorizer | None = None
+    params: ParamWatch | None = None
+    """Param objects of the admission policies' paramKinds, watched in the cluster."""
 
     def labels(self, name: str) -> Mapping[str, str] | None:
         return self.namespaces.labels(name) if self.namespaces is not None else None

@@ -155,6 +155,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.admission_policy_decisions = prom.Counter(
+            "admission_policy_decisions",
+            "Reviews in which an admission policy (ValidatingAdmissionPolicy or MutatingAdmissionPolicy) "
+            "denied, warned, audited or changed the object, by policy, binding, chain and the review's decision.",
+            ["policy", "binding", "chain", "decision"],
+            registry=r,
+        )
         self.cert_reload_errors = prom.Counter(
             "admission_certificate_reload_errors",
             "Changed certificate files that were not loaded (unreadable, mismatched, expired or not "

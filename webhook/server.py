@@ -37,7 +37,7 @@ from webhook import (
     review,
     tls,
 )
-from webhook.policy import files, model
+from webhook.policy import files, model, yamlsafe
 
 log = logs.get("webhook.server")
 
@@ -55,7 +55,8 @@ def fingerprint(paths: tuple[Path, ...]) -> str:
     try:
         for file in files.policy_files(paths):
             digest.update(str(file).encode())
-            digest.update(file.read_bytes())
+            with file.open("rb") as handle:  # past the size limit the load refuses it anyway
+                digest.update(handle.read(yamlsafe.MAX_FILE_BYTES + 1))
     except (OSError, errors.PolicyConfigError) as exc:
         digest.update(repr(exc).encode())
     return digest.hexdigest()
@@ -147,6 +148,7 @@ async def _answer(
     if ctx.namespace:
         ctx.namespace_labels = cluster_view.labels(ctx.namespace)
     ctx.authorizer = cluster_view.authorizer
+    ctx.params = cluster_view.params
     policies = app[appstate.POLICIES].current
     try:
         outcome = engine.evaluate(policies, parsed.object, ctx, chain=chain, group=group)
@@ -159,6 +161,9 @@ async def _answer(
         decision = "patched"
     for policy_id in outcome.failed_policies:
         stats.policy_errors.labels(policy_id).inc()
+    for decided in outcome.decided_by:  # admission policies: labels bounded by the policy files
+        policy_name, _, binding_name = decided.partition("/")
+        stats.admission_policy_decisions.labels(policy_name, binding_name, chain, decision).inc()
     # Label values must stay few: the kind comes from the caller, so unknown kinds share one label.
     kind_label = ctx.kind if ctx.kind in policies.kinds or ctx.kind in KNOWN_KINDS else "other"
     stats.requests.labels(path, kind_label, ctx.operation, decision).inc()
@@ -178,6 +183,7 @@ async def _answer(
         warnings=len(outcome.warnings),
         patch_ops=len(outcome.patch),
         failed_policies=outcome.failed_policies or None,
+        policies=outcome.decided_by or None,
         latency_ms=round(latency * 1000, 3),
         over_deadline=latency > appstate.caller_timeout(request) or None,
     )
@@ -348,6 +354,9 @@ async def reload_policies(app: web.Application) -> bool:
         log.error("policy_reload_failed", error=error, keeping=list(state.current.config.sources))
         return False
     state.current, state.error = policy_set, None
+    watched = app[appstate.CLUSTER].params
+    if watched is not None:
+        watched.ensure(param_kinds(policy_set))  # a new paramKind in the reloaded files
     stats.policy_reloads.labels("success").inc()
     stats.policy_config_valid.set(1)
     log.info("policy_reloaded", sources=list(policy_set.config.sources))
@@ -374,13 +383,26 @@ async def _cluster_caches(app: web.Application) -> AsyncIterator[None]:
     """The watch-fed namespace label cache and the SubjectAccessReview cache, with the app."""
     from webhook import cluster  # the kubernetes client is imported only when asked for
 
-    started = await asyncio.get_running_loop().run_in_executor(None, cluster.start_namespace_cache)
+    loop = asyncio.get_running_loop()
+    started = await loop.run_in_executor(None, cluster.start_namespace_cache)
+    params = await loop.run_in_executor(None, cluster.start_param_cache) if started is not None else None
     if started is not None:
         app[appstate.CLUSTER].namespaces, app[appstate.CLUSTER].authorizer = started
+    if params is not None:
+        app[appstate.CLUSTER].params = params
+        params.ensure(param_kinds(app[appstate.POLICIES].current))
     yield
     if started is not None:
         started[0].stop()
         started[1].close()
+    if params is not None:
+        params.stop()
+
+
+def param_kinds(policy_set: engine.PolicySet) -> set[tuple[str, str]]:
+    """``(apiVersion, kind)`` of every paramKind the admission policies of ``policy_set`` use."""
+    kinds = [p.param_kind for p in policy_set.cel.policies] + [p.param_kind for p in policy_set.cel_mutating.policies]
+    return {(kind.api_version, kind.kind) for kind in kinds if kind is not None}
 
 
 def _recorder_context(sink: recorder.Recorder) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -480,7 +502,9 @@ def build_app(
     chains: tuple[tuple[model.Chain, str], ...] = (("mutating", "/mutate"), ("validating", "/validate"))
     for chain, prefix in chains:
         app.router.add_post(prefix, review_handler(chain, None))
-        for group in policy_set.groups(chain):
+        # The cel group is served even while no admission policy is loaded: a reload may add some.
+        groups = policy_set.groups(chain)
+        for group in groups if engine.CEL_GROUP in groups else [engine.CEL_GROUP, *groups]:
             app.router.add_post(f"{prefix}/{group}", review_handler(chain, group))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
