@@ -51,9 +51,8 @@ from typing import Any, Literal
 import pydantic
 import yaml
 from aiohttp import web
-from pydantic import alias_generators
 
-from webhook import appstate, errors, logs
+from webhook import appstate, config, errors, logs
 
 log = logs.get("webhook.faults")
 
@@ -67,16 +66,7 @@ class FaultConfigError(errors.WebhookError):
     """A fault-injection file or admin request is invalid; the message names the file and field."""
 
 
-class _Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=alias_generators.to_camel,
-        populate_by_name=True,
-    )
-
-
-class Delay(_Model):
+class Delay(config.StrictModel):
     """``{fixed: S}`` or ``{min: A, max: B}`` seconds."""
 
     fixed: float | None = pydantic.Field(None, ge=0, le=300)
@@ -99,7 +89,7 @@ class Delay(_Model):
         return rng.uniform(self.min, self.max)
 
 
-class FaultConfig(_Model):
+class FaultConfig(config.StrictModel):
     """The faults of one path."""
 
     delay: Delay | None = None
@@ -109,7 +99,7 @@ class FaultConfig(_Model):
     failure: FailureType | None = None
 
 
-class FaultFile(_Model):
+class FaultFile(config.StrictModel):
     api_version: Literal["admission.dev/v1alpha1"] = "admission.dev/v1alpha1"
     kind: Literal["FaultInjection"] = "FaultInjection"
     seed: int | None = None
