@@ -111,7 +111,8 @@ def test_json_output_traces_each_answer_to_its_source(tmp_path: Path, demo: engi
     uid0, uid1 = (offline.read([path])[0][i].document["request"]["uid"] for i in (0, 1))
     assert {k: v for k, v in entries[0].items() if k != "answer"} == {
         "source": {"file": path, "document": 1, "item": None}, "kind": "Pod", "namespace": "default",
-        "name": "root", "operation": "CREATE", "verdict": "denied", "warnings": 0, "changed": None, "changes": []}
+        "name": "root", "operation": "CREATE", "verdict": "denied", "warnings": 0, "changed": None, "changes": [],
+        "podsDenied": None}
     assert entries[0]["answer"] == review.denied(
         uid0, 'demo-pods.privileged: privileged (container "app" must not set securityContext.privileged=true)')
     assert entries[1]["source"] == {"file": path, "document": 2, "item": None}

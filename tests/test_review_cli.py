@@ -197,3 +197,22 @@ def review_cli_with(capsys: pytest.CaptureFixture[str], policies: Path, *args: s
     code = cli.main(["review", "--policies", str(policies), *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_a_workload_whose_pods_would_be_denied_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"hostNetwork": True,
+                                                 "containers": [{"name": "app", "image": "nginx:1.27"}]}}}}
+    path = tmp_path / "web.yaml"
+    path.write_text(yaml.safe_dump(deployment))
+    pod_security = str(REPO / "policies" / "10-pod-security.yaml")
+    code = cli.main(["review", "--policies", pod_security, str(path)])
+    out = capsys.readouterr().out
+    assert code == 0  # the Deployment itself is admitted with Pod Security's warning, as upstream
+    assert ('  pods:     Pods created from it will be denied: violates PodSecurity "baseline:latest": '
+            "host namespaces (hostNetwork=true)\n") in out
+    assert cli.main(["review", "--policies", pod_security, "-o", "json", str(path)]) == 0
+    entry = json.loads(capsys.readouterr().out)[0]
+    assert entry["podsDenied"] == 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'

@@ -33,7 +33,7 @@ import yaml
 
 from webhook import engine, errors, recording, review, shapes
 from webhook.emulator import attributes, jsonpatch
-from webhook.policy import model
+from webhook.policy import model, workloads
 
 Only = Literal["mutate", "validate"]
 Output = Literal["text", "json"]
@@ -105,6 +105,9 @@ class Result:
     """The object after the mutating chain's patch (``None`` when that chain did not run)."""
     denied_by: model.Chain | None = None
     mutating_ran: bool = True
+    pods_denied: str | None = None
+    """For a workload: the denial a Pod created from its (mutated) pod template would get, which
+    the workload's own answer only warns about (Pod Security admission enforces on Pods)."""
 
     @property
     def allowed(self) -> bool:
@@ -375,6 +378,8 @@ def describe(result: Result) -> str:
         lines.append(f"  message:  {outcome.message}")
     if outcome.decided_by:
         lines.append(f"  policies: {', '.join(outcome.decided_by)} (admission policy/binding)")
+    if result.pods_denied is not None:
+        lines.append(f"  pods:     Pods created from it will be denied: {result.pods_denied}")
     warnings = result.answer["response"].get("warnings", [])
     lines.append(f"  warnings: {len(warnings) or 'none'}")
     lines.extend(f"    - {w}" for w in warnings)
@@ -390,6 +395,31 @@ def describe(result: Result) -> str:
             lines.append(f"  mutation: {len(ops)} patch operation(s){note}")
             lines.extend(f"    {line}" for line in object_diff(result.submitted, result.mutated))
     return "\n".join(lines)
+
+
+def pods_denied(
+    result: Result, policy_set: engine.PolicySet, *, shape: Shape, labels: dict[str, str] | None,
+    namespace_object: dict[str, Any] | None,
+) -> str | None:
+    """The denial a Pod made from an allowed workload's pod template would get, by both chains, as
+    the controller's CREATE of that Pod would be reviewed; ``None`` when it would be admitted (or
+    the object is not a workload)."""
+    ctx = result.review.context
+    obj = result.mutated if result.mutated is not None else result.submitted
+    if ctx.kind == "Pod" or ctx.kind not in workloads.POD_KINDS or not isinstance(obj, dict):
+        return None
+    target = workloads.pod_target(obj, ctx.kind)
+    if target is None:
+        return None
+    metadata = dict(target.metadata or {})
+    metadata.setdefault("name", f"{ctx.name or 'pod'}-x")
+    if ctx.namespace:
+        metadata["namespace"] = ctx.namespace
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": target.spec}
+    request = wrap(pod, source=f"{result.source} pod template", shape=dataclasses.replace(shape, operation="CREATE"))
+    item = Input(f"{result.source} pod template", request)
+    made = evaluate(item, policy_set, namespace_labels=labels, namespace_object=namespace_object)
+    return None if made.allowed else made.outcome.message
 
 
 def _request_namespace(item: Input) -> str:
@@ -493,6 +523,7 @@ def _entry(result: Result, item: Input, changes: list[str] | None) -> dict[str, 
         "warnings": len(result.answer["response"].get("warnings", [])),
         "changed": None if changes is None else bool(changes),
         "changes": changes or [],
+        "podsDenied": result.pods_denied,
         "answer": result.answer,
     }
 
@@ -541,6 +572,8 @@ def run(
         except InputError as exc:
             problems.append(str(exc))
             continue
+        if result.allowed and result.review.context.operation in ("CREATE", "UPDATE") and options.only != "mutate":
+            result.pods_denied = pods_denied(result, policy_set, shape=shape, labels=labels, namespace_object=known)
         changes = replay_changes(result, item.recorded) if item.recorded is not None else None
         results.append((result, item, changes))
     denied = sum(not r.allowed for r, _, _ in results)
