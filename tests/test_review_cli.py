@@ -216,3 +216,18 @@ def test_a_workload_whose_pods_would_be_denied_says_so(tmp_path: Path, capsys: p
     assert cli.main(["review", "--policies", pod_security, "-o", "json", str(path)]) == 0
     entry = json.loads(capsys.readouterr().out)[0]
     assert entry["podsDenied"] == 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'
+
+
+def test_explain_says_why_each_policy_ran_or_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(yaml.safe_dump({**PRIVILEGED, "metadata": {"name": "root", "namespace": "kube-system"}}))
+    code, out, _ = review_cli(capsys, "--explain", str(pod))
+    assert code == 0  # allowed: but why?
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("    ") and len(line.split()) > 2}
+    assert lines["pod-security.privileged"].split(None, 3)[2:] == [
+        "[enforce+warn+audit]", "out of scope: namespace 'kube-system' is in scope.excludeNamespaces"]
+    assert lines["rbac.wildcards"].endswith("not for kind Pod")
+    pod.write_text(yaml.safe_dump(PRIVILEGED))
+    code, out, _ = review_cli(capsys, "--explain", str(pod))
+    assert code == 1
+    assert "    ran     pod-security.privileged" in out and "found: privileged" in out

@@ -397,6 +397,22 @@ def describe(result: Result) -> str:
     return "\n".join(lines)
 
 
+def _explanation(result: Result, policy_set: engine.PolicySet, only: Only | None) -> list[str]:
+    from webhook import explain
+
+    ctx = result.review.context
+    lines = []
+    chains: list[tuple[model.Chain, Any]] = []
+    if only != "validate" and result.mutating_ran:
+        chains.append(("mutating", result.submitted))
+    if only != "mutate" and result.denied_by != "mutating":
+        chains.append(("validating", result.mutated if result.mutated is not None else result.submitted))
+    for chain, obj in chains:
+        lines.append(f"  explain ({chain} chain):")
+        lines.extend(explain.render(explain.explain(policy_set, obj, ctx, chain=chain)))
+    return lines
+
+
 def pods_denied(
     result: Result, policy_set: engine.PolicySet, *, shape: Shape, labels: dict[str, str] | None,
     namespace_object: dict[str, Any] | None,
@@ -509,6 +525,8 @@ class Options:
     recursive: bool = False
     old_object: dict[str, Any] | None = None
     """``--old-object``: the object as stored, for UPDATE and DELETE reviews of manifests."""
+    explain: bool = False
+    """Text output: for every policy, whether it ran and why not (:mod:`webhook.explain`)."""
 
 
 def _entry(result: Result, item: Input, changes: list[str] | None) -> dict[str, Any]:
@@ -587,6 +605,8 @@ def run(
                 out.write(_verdict_line(result, changes) + "\n")
                 continue
             text = describe(result)
+            if options.explain:
+                text += "\n" + "\n".join(_explanation(result, policy_set, options.only))
             if changes:
                 text += "\n  replay:   CHANGED from the recorded answer\n" + "\n".join(f"    - {c}" for c in changes)
             elif changes is not None:

@@ -42,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="text (default) or json: one entry per review with its source (file, document, item), kind, "
         "namespace, name, operation, verdict, warnings, changes from a recording and the AdmissionReview answer")
     add("--summary", action="store_true", help="print one verdict line per review and the totals only")
+    add("--explain", action="store_true",
+        help="for every policy, say whether it ran and why not (scope, exemption, mode, kind, operation)")
     add("--recursive", "-R", action="store_true", help="search directories recursively")
     add("--fail-on-warnings", action="store_true", help="exit 1 when any review carries warnings")
     add("--fail-on-change", action="store_true",
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     old_object = _old_object(args.old_object, args.operation) if args.old_object is not None else None
     options = offline.Options(only=args.only, output=args.output, summary=args.summary,
                               fail_on_warnings=args.fail_on_warnings, fail_on_change=args.fail_on_change,
-                              recursive=args.recursive, old_object=old_object)
+                              recursive=args.recursive, old_object=old_object, explain=args.explain)
     code = offline.run(args.paths, policy_set=policy_set, shape=shape, options=options)
     _quiet_if_reader_left()
     return code
