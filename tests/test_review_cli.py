@@ -231,3 +231,32 @@ def test_explain_says_why_each_policy_ran_or_not(tmp_path: Path, capsys: pytest.
     code, out, _ = review_cli(capsys, "--explain", str(pod))
     assert code == 1
     assert "    ran     pod-security.privileged" in out and "found: privileged" in out
+
+
+def test_manifests_output_is_the_mutated_objects_for_kubectl_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sidecar = REPO / "policies" / "examples" / "pod-with-sidecar.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(PRIVILEGED))
+    code, out, err = review_cli(capsys, "-o", "manifests", str(sidecar), str(bad))
+    assert code == 1
+    (pod,) = [d for d in yaml.safe_load_all(out) if d]
+    names = [c["name"] for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]]
+    assert "log-shipper" in names  # the injected sidecar is in the printed object
+    assert pod["metadata"]["annotations"]["sidecar.admission.dev/injected"] == "log-shipper"
+    assert err.startswith(f"denied: {bad}: ")
+
+
+@pytest.mark.parametrize(("flag", "env", "colored"), [
+    ("always", {}, True), ("never", {}, False), ("auto", {}, False), ("always", {"NO_COLOR": "1"}, True)])
+def test_colour_only_when_asked_or_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flag: str,
+    env: dict[str, str], colored: bool,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(yaml.safe_dump(PRIVILEGED))
+    _, out, _ = review_cli(capsys, "--summary", "--color", flag, str(pod))
+    assert ("\033[31m" in out) is colored  # captured output is not a terminal: auto means no colour

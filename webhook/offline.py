@@ -36,7 +36,7 @@ from webhook.emulator import attributes, jsonpatch
 from webhook.policy import model, workloads
 
 Only = Literal["mutate", "validate"]
-Output = Literal["text", "json"]
+Output = Literal["text", "json", "manifests"]
 
 
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -527,6 +527,8 @@ class Options:
     """``--old-object``: the object as stored, for UPDATE and DELETE reviews of manifests."""
     explain: bool = False
     """Text output: for every policy, whether it ran and why not (:mod:`webhook.explain`)."""
+    color: bool = False
+    """Colour the verdicts (``--color``; on a terminal by default, never with ``NO_COLOR``)."""
 
 
 def _entry(result: Result, item: Input, changes: list[str] | None) -> dict[str, Any]:
@@ -544,6 +546,16 @@ def _entry(result: Result, item: Input, changes: list[str] | None) -> dict[str, 
         "podsDenied": result.pods_denied,
         "answer": result.answer,
     }
+
+
+_GREEN, _RED, _YELLOW, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[0m"
+
+
+def _colored(text: str, result: Result, color: bool) -> str:
+    if not color:
+        return text
+    tone = _RED if not result.allowed else _YELLOW if result.answer["response"].get("warnings") else _GREEN
+    return f"{tone}{text}{_RESET}"
 
 
 def _verdict_line(result: Result, changes: list[str] | None) -> str:
@@ -599,12 +611,26 @@ def run(
     changed = sum(bool(c) for _, _, c in results)
     if options.output == "json":
         out.write(orjson.dumps([_entry(r, i, c) for r, i, c in results], option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif options.output == "manifests":
+        # As `istioctl kube-inject` does: the objects as the API server would store them, ready
+        # for `kubectl apply -f -`; a denied object is not printed (its denial goes to stderr).
+        for result, _, _ in results:
+            if not result.allowed:
+                err.write(f"denied: {result.source}: {result.outcome.message}\n")
+                continue
+            obj = result.mutated if result.mutated is not None else result.submitted
+            if obj is not None:
+                out.write("---\n" + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000))
     else:
         for result, _, changes in results:
             if options.summary:
-                out.write(_verdict_line(result, changes) + "\n")
+                out.write(_colored(_verdict_line(result, changes), result, options.color) + "\n")
                 continue
             text = describe(result)
+            if options.color:
+                first, _, rest = text.partition("\n  verdict:  ")
+                verdict, _, after = rest.partition("\n")
+                text = f"{first}\n  verdict:  {_colored(verdict, result, True)}" + (f"\n{after}" if after else "")
             if options.explain:
                 text += "\n" + "\n".join(_explanation(result, policy_set, options.only))
             if changes:

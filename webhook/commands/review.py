@@ -38,9 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     add("--set", action="append", default=[], metavar="PATH=VALUE",
         help="override a policy setting, e.g. podSecurity.level=restricted")
     add("--only", choices=["mutate", "validate"], help="run one chain only, on the object as given")
-    add("--output", "-o", choices=["text", "json"], default="text",
+    add("--color", choices=["auto", "always", "never"], default="auto",
+        help="colour verdicts: auto (on a terminal, unless NO_COLOR is set), always, never")
+    add("--output", "-o", choices=["text", "json", "manifests"], default="text",
         help="text (default) or json: one entry per review with its source (file, document, item), kind, "
-        "namespace, name, operation, verdict, warnings, changes from a recording and the AdmissionReview answer")
+        "namespace, name, operation, verdict, warnings, changes from a recording and the AdmissionReview answer; "
+        "manifests: the objects as mutated, as YAML for kubectl apply -f - (denied ones only on stderr)")
     add("--summary", action="store_true", help="print one verdict line per review and the totals only")
     add("--explain", action="store_true",
         help="for every policy, say whether it ran and why not (scope, exemption, mode, kind, operation)")
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     old_object = _old_object(args.old_object, args.operation) if args.old_object is not None else None
     options = offline.Options(only=args.only, output=args.output, summary=args.summary,
                               fail_on_warnings=args.fail_on_warnings, fail_on_change=args.fail_on_change,
-                              recursive=args.recursive, old_object=old_object, explain=args.explain)
+                              recursive=args.recursive, old_object=old_object, explain=args.explain,
+                              color=_color(args.color))
     code = offline.run(args.paths, policy_set=policy_set, shape=shape, options=options)
     _quiet_if_reader_left()
     return code
@@ -97,6 +101,13 @@ def _old_object(path: Path, operation: str) -> dict[str, Any]:
         raise errors.WebhookError(f"--old-object {path}: expected exactly one manifest, found {len(objects)}")
     found: dict[str, Any] = objects[0]
     return found
+
+
+def _color(choice: str) -> bool:
+    """``--color auto``: on a terminal, unless ``NO_COLOR`` is set (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _quiet_if_reader_left() -> None:
