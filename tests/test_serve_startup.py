@@ -74,3 +74,18 @@ def test_a_second_signal_during_the_drain_exits_at_once(cert_dir: Path, tmp_path
         assert process.wait(timeout=10) == 128 + signal.SIGINT
         assert time.monotonic() - started < 5  # not the 30 s drain
     assert any(e.get("event") == "shutdown_forced" for e in serve_support.events(log))
+
+
+def test_the_serving_line_says_which_groups_are_on_and_which_are_off(cert_dir: Path, tmp_path: Path) -> None:
+    port = serve_support.free_port()
+    log = tmp_path / "serve.log"
+    process = serve_support.start(cert_dir, port, log=log)
+    with serve_support.reaped(process):
+        serve_support.wait_ready(f"https://127.0.0.1:{port}", cert_dir, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    (serving,) = [e for e in serve_support.events(log) if e["event"] == "serving"]
+    assert serving["groups_on"]["pod-security"] == "enforce"
+    assert serving["groups_on"]["security-context"] == "warn"
+    assert serving["groups_off"] == []  # the shipped policies configure every group
+    assert serving["admission_policies"] == 0

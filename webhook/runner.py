@@ -77,6 +77,9 @@ async def serve(
         "serving", host=settings.host, port=settings.port, pid=os.getpid(), workers=settings.workers,
         policies=[str(p) for p in settings.policies],
         groups=policies.groups("validating") + policies.groups("mutating"),
+        groups_on={name: s.mode for name, s in policies.config.groups.items() if s.mode != "off"},
+        groups_off=sorted(name for name, s in policies.config.groups.items() if s.mode == "off"),
+        admission_policies=len(policies.cel.policies) + len(policies.cel_mutating.policies),
         mutual_tls=settings.client_ca is not None,
     )
     if ready is not None:
