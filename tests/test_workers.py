@@ -263,3 +263,16 @@ def test_a_run_gets_a_fresh_metrics_directory_and_clears_what_a_killed_run_left(
     assert fresh.stat().st_mode & 0o777 == 0o700
     assert not stale.exists()
     assert other.exists()
+
+
+async def test_a_worker_that_cannot_start_says_why(cert_dir: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    log = tmp_path / "serve.log"
+    process = serve_support.start(cert_dir, serve_support.free_port(), "--workers", "2",
+                                  "--record", str(blocked / "rec"), log=log)
+    with serve_support.reaped(process):
+        exit_code = await asyncio.to_thread(process.wait, 30)
+    assert exit_code == 1
+    (failed,) = [e for e in serve_support.events(log) if e["event"] == "worker_failed_to_start"]
+    assert failed["reason"].startswith(f"WebhookError: --record {blocked / 'rec'}: cannot use the directory")

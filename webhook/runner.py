@@ -182,6 +182,10 @@ def _worker_main(
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if ready.is_set():
             notify.send("ready")
+        elif serving.done() and serving.exception() is not None:
+            # Tell the supervisor why, so its one error line names the cause (not just an exit code).
+            failure = serving.exception()
+            notify.send(f"{type(failure).__name__}: {failure}")
         notify.close()
         waiting.cancel()
         await serving
@@ -320,8 +324,11 @@ class Supervisor:
             if self.stopping:  # SIGTERM while starting: stop the workers like at any other time
                 return True
             if message != "ready":
+                worker.process.join(timeout=5)
+                reason = message or ("no answer within the start-up timeout" if worker.process.is_alive()
+                                     else "exited before binding the port")
                 log.error("worker_failed_to_start", slot=worker.slot, pid=worker.process.pid,
-                          exitcode=worker.process.exitcode)
+                          exitcode=worker.process.exitcode, reason=reason)
                 return False
         return True
 
