@@ -75,11 +75,11 @@ def review_body(name: str = "web", **kwargs: Any) -> bytes:
 # --- subprocesses ---------------------------------------------------------------------------------
 
 
-def start(cert_dir: Path, port: int, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m webhook serve`` on ``port`` with the default policies; logs (JSON) to ``log``."""
+def start(cert_dir: Path, port: int, *args: str, log: Path, policies: Path = POLICIES) -> subprocess.Popen[bytes]:
+    """``python -m webhook serve`` on ``port`` with the default policies (or ``policies``); logs (JSON) to ``log``."""
     command = [
         sys.executable, "-m", "webhook", "serve", "--port", str(port), "--cert", str(cert_dir / "tls.crt"),
-        "--key", str(cert_dir / "tls.key"), "--policies", str(POLICIES), "--log-format", "json", *args,
+        "--key", str(cert_dir / "tls.key"), "--policies", str(policies), "--log-format", "json", *args,
     ]
     # Append mode: the supervisor and its workers share this file, and only O_APPEND makes each
     # process's line land at the end instead of over another's.

@@ -133,7 +133,7 @@ async def test_reviews_beyond_the_bound_get_429_with_a_json_error(cert_dir: Path
             await asyncio.sleep(0.2)  # the server notices the closed connections and frees the slots
             status, body = await serve_support.post(session, f"{base}/validate", serve_support.review_body(uid="u"))
             assert status == 200
-            assert (body["response"]["uid"], body["response"]["allowed"]) == ("u", True)
+            assert body["response"]["uid"] == "u"  # answered (the verdict is the shipped policies' business)
 
 
 async def test_review_deadline_follows_the_api_servers_timeout_parameter(cert_dir: Path) -> None:

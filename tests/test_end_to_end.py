@@ -42,10 +42,21 @@ def _simulate(webhooks: Path, obj: dict[str, Any], port: int, tmp_path: Path, ca
     return code, json.loads(capsys.readouterr().out)
 
 
+# The server runs this policy file rather than the shipped one, so what the test checks (every
+# registered webhook reaches its group) does not move when policies/ is edited.
+POLICY = """apiVersion: admission.dev/v1alpha1
+kind: PolicyConfig
+podSecurity: {mode: enforce, level: baseline, version: latest}
+defaults: {mode: enforce}
+downwardAPI: {mode: enforce}
+"""
+
+
 def test_rendered_overlay_registers_every_group_against_the_real_server(tmp_path: Path, capsys: Any) -> None:
     webhooks, cert_dir = _render_webhooks(tmp_path)
     port = serve_support.free_port()
-    process = serve_support.start(cert_dir, port, log=tmp_path / "server.log")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    process = serve_support.start(cert_dir, port, log=tmp_path / "server.log", policies=tmp_path / "policy.yaml")
     with serve_support.reaped(process):
         serve_support.wait_ready(f"https://127.0.0.1:{port}", cert_dir, process)
 

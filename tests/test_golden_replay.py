@@ -217,4 +217,6 @@ def test_review_exits_2_on_a_partial_third_party_review(
     captured = capsys.readouterr()
     assert captured.err == (f"error: {partial}: not a valid AdmissionReview: request.uid: Field required; "
                             "request.kind: Field required\n")
-    assert captured.out.endswith("1 reviewed: 1 allowed, 0 denied, 1 with warnings, 1 unusable input(s)\n")
+    # The other review is still reviewed (what the shipped policies answer for it is theirs to say).
+    assert captured.out.splitlines()[-1].startswith("1 reviewed: ")
+    assert captured.out.endswith(", 1 unusable input(s)\n")

@@ -481,8 +481,7 @@ def test_bench_default_mutating_chain_deployment(benchmark: Any) -> None:
     ps = ms.default_set()
     ctx = ms.context("Deployment", namespace="shop")
     outcome = benchmark(engine.evaluate, ps, TYPICAL_DEPLOYMENT, ctx, chain="mutating")
-    # Sidecar + its volume and mount + the injected annotation, env for both containers, resources and
-    # hardening for both, the pod security context.
-    paths = [op["path"] for op in outcome.patch]
-    assert outcome.allowed and "/spec/template/spec/initContainers" in paths
+    # What the shipped groups add (with the shipped files: the sidecar, env, resources and hardening)
+    # is pinned by policies/tests/; here, that the chain runs and a reinvocation changes nothing.
+    assert outcome.failed_policies == []
     assert ms.mutate(ps, ms.apply(TYPICAL_DEPLOYMENT, outcome.patch), ctx).patch == []

@@ -276,24 +276,26 @@ def test_the_command_exits_2_on_broken_policy_files(
     assert capsys.readouterr().err.startswith(f"error: policy files: {tmp_path}/p.yaml:3: unknown section 'noSuchGroup'")
 
 
-EXAMPLE_EXIT_CODES = {
-    "compliant-deployment.yaml": 0,
-    "pod-with-sidecar.yaml": 0,
-    "privileged-pod.yaml": 1,
-    "pvc-without-class.yaml": 1,
-    "recorded-pod-delete.json": 0,
-    "secret.yaml": 0,
-    "team-rbac.yaml": 1,
-    "update-deployment-review.json": 1,
-    "wildcard-clusterrole.yaml": 1,
-}
+# The verdict the shipped policies give each example (the README's table) is pinned by
+# policies/tests/examples-test.yaml; here, the output is pinned by the golden files.
+EXAMPLE_FILES = (
+    "compliant-deployment.yaml",
+    "pod-with-sidecar.yaml",
+    "privileged-pod.yaml",
+    "pvc-without-class.yaml",
+    "recorded-pod-delete.json",
+    "secret.yaml",
+    "team-rbac.yaml",
+    "update-deployment-review.json",
+    "wildcard-clusterrole.yaml",
+)
 
 
 def test_every_example_is_listed() -> None:
-    assert sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in offline.SUFFIXES) == sorted(EXAMPLE_EXIT_CODES)
+    assert sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in offline.SUFFIXES) == sorted(EXAMPLE_FILES)
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLE_EXIT_CODES))
+@pytest.mark.parametrize("name", EXAMPLE_FILES)
 def test_review_prints_the_documented_output_for_each_example(
     name: str, real_catalog: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -301,7 +303,7 @@ def test_review_prints_the_documented_output_for_each_example(
     code = cli.main(["review", f"policies/examples/{name}"])
     captured = capsys.readouterr()
     assert captured.err == ""
-    assert code == EXAMPLE_EXIT_CODES[name]
+    assert code == (1 if "\n  verdict:  denied" in captured.out else 0)  # exit 1 when a review is denied
     golden.check_text(captured.out, EXPECTED_OUTPUT / f"{Path(name).stem}.txt", name=name)
 
 

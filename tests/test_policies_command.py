@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,24 @@ from webhook import cli
 REPO = conftest.REPO
 
 
-def test_text_lists_groups_and_the_modes_each_policy_runs_in(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["policies", "--set", "rbac.policies[rbac.wildcards].mode=audit"]) == 0
+# Its own policy file, so the listing checked below does not move when policies/ is edited.
+POLICY = """apiVersion: admission.dev/v1alpha1
+kind: PolicyConfig
+podSecurity:
+  mode: enforce
+  level: baseline
+  warn: {level: restricted}
+  audit: {level: restricted}
+rbac: {mode: warn}
+"""
+
+
+def test_text_lists_groups_and_the_modes_each_policy_runs_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    assert cli.main(["policies", "--policies", str(tmp_path / "policy.yaml"),
+                     "--set", "rbac.policies[rbac.wildcards].mode=audit"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "/validate/pod-security  (validating, section podSecurity, mode enforce)"

@@ -458,8 +458,31 @@ def test_default_policy_file_validates_and_names_real_policies() -> None:
     section = {k: v for k, v in document.items() if k not in ("apiVersion", "kind")}
     assert list(section) == ["storage"]
     settings = storage.StorageSettings.model_validate(section["storage"])
+    # Its values (the 1Ti maximum, no default class, what is enforced) are choices users change:
+    # policies/tests/storage-test.yaml pins them.
     assert set(settings.policies) <= {p.id for p in POLICIES}
-    assert settings.maxSize == "1Ti" and settings.defaultStorageClass is None
+
+
+# What the end-to-end tests rely on, so they do not move when policies/40-storage.yaml is edited.
+POLICY = """apiVersion: admission.dev/v1alpha1
+kind: PolicyConfig
+storage:
+  mode: warn
+  policies:
+    storage.storageClassRequired: {mode: enforce}
+    storage.maxSize: {mode: enforce}
+    storage.pvHostPath: {mode: enforce}
+  maxSize: 1Ti
+  defaultStorageClass: null
+  podVolumes: {maxMemorySizeLimit: 1Gi}
+"""
+
+
+@pytest.fixture
+def storage_policy(tmp_path: Path) -> Path:
+    path = tmp_path / "40-storage.yaml"
+    path.write_text(POLICY)
+    return path
 
 
 def evaluate(policy_set: engine.PolicySet, obj: dict[str, Any] | None, **kwargs: Any) -> review.Outcome:
@@ -467,8 +490,8 @@ def evaluate(policy_set: engine.PolicySet, obj: dict[str, Any] | None, **kwargs:
     return engine.evaluate(policy_set, parsed.object, parsed.context, chain="validating")
 
 
-def test_end_to_end_with_the_shipped_policy_file() -> None:
-    policy_set = engine.PolicySet(files.load([REPO / "policies" / "40-storage.yaml"]))
+def test_end_to_end_with_a_policy_file(storage_policy: Path) -> None:
+    policy_set = engine.PolicySet(files.load([storage_policy]))
     outcome = evaluate(policy_set, pvc("2Ti", storage_class=None), namespace="team")
     assert not outcome.allowed
     assert outcome.message == (
@@ -502,14 +525,14 @@ def test_end_to_end_with_the_shipped_policy_file() -> None:
     )
 
 
-def test_end_to_end_delete_of_a_protected_volume(tmp_path: Path) -> None:
+def test_end_to_end_delete_of_a_protected_volume(tmp_path: Path, storage_policy: Path) -> None:
     (tmp_path / "90-protect.yaml").write_text(
         "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\nstorage:\n"
         "  policies:\n    storage.pvDelete: {mode: enforce}\n"
         "  classes: {gold: {protected: true}}\n"
         "  persistentVolumes: {denyProtectedDelete: true}\n"
     )
-    paths = [REPO / "policies" / "40-storage.yaml", tmp_path / "90-protect.yaml"]
+    paths = [storage_policy, tmp_path / "90-protect.yaml"]
     policy_set = engine.PolicySet(files.load(paths))
     delete = {"operation": "DELETE", "kind": "PersistentVolume", "namespace": ""}
     volume = pv(storageClassName="gold", persistentVolumeReclaimPolicy="Retain")
