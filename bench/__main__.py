@@ -20,7 +20,15 @@ typical Pod, per review and per expression, and a third server running only that
 more CPUs, the webhook alone with 1 and with one worker per CPU, unpinned (``--no-scaling`` skips
 it).
 
-Writes ``bench/results.json`` and ``bench/results.md`` and prints the table. About two minutes.
+Then the endpoints measured against targets (issue 19): the Pod review on
+``/validate/pod-security`` (Pod Security's three levels alone), ``/validate`` and ``/mutate``, each
+against the bare handler in interleaved rounds, first the typical Pod over and over, then 1,000
+distinct generated Pods in rotation (their own names, token volumes, uids, containers and security
+contexts: no decision cache could help). Every run also reads the server's CPU time from
+``/proc/<pid>/stat``, so CPU microseconds per request are reported beside the rates: on a shared
+machine they drift less than throughput does.
+
+Writes ``bench/results.json`` and ``bench/results.md`` and prints the table. About five minutes.
 """
 
 from __future__ import annotations
@@ -48,7 +56,13 @@ from bench import reviews, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent
-TARGETS = {"throughput_ratio": 0.80, "p99_half_ms": 5.0, "evaluate_us": 100.0, "rss_mb": 80.0}
+TARGETS = {
+    "pod_security_ratio": 0.47, "chain_ratio": 0.40, "p99_half_ms": 2.0,
+    "pod_security_us": 20.0, "validating_us": 40.0, "mutating_us": 40.0,
+    "rss_mb": 60.0, "rss_cluster_mb": 85.0,
+}
+"""Issue 19: ratios to the bare handler in the same run; in-process microseconds on the typical Pod;
+peak RSS per worker without a cluster and (estimated) with the kubernetes client loaded."""
 
 
 def free_port() -> int:
@@ -98,6 +112,12 @@ def rss_mb(pid: int) -> dict[str, float]:
         if key in ("VmHWM", "VmRSS"):
             fields[key] = int(value.split()[0]) / 1024
     return {"peak": round(fields["VmHWM"], 1), "current": round(fields["VmRSS"], 1)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pids(pid: int) -> list[int]:
@@ -150,7 +170,16 @@ class Loader:
         self.cpu = cpu
 
     def run(self, base: str, requests: list[tuple[str, bytes]], *, duration: float, connections: int,
-            rate: float | None) -> dict[str, Any]:
+            rate: float | None, pid: int | None = None) -> dict[str, Any]:
+        """One load run; with the server's ``pid``, also its CPU microseconds per request."""
+        before = cpu_seconds(pid) if pid is not None else 0.0
+        result = self._run(base, requests, duration=duration, connections=connections, rate=rate)
+        if pid is not None and result["requests"]:
+            result["cpu_us_per_request"] = round((cpu_seconds(pid) - before) * 1e6 / result["requests"], 1)
+        return result
+
+    def _run(self, base: str, requests: list[tuple[str, bytes]], *, duration: float, connections: int,
+             rate: float | None) -> dict[str, Any]:
         if self.kind == "wrk":
             return wrk.run(base, requests, duration=duration, connections=connections, rate=rate,
                            workdir=self.workdir, cpu=self.cpu)
@@ -172,7 +201,7 @@ class Loader:
 
 
 def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connections: int,
-            rounds: int) -> dict[str, dict[str, Any]]:
+            rounds: int, pids: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """Both servers, interleaved so that drift in the machine's speed (other tenants, CPU boost)
     hits both alike: ``rounds`` x (saturation of each), then latency at half of each one's median
     saturation, then a saturation run per review and endpoint, alternating servers."""
@@ -182,8 +211,8 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
         loader.run(base, mixed, duration=max(2.0, seconds / 4), connections=connections, rate=None)
     for _ in range(rounds):
         for name, base in bases.items():
-            out[name]["rounds"].append(
-                loader.run(base, mixed, duration=seconds, connections=connections, rate=None))
+            out[name]["rounds"].append(loader.run(base, mixed, duration=seconds, connections=connections, rate=None,
+                                                  pid=(pids or {}).get(name)))
     for name, base in bases.items():
         runs = sorted(out[name]["rounds"], key=lambda r: r["rate"])
         out[name]["saturation"] = runs[len(runs) // 2]  # the median run
@@ -200,31 +229,104 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
     return out
 
 
-def evaluation_micro(repeat: int = 2000) -> dict[str, float]:
-    """Median microseconds for parse and for each chain over the Pod and Deployment, without HTTP."""
+def _timed(fn: Any, repeat: int) -> float:
+    """Microseconds per call: the fastest of 15 batches. Other tenants only ever add time, so the
+    minimum is the steadiest estimate on a shared machine (medians were ~30% noisier here)."""
+    batch = max(1, repeat // 15)
+    best = float("inf")
+    for _ in range(15):
+        started = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        best = min(best, (time.perf_counter() - started) / batch)
+    return round(best * 1e6, 1)
+
+
+def evaluation_micro(repeat: int = 3000) -> dict[str, float]:
+    """Microseconds for parse, Pod Security's three levels, each chain (mutating with its diff) on
+    the Pod and the Deployment, and the same per review over 1,000 distinct Pods; without HTTP. The
+    plain registry path (every check called on its own) is timed too, for comparison."""
     from webhook import catalog, engine, review
 
     policy_set = catalog.load([ROOT / "policies"])
+    plain = engine.PolicySet(policy_set.config, catalog=policy_set.catalog, planned=False)
     out: dict[str, float] = {}
     for name, body in reviews.bodies().items():
-        def timed(fn: Any) -> float:
-            samples = []
-            for _ in range(5):
-                started = time.perf_counter()
-                for _ in range(repeat // 5):
-                    fn()
-                samples.append((time.perf_counter() - started) / (repeat // 5))
-            return round(statistics.median(samples) * 1e6, 1)
-
         parsed = review.parse(body)
-        out[f"{name}.parse_us"] = timed(lambda body=body: review.parse(body))
-        for chain in ("validating", "mutating"):
-            out[f"{name}.{chain}_us"] = timed(
-                lambda parsed=parsed, chain=chain: engine.evaluate(
-                    policy_set, parsed.object, parsed.context, chain=chain
-                )
-            )
+        out[f"{name}.parse_us"] = _timed(lambda body=body: review.parse(body), repeat)
+        for label, group, chain in (("pod_security", "pod-security", "validating"),
+                                    ("validating", None, "validating"), ("mutating", None, "mutating")):
+            # The plan changes validation only: the plain path is timed for the validating figures.
+            for prefix, chosen in (("", policy_set), ("plain_", plain))[: 1 if chain == "mutating" else 2]:
+                out[f"{name}.{prefix}{label}_us"] = _timed(
+                    lambda parsed=parsed, chain=chain, group=group, chosen=chosen: engine.evaluate(
+                        chosen, parsed.object, parsed.context, chain=chain, group=group), repeat)
         out[f"{name}.both_chains_us"] = round(out[f"{name}.validating_us"] + out[f"{name}.mutating_us"], 1)
+    bodies = reviews.distinct_bodies()
+    parsed_all = [review.parse(body) for body in bodies]
+
+    def parse_all() -> None:
+        for body in bodies:
+            review.parse(body)
+
+    out["distinct.parse_us"] = round(_timed(parse_all, 30) / len(bodies), 1)
+    for label, group, chain in (("pod_security", "pod-security", "validating"),
+                                ("validating", None, "validating"), ("mutating", None, "mutating")):
+        def rotation(chain: Any = chain, group: str | None = group) -> None:
+            for parsed in parsed_all:
+                engine.evaluate(policy_set, parsed.object, parsed.context, chain=chain, group=group)
+        out[f"distinct.{label}_us"] = round(_timed(rotation, 30) / len(parsed_all), 1)
+    return out
+
+
+def rss_cluster_client_mb() -> dict[str, float]:
+    """What loading the kubernetes client adds to a worker (it is imported only with credentials,
+    and no cluster is at hand here): the serving stack and the default policies imported in a
+    fresh process, then the client modules :mod:`webhook.cluster` loads."""
+    code = (
+        "import os\n"
+        "def rss():\n"
+        "    return int(next(l for l in open(f'/proc/{os.getpid()}/status') if l.startswith('VmRSS')).split()[1])\n"
+        "from webhook import catalog, runner, server\n"
+        "from pathlib import Path\n"
+        f"catalog.load([Path({str(ROOT / 'policies')!r})])\n"
+        "before = rss()\n"
+        "from kubernetes import client, config, dynamic, watch\n"
+        "from kubernetes.client.exceptions import ApiException\n"
+        "print(before, rss())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    before, after = (int(v) / 1024 for v in done.stdout.split())
+    return {"stack_mb": round(before, 1), "with_client_mb": round(after, 1), "client_mb": round(after - before, 1)}
+
+
+def endpoints(bases: dict[str, str], pids: dict[str, int], loader: Loader, *, seconds: float, connections: int,
+              rounds: int) -> dict[str, Any]:
+    """Each endpoint against the bare handler, interleaved rounds, with the typical Pod and with
+    1,000 distinct Pods in rotation; the ratio is the median of the per-round ratios (of rates, and
+    of CPU time per request, bare over webhook)."""
+    distinct = reviews.distinct_bodies()
+    out: dict[str, Any] = {}
+    for label, path, body in reviews.endpoint_requests():
+        for load_name, requests in (("typical", [(path, body)]), ("distinct", [(path, b) for b in distinct])):
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "webhook": []}
+            loader.run(bases["webhook"], requests, duration=max(1.0, seconds / 4), connections=connections, rate=None)
+            for _ in range(rounds):
+                for name in ("bare", "webhook"):
+                    runs[name].append(loader.run(bases[name], requests, duration=seconds, connections=connections,
+                                                 rate=None, pid=pids[name]))
+            pairs = list(zip(runs["webhook"], runs["bare"], strict=True))
+            out[f"{label}.{load_name}"] = {
+                "rounds": runs,
+                "ratio": round(statistics.median(w["rate"] / b["rate"] for w, b in pairs), 3),
+                "cpu_ratio": round(statistics.median(
+                    b["cpu_us_per_request"] / w["cpu_us_per_request"] for w, b in pairs), 3),
+                "webhook_rate": round(statistics.median(w["rate"] for w, _ in pairs)),
+                "bare_rate": round(statistics.median(b["rate"] for _, b in pairs)),
+                "webhook_cpu_us": statistics.median(w["cpu_us_per_request"] for w, _ in pairs),
+                "bare_cpu_us": statistics.median(b["cpu_us_per_request"] for _, b in pairs),
+                "failed": sum(r["failed"] for r in runs["webhook"] + runs["bare"]),
+            }
     return out
 
 
@@ -324,22 +426,36 @@ def scaling(command: list[str], base: str, loader: Loader, *, workers: list[int]
 
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     full, bare = results["servers"]["webhook"], results["servers"]["bare"]
+    found: dict[str, dict[str, Any]] = {}
+
+    def at_least(name: str, value: float, goal: float) -> None:
+        found[name] = {"value": value, "target": f">= {goal}", "met": value >= goal}
+
+    def at_most(name: str, value: float, goal: float) -> None:
+        found[name] = {"value": value, "target": f"<= {goal}", "met": value <= goal}
+
+    for load in ("typical", "distinct"):
+        for label, key, goal in (("pod/validate/pod-security", "pod_security", TARGETS["pod_security_ratio"]),
+                                 ("pod/validate", "validate", TARGETS["chain_ratio"]),
+                                 ("pod/mutate", "mutate", TARGETS["chain_ratio"])):
+            entry = results.get("endpoints", {}).get(f"{label}.{load}")
+            if entry is not None:
+                at_least(f"{key}_ratio_{load}", entry["ratio"], goal)
     # Each round measured both servers back to back; the median of those ratios resists drift.
-    ratio = statistics.median(
-        f["rate"] / b["rate"] for f, b in zip(full["rounds"], bare["rounds"], strict=True))
-    p99 = full["half_saturation"]["latency_ms"]["p99"]
-    evaluate = results["evaluation_us"]["pod.both_chains_us"]
+    mixed = statistics.median(f["rate"] / b["rate"] for f, b in zip(full["rounds"], bare["rounds"], strict=True))
+    found["mixed_load_ratio"] = {"value": round(mixed, 3), "target": "(reported)", "met": True}
+    at_most("p99_half_saturation_ms", round(full["half_saturation"]["latency_ms"]["p99"], 2), TARGETS["p99_half_ms"])
+    ev = results["evaluation_us"]
+    for load in ("pod", "distinct"):
+        at_most(f"pod_security_us_{load}", ev[f"{load}.pod_security_us"], TARGETS["pod_security_us"])
+        at_most(f"validating_us_{load}", ev[f"{load}.validating_us"], TARGETS["validating_us"])
+        at_most(f"mutating_us_{load}", ev[f"{load}.mutating_us"], TARGETS["mutating_us"])
     rss = max(w["peak"] for w in full["rss_mb"])
-    return {
-        "throughput_ratio": {"value": round(ratio, 3), "target": f">= {TARGETS['throughput_ratio']}",
-                             "met": ratio >= TARGETS["throughput_ratio"]},
-        "p99_half_saturation_ms": {"value": round(p99, 2), "target": f"<= {TARGETS['p99_half_ms']}",
-                                   "met": p99 <= TARGETS["p99_half_ms"]},
-        "pod_evaluation_us": {"value": evaluate, "target": f"<= {TARGETS['evaluate_us']}",
-                              "met": evaluate <= TARGETS["evaluate_us"]},
-        "rss_per_worker_mb": {"value": rss, "target": f"<= {TARGETS['rss_mb']}",
-                              "met": rss <= TARGETS["rss_mb"]},
-    }
+    at_most("rss_per_worker_mb", rss, TARGETS["rss_mb"])
+    cluster = results.get("rss_cluster")
+    if cluster is not None:
+        at_most("rss_with_cluster_client_mb", round(rss + cluster["client_mb"], 1), TARGETS["rss_cluster_mb"])
+    return found
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -376,12 +492,31 @@ def markdown(results: dict[str, Any]) -> str:
         b = results["servers"]["webhook"]["per_request"][label]
         lines.append(f"| {label} | {a['rate']:.0f} ({a['latency_ms']['p99']:.2f}) | "
                      f"{b['rate']:.0f} ({b['latency_ms']['p99']:.2f}) | {b['rate'] / a['rate']:.2f} |")
+    if "endpoints" in results:
+        lines += ["", "Endpoints against the bare handler, interleaved rounds (medians; ratio of rates, and of "
+                  "CPU µs per request from /proc, bare over webhook):", "",
+                  "| endpoint | load | bare req/s | webhook req/s | ratio | bare CPU µs/req | webhook CPU µs/req "
+                  "| CPU ratio | failed |", "|---|---|---|---|---|---|---|---|---|"]
+        for key, entry in results["endpoints"].items():
+            label, _, load = key.rpartition(".")
+            lines.append(f"| {label} | {load} | {entry['bare_rate']} | {entry['webhook_rate']} | {entry['ratio']} "
+                         f"| {entry['bare_cpu_us']} | {entry['webhook_cpu_us']} | {entry['cpu_ratio']} "
+                         f"| {entry['failed']} |")
     ev = results["evaluation_us"]
-    lines += ["", "Policy evaluation in process, no HTTP (median µs per call):", "",
-              "| review | parse | validating chain | mutating chain | both chains |", "|---|---|---|---|---|"]
+    lines += ["", "Policy evaluation in process, no HTTP (µs per call, fastest of 15 batches; in brackets the "
+              "plain registry path, every check called on its own, which the compiled plan replaces):", "",
+              "| review | parse | Pod Security (3 levels) | validating chain | mutating chain (with the diff) |",
+              "|---|---|---|---|---|"]
     for name in ("pod", "deployment"):
-        lines.append(f"| {name} | {ev[f'{name}.parse_us']} | {ev[f'{name}.validating_us']} | "
-                     f"{ev[f'{name}.mutating_us']} | {ev[f'{name}.both_chains_us']} |")
+        lines.append(f"| {name} | {ev[f'{name}.parse_us']} | {ev[f'{name}.pod_security_us']} "
+                     f"({ev[f'{name}.plain_pod_security_us']}) | {ev[f'{name}.validating_us']} "
+                     f"({ev[f'{name}.plain_validating_us']}) | {ev[f'{name}.mutating_us']} |")
+    lines.append(f"| 1,000 distinct Pods (mean) | {ev['distinct.parse_us']} | {ev['distinct.pod_security_us']} | "
+                 f"{ev['distinct.validating_us']} | {ev['distinct.mutating_us']} |")
+    if "rss_cluster" in results:
+        cluster = results["rss_cluster"]
+        lines += ["", f"The kubernetes client (loaded only with cluster credentials) adds {cluster['client_mb']} MB "
+                  f"to a process holding the serving stack ({cluster['stack_mb']} -> {cluster['with_client_mb']} MB)."]
     if "cel" in results:
         cel = results["cel"]
         lines += ["", f"CEL admission policies: the Pod Security levels as {cel['policies']} "
@@ -470,9 +605,16 @@ def main() -> int:
                        ready_url=f"{bases['webhook']}/readyz", log=work / "webhook.log", cpu=server_cpu)
         with bare as bare_process, full as full_process:
             sizes = {name: check_answers(base, full=name == "webhook") for name, base in bases.items()}
+            pids = {"bare": bare_process.pid}
+            if args.workers == 1:
+                pids["webhook"] = full_process.pid
             print(f"measuring both servers, {args.rounds} interleaved rounds ...", flush=True)
             figures = measure(bases, loader, seconds=args.seconds, connections=args.connections,
-                              rounds=args.rounds)
+                              rounds=args.rounds, pids=pids)
+            if args.workers == 1:
+                print("measuring each endpoint against the bare handler, typical and distinct Pods ...", flush=True)
+                results["endpoints"] = endpoints(bases, pids, loader, seconds=args.seconds,
+                                                 connections=args.connections, rounds=args.rounds)
             for name, process in (("bare", bare_process), ("webhook", full_process)):
                 figures[name]["answer_bytes"] = sizes[name]
                 figures[name]["rss_mb"] = [rss_mb(pid) for pid in worker_pids(process.pid)]
@@ -495,6 +637,7 @@ def main() -> int:
             results["scaling"] = scaling(serve, bases["webhook"], Loader(kind=kind, workdir=work, cpu=None),
                                          workers=counts, seconds=args.seconds, connections=args.connections,
                                          work=work)
+    results["rss_cluster"] = rss_cluster_client_mb()
     results["targets"] = verdicts(results)
     if "cel" in results:
         review_us, simple_us = results["cel"]["review_us"], results["cel"]["simple_expression_us"]

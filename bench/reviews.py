@@ -10,6 +10,8 @@ containers, a probe, env and resources the whole AdmissionReview is 2.5-3 KB, li
 from __future__ import annotations
 
 import copy
+import random
+import uuid
 from typing import Any
 
 import orjson
@@ -158,3 +160,67 @@ def requests() -> list[tuple[str, str, bytes]]:
     return [
         (f"{name}{path}", path + "?timeout=10s", body) for name, body in bodies().items() for path in PATHS
     ]
+
+
+POD_SECURITY_PATH = "/validate/pod-security"
+"""Pod Security alone (its three levels): the endpoint compared with the official Go webhook."""
+
+
+def endpoint_requests() -> list[tuple[str, str, bytes]]:
+    """``(label, path, body)`` for the Pod review on each endpoint measured against a target."""
+    pod_body = bodies()["pod"]
+    return [(f"pod{path}", path + "?timeout=10s", pod_body) for path in (POD_SECURITY_PATH, *PATHS)]
+
+
+_IMAGES = ("registry.example.com/shop/checkout:2.14.1", "registry.example.com/shop/cart:1.3.0",
+           "ghcr.io/acme/api:v5.2.7", "docker.io/library/nginx:1.27.2", "quay.io/prometheus/node-exporter:v1.8.2",
+           "registry.example.com/shop/exporter:0.9.3", "cr.fluentbit.io/fluent/fluent-bit:3.1.9")
+_RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+               "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def distinct_pod(rng: random.Random) -> dict[str, Any]:
+    """One Pod of a rollout as the API server sends it, different from every other: its own name
+    suffix, pod-template hash, token volume (``kube-api-access-<random>``, as the ServiceAccount
+    admission plugin names it) and uid; one to three containers from a few images; most as the
+    typical Pod, some restricted-compliant, a few with a baseline violation (a hostPort)."""
+    obj = pod()
+    suffix = "".join(rng.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
+    template_hash = "".join(rng.choices("0123456789abcdef", k=9))
+    app = rng.choice(("checkout", "cart", "api", "search", "billing"))
+    obj["metadata"].update(generateName=f"{app}-{template_hash}-", labels={
+        "app": app, "tier": rng.choice(("backend", "frontend")), "pod-template-hash": template_hash})
+    owner = obj["metadata"]["ownerReferences"][0]
+    owner.update(name=f"{app}-{template_hash}", uid=str(uuid.UUID(int=rng.getrandbits(128))))
+    spec = obj["spec"]
+    token = f"kube-api-access-{suffix}"
+    spec["volumes"][1]["name"] = token
+    main, side = spec["containers"]
+    containers = [main, side][: rng.choice((1, 2, 2, 2))]
+    if rng.random() < 0.25:
+        extra = copy.deepcopy(side)
+        extra["name"] = "proxy"
+        containers.append(extra)
+    for container in containers:
+        container["image"] = rng.choice(_IMAGES)
+        for mount in container["volumeMounts"]:
+            if mount["name"].startswith("kube-api-access-"):
+                mount["name"] = token
+    main["name"] = app
+    kind = rng.random()
+    if kind < 0.3:
+        spec["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        for container in containers:
+            container["securityContext"] = copy.deepcopy(_RESTRICTED)
+    elif kind < 0.4:
+        main["ports"][0]["hostPort"] = 8080
+    spec["containers"] = containers
+    return obj
+
+
+def distinct_bodies(count: int = 1000, *, seed: int = 20261121) -> list[bytes]:
+    """``count`` reviews of distinct Pods (see :func:`distinct_pod`), each with its own uid: a
+    decision cache could not answer any of them from another."""
+    rng = random.Random(seed)
+    return [orjson.dumps(review(distinct_pod(rng), uid=str(uuid.UUID(int=rng.getrandbits(128)))))
+            for _ in range(count)]

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from webhook import __version__, commands, errors
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI, or with ``only`` just that command (when it is one): a command module
+    imports what its command needs, and ``serve`` should not carry the offline tools' imports
+    (the CEL runtime, the emulator, audit reports...) in every worker's memory."""
     parser = argparse.ArgumentParser(
         prog="admission-webhook",
         description="A Kubernetes admission webhook server: "
@@ -23,14 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"webhook.commands.{info.name}")
+    names = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+    for name in [only] if only in names else names:
+        module = importlib.import_module(f"webhook.commands.{name}")
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The command is the first argument when it names one (``serve --port ...``); otherwise
+    # (``--help``, a typo, no command) the full parser answers.
+    parser = build_parser(arguments[0] if arguments and not arguments[0].startswith("-") else None)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from webhook import errors, patch, review
-from webhook.cel import loading as cel_loading
-from webhook.cel import mutating as cel_mutating
-from webhook.cel import validating as cel_validating
+from webhook import errors, patch, plan, review
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
+
+if TYPE_CHECKING:  # imported when a policy set holds admission policies (see PolicySet)
+    from webhook.cel import mutating as cel_mutating
+    from webhook.cel import validating as cel_validating
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,6 +46,71 @@ class Instance:
     """Instances of the same policy whose params give the same result share a call: a review runs
     it once (Pod Security's warn and audit passes are often both ``restricted:latest``, and a
     baseline check is the same revision at ``baseline:latest`` and ``restricted:latest``)."""
+    object_reads: ObjectReads | None = None
+    """What of the object the gate's object-reading parts read (when :attr:`reads_object`)."""
+
+
+_MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ObjectReads:
+    """The values the object-reading parts of a gate look at (:func:`_object_applies`): the labels
+    its object selector and label exemptions name, the annotations its exemptions and opt-out
+    annotation name (on the object and on its pod), the pod's runtime class. Equal readings give
+    equal decisions, so a mutating pass re-decides a gate only when a mutation changed one of them
+    (a default label that an object selector matches), not after every mutation."""
+
+    labels: tuple[str, ...]
+    annotations: tuple[str, ...]
+    runtime_class: bool
+
+    @classmethod
+    def of(cls, group_settings: policy_settings.GroupSettings, exemptions: tuple[policy_settings.Exemptions, ...]) -> (
+        ObjectReads
+    ):
+        labels: list[str] = []
+        selector = group_settings.scope.objectSelector
+        if selector is not None:
+            labels += selector.matchLabels
+            labels += (req.key for req in selector.matchExpressions)
+        annotations: list[str] = []
+        for exemption in exemptions:
+            labels += exemption.objectLabels
+            annotations += exemption.annotations
+        if isinstance(group_settings, policy_settings.MutatingGroupSettings) and group_settings.optOutAnnotation:
+            annotations.append(group_settings.optOutAnnotation)
+        return cls(
+            tuple(dict.fromkeys(labels)),
+            tuple(dict.fromkeys(annotations)),
+            any(e.runtimeClassNames for e in exemptions),
+        )
+
+    def reading(self, obj: Any, pod: model.PodTarget | None) -> tuple[Any, ...]:
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        if not isinstance(labels, dict):
+            labels = _NONE
+        if not isinstance(annotations, dict):
+            annotations = _NONE
+        found = [labels.get(key, _MISSING) for key in self.labels] if self.labels else []
+        for key in self.annotations:
+            found.append(annotations.get(key, _MISSING))
+        if pod is None:
+            found.append(None)
+            return tuple(found)
+        pod_meta = pod.metadata
+        pod_annotations = pod_meta.get("annotations") if pod_meta is not None else None
+        if not isinstance(pod_annotations, dict):
+            pod_annotations = _NONE
+        for key in self.annotations:
+            found.append(pod_annotations.get(key, _MISSING))
+        found.append(pod.spec.get("runtimeClassName", _MISSING) if self.runtime_class else True)
+        return tuple(found)
+
+
+_NONE: dict[str, Any] = {}
 
 
 def _reads_object(group_settings: policy_settings.GroupSettings, extra: policy_settings.Exemptions | None) -> bool:
@@ -72,9 +138,14 @@ CEL_GROUP = "cel"
 class PolicySet:
     """An immutable, compiled policy configuration; the server swaps whole sets on reload."""
 
-    def __init__(self, config: files.PolicyConfig, *, catalog: registry.Registry = registry.REGISTRY) -> None:
+    def __init__(
+        self, config: files.PolicyConfig, *, catalog: registry.Registry = registry.REGISTRY, planned: bool = True
+    ) -> None:
         self.config = config
         self.catalog = catalog
+        self.planned = planned
+        """Run the compiled plans (:mod:`webhook.plan`); ``False`` runs every instance one by one,
+        the reference the plans are tested against."""
         instances: list[Instance] = []
         gates: dict[tuple[int, int], int] = {}
         calls: dict[tuple[str, Any], int] = {}
@@ -99,6 +170,8 @@ class PolicySet:
                         continue
                     extra = override.exemptions if override is not None else None
                     gate = gates.setdefault((id(group_settings), id(extra)), len(gates))
+                    exemptions = (group_settings.exemptions,) + ((extra,) if extra is not None else ())
+                    reads_object = _reads_object(group_settings, extra)
                     result_key = policy.result_key(params) if policy.result_key else _params_key(params)
                     call = calls.setdefault((policy.id, result_key), len(calls))
                     instances.append(
@@ -111,23 +184,31 @@ class PolicySet:
                             settings=group_settings,
                             failure_mode=(override.failureMode if override and override.failureMode else None)
                             or group_settings.failureMode,
-                            exemptions=(group_settings.exemptions,) + ((extra,) if extra is not None else ()),
+                            exemptions=exemptions,
                             gate=gate,
-                            reads_object=_reads_object(group_settings, extra),
+                            reads_object=reads_object,
                             call=call,
+                            object_reads=ObjectReads.of(group_settings, exemptions) if reads_object else None,
                         )
                     )
         self.instances: tuple[Instance, ...] = tuple(instances)
         self.kinds: frozenset[str] = frozenset(k for i in instances for k in i.policy.kinds)
-        problems: list[str] = []
-        loaded = cel_loading.load(config.documents, problems)
-        self.cel: cel_validating.PolicySet = loaded.validating
+        self.cel: cel_validating.PolicySet = cast("cel_validating.PolicySet", _NO_ADMISSION_POLICIES)
         """ValidatingAdmissionPolicies with their bindings and params: the validating ``cel`` group."""
-        self.cel_mutating: cel_mutating.PolicySet = loaded.mutating
+        self.cel_mutating: cel_mutating.PolicySet = cast("cel_mutating.PolicySet", _NO_ADMISSION_POLICIES)
         """MutatingAdmissionPolicies with their bindings and params: the mutating ``cel`` group."""
-        if problems:
-            raise errors.PolicyConfigError("\n".join(problems))
+        if config.documents:
+            # The CEL runtime only when the files hold documents besides PolicyConfigs: a set
+            # without admission policies never needs it (10 MB a worker).
+            from webhook.cel import loading as cel_loading
+
+            problems: list[str] = []
+            loaded = cel_loading.load(config.documents, problems)
+            self.cel, self.cel_mutating = loaded.validating, loaded.mutating
+            if problems:
+                raise errors.PolicyConfigError("\n".join(problems))
         self._index: dict[tuple[str, str, str, str], tuple[Instance, ...]] = {}
+        self._plans: dict[tuple[str, str, str], plan.Validation | None] = {}
 
     @classmethod
     def empty(cls) -> PolicySet:
@@ -163,6 +244,19 @@ class PolicySet:
             if kind in self.kinds:  # bounded: never cache attacker-chosen kinds
                 self._index[key] = found
         return found
+
+    def validation(self, group: str | None, kind: str, operation: str) -> plan.Validation | None:
+        """The compiled validating plan for ``group`` (``None``: the whole chain) on ``kind`` and
+        ``operation``; ``None`` when no check applies. Compiled on first use."""
+        key = (group or "", kind, operation)
+        try:
+            return self._plans[key]
+        except KeyError:
+            pass
+        compiled = plan.compile_validation(self.select("validating", group, kind, operation), kind=kind)
+        if kind in self.kinds:  # bounded, as in select
+            self._plans[key] = compiled
+        return compiled
 
 
 def evaluate(
@@ -244,6 +338,15 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     target_obj = ctx.old_object if ctx.operation == "DELETE" else obj
     if not isinstance(target_obj, dict):
         return outcome
+    if policy_set.planned:
+        compiled = policy_set.validation(group, ctx.kind, ctx.operation)
+        if compiled is None:
+            return outcome
+        hits = _collect(compiled, target_obj, ctx)
+        if hits is not None:
+            _conclude(compiled, hits, outcome)
+            return outcome
+        # A check raised: the plain path below decides, instance by instance, per failureMode.
     instances = policy_set.select("validating", group, ctx.kind, ctx.operation)
     if not instances:
         return outcome
@@ -293,7 +396,108 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
     return outcome
 
 
+Hit = tuple[int, int, registry.Finding]
+"""A finding of one step: (step order, bucket, finding)."""
+
+
+def _collect(compiled: plan.Validation, obj: dict[str, Any], ctx: model.ReviewContext) -> list[Hit] | None:
+    """What every step of ``compiled`` finds in ``obj``; ``None`` when a check raised (the plain
+    path then runs, so a failing check is answered exactly as it always was)."""
+    hits: list[Hit] = []
+    gates: dict[int, bool] = {}
+    pod = workloads.pod_target(obj, ctx.kind)
+    try:
+        if pod is not None:
+            for batch in compiled.batches:
+                inst = batch.gate
+                open_gate = gates.get(inst.gate)
+                if open_gate is None:
+                    open_gate = gates[inst.gate] = _applies(inst, ctx, obj, pod)
+                if not open_gate:
+                    continue
+                for index, batch_found in batch.run(pod, ctx).items():
+                    found = tuple(batch_found)
+                    for step in batch.entries[index]:
+                        hits.append((step.order, step.bucket, registry.Finding(step.inst.policy, found)))
+        if compiled.singles:
+            results: list[list[model.Violation] | None] = [None] * compiled.calls
+            for step in compiled.singles:
+                inst = step.inst
+                if inst.policy.pod_spec and pod is None:
+                    continue
+                open_gate = gates.get(inst.gate)
+                if open_gate is None:
+                    open_gate = gates[inst.gate] = _applies(inst, ctx, obj, pod)
+                if not open_gate:
+                    continue
+                violations = results[step.call]
+                if violations is None:
+                    target = pod if inst.policy.pod_spec else obj
+                    violations = results[step.call] = inst.policy.fn(target, ctx, inst.params)
+                if violations:
+                    hits.append((step.order, step.bucket, registry.Finding(inst.policy, tuple(violations))))
+    except Exception:  # noqa: BLE001 - the plain path answers it
+        return None
+    return hits
+
+
+def _conclude(compiled: plan.Validation, hits: list[Hit], outcome: review.Outcome) -> None:
+    """The findings as the plain path words them: one message per bucket, buckets in the order of
+    their first finding, findings in instance order; enforce denies, warn warns, audit annotates."""
+    if not hits:
+        return
+    hits.sort(key=_first)
+    by_bucket: dict[int, list[registry.Finding]] = {}
+    for _order, index, finding in hits:
+        found = by_bucket.get(index)
+        if found is None:
+            by_bucket[index] = [finding]
+        else:
+            found.append(finding)
+    denials: list[str] = []
+    worded: dict[Any, str] = {}
+    for index, findings in by_bucket.items():
+        bucket = compiled.buckets[index]
+        inst, mode = bucket.inst, bucket.mode
+        key = (bucket.render_key, tuple((f.policy.id, id(f.violations)) for f in findings))
+        message = worded.get(key)
+        if message is None:
+            message = worded[key] = inst.group.render(findings, mode, inst.params)
+        if mode == "enforce":
+            denials.append(message)
+        elif mode == "warn":
+            outcome.warnings.append(message)
+        elif mode == "audit":
+            audit_key = f"{inst.group.name}-violations"
+            previous = outcome.audit.get(audit_key)
+            outcome.audit[audit_key] = f"{previous}; {message}" if previous else message
+    if denials:
+        _deny(outcome, "; ".join(denials))
+
+
+def _first(hit: Hit) -> int:
+    return hit[0]
+
+
+class _NoAdmissionPolicies:
+    """What ``PolicySet.cel`` and ``cel_mutating`` hold for files without admission policies: the
+    empty sets, as far as anything outside the CEL package reads them."""
+
+    policies: tuple[Any, ...] = ()
+    bindings: tuple[Any, ...] = ()
+    pairs: tuple[Any, ...] = ()
+    empty = True
+
+    def candidates(self, ctx: model.ReviewContext) -> tuple[Any, ...]:
+        return ()
+
+
+_NO_ADMISSION_POLICIES = _NoAdmissionPolicies()
+
+
 def _run_cel(cel: cel_validating.PolicySet, obj: Any, ctx: model.ReviewContext, outcome: review.Outcome) -> None:
+    from webhook.cel import validating as cel_validating  # noqa: PLC0415 - only with admission policies
+
     """ValidatingAdmissionPolicies: the first denial is the answer (with its reason and code), every
     warning and audit annotation is kept. Audit keys are made valid for a webhook answer, where the
     API server prefixes them with the webhook's name: ``validation_failure`` and ``<policy>.<key>``."""
@@ -378,6 +582,8 @@ def _mutate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: st
     current: dict[str, Any] = obj
     first = None
     if maps is not None and not maps.empty:
+        from webhook.cel import mutating as cel_mutating  # noqa: PLC0415 - only with admission policies
+
         first = cel_mutating.apply(maps, obj, ctx)
         if not _took_maps(first, outcome):
             return outcome
@@ -447,13 +653,15 @@ class _Pass:
     is recomputed after one. What the request alone decides of a gate is decided once per pass.
     """
 
-    __slots__ = ("ctx", "gates", "mutated", "reviews", "_pod", "_pod_known")
+    __slots__ = ("ctx", "gates", "mutated", "objects", "reviews", "_pod", "_pod_known")
 
     def __init__(self, mutated: dict[str, Any], ctx: model.ReviewContext) -> None:
         self.mutated = mutated
         self.ctx = ctx
         self.gates: dict[int, bool] = {}
         self.reviews: dict[int, bool] = {}
+        self.objects: dict[int, tuple[tuple[Any, ...], bool]] = {}
+        """Per gate: the object-reading parts' decision and the reading it was made on."""
         self._pod: model.PodTarget | None = None
         self._pod_known = False
 
@@ -478,12 +686,24 @@ class _Pass:
             request_gate = self.gates[inst.gate] = _request_applies(inst, ctx)
         if not request_gate:
             return False, pod
-        if inst.reads_object and not _object_applies(inst, self.mutated, pod):
+        if inst.reads_object and not self._object_applies(inst, pod):
             return False, pod
         reviewed = self.reviews.get(inst.gate)
         if reviewed is None:
             reviewed = self.reviews[inst.gate] = _review_applies(inst, ctx)
         return reviewed, pod
+
+    def _object_applies(self, inst: Instance, pod: model.PodTarget | None) -> bool:
+        """:func:`_object_applies`, re-decided only when what it reads has changed."""
+        if inst.object_reads is None:
+            return _object_applies(inst, self.mutated, pod)
+        reading = inst.object_reads.reading(self.mutated, pod)
+        known = self.objects.get(inst.gate)
+        if known is not None and known[0] == reading:
+            return known[1]
+        applies = _object_applies(inst, self.mutated, pod)
+        self.objects[inst.gate] = (reading, applies)
+        return applies
 
 
 def _run_mutations(

@@ -16,7 +16,7 @@ import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import prometheus_client as prom
 from prometheus_client import metrics_core, multiprocess, values
@@ -179,6 +179,24 @@ class Metrics:
             "Reviews that could not be recorded (the review was still answered).",
             registry=r,
         )
+
+        # Children bound once per label set: ``labels()`` checks and joins its values on every
+        # call, a third of what counting a review cost. The label values are bounded (routes,
+        # known kinds, operations, decisions), so these stay small.
+        self._answered: dict[tuple[str, str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def answered(self, path: str, kind: str, operation: str, decision: str, seconds: float) -> None:
+        """One review answered: ``admission_requests_total`` and its latency."""
+        key = (path, kind, operation, decision)
+        counter = self._answered.get(key)
+        if counter is None:
+            counter = self._answered[key] = self.requests.labels(*key)
+        counter.inc()
+        histogram = self._latencies.get(path)
+        if histogram is None:
+            histogram = self._latencies[path] = self.latency.labels(path)
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return prom.generate_latest(self.registry)

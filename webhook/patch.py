@@ -94,16 +94,31 @@ def _diff(old: Any, new: Any, path: str, ops: list[Op], pending: Pending | None)
 def _diff_dict(
     old: dict[str, Any], new: dict[str, Any], path: str, ops: list[Op], pending: Pending | None
 ) -> None:
+    removed = False
     for key, old_value in old.items():
-        if key not in new:
+        try:
+            new_value = new[key]
+        except KeyError:
             ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
+            removed = True
             continue
-        new_value = new[key]
-        if not _unchanged(old_value, new_value, path, key, pending):
-            _diff(old_value, new_value, f"{path}/{escape(key)}", ops, pending)
-    for key, new_value in new.items():
-        if key not in old:
-            ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": new_value})
+        # _unchanged, inlined: most members of a mutated copy are equal to the original's.
+        if old_value is new_value:
+            continue
+        if type(old_value) is type(new_value) and old_value == new_value:
+            if isinstance(old_value, (dict, list)):
+                if pending is not None:
+                    pending.append((old_value, new_value, path, key))
+                    continue
+                if _same_json(old_value, new_value):
+                    continue
+            else:
+                continue
+        _diff(old_value, new_value, f"{path}/{escape(key)}", ops, pending)
+    if removed or len(new) != len(old):  # same size and every old key kept: no key was added
+        for key, new_value in new.items():
+            if key not in old:
+                ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": new_value})
 
 
 def _names(items: list[Any]) -> list[str] | None:

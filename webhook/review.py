@@ -89,16 +89,26 @@ class Review:
     """A parsed call: the envelope's facts, the request context for policies, the objects as dicts."""
 
     api_version: str
-    request: AdmissionRequest
+    raw_request: dict[str, Any]
+    """The ``request`` member as received (a valid :class:`AdmissionRequest`)."""
     context: model.ReviewContext
     object: dict[str, Any] | None
     old_object: dict[str, Any] | None
     shape: JsonShape | None = None
     """What the body held, measured before parsing; ``None`` when parsed from a dict."""
+    _request: AdmissionRequest | None = None
+
+    @property
+    def request(self) -> AdmissionRequest:
+        """The request as the pydantic model, built on first use (the recorder without the raw
+        body); answering a review never needs it."""
+        if self._request is None:
+            self._request = AdmissionRequest.model_validate(self.raw_request)
+        return self._request
 
     @property
     def uid(self) -> str:
-        return self.request.uid
+        return self.context.uid
 
 
 @dataclasses.dataclass(slots=True)
@@ -369,6 +379,11 @@ def parse(body: bytes | str | dict[str, Any], *, limits: Limits = Limits()) -> R
         raise errors.BadReview(f"body must be a JSON object (an AdmissionReview), got {type(data).__name__}")
     if "request" not in data or data.get("request") is None:
         raise errors.BadReview("request: missing; an AdmissionReview sent to a webhook must carry a request")
+    found = _direct(data, keys_checked=shape is not None)
+    if found is not None:
+        return Review(data["apiVersion"], data["request"], found[0], found[1], found[2], shape)
+    # Not in the exact shape the API server sends: pydantic decides, names what is wrong, or
+    # converts what its lax mode accepts (``"dryRun": "true"``).
     try:
         envelope = AdmissionReview.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -390,7 +405,97 @@ def parse(body: bytes | str | dict[str, Any], *, limits: Limits = Limits()) -> R
         dry_run=bool(req.dryRun),
         old_object=req.oldObject,
     )
-    return Review(envelope.apiVersion, req, context, req.object, req.oldObject, shape)
+    review = Review(envelope.apiVersion, data["request"], context, req.object, req.oldObject, shape)
+    review._request = req
+    return review
+
+
+_API_VERSIONS = frozenset({V1, V1BETA1})
+_KIND_FIELDS = ("group", "version")
+
+
+def _text(container: dict[str, Any], key: str) -> str | None:
+    """``container[key]`` when absent (``""``) or a string; ``None`` when present as anything else."""
+    value = container.get(key, "")
+    return value if type(value) is str else None
+
+
+def _direct(
+    data: dict[str, Any], *, keys_checked: bool
+) -> tuple[model.ReviewContext, dict[str, Any] | None, dict[str, Any] | None] | None:
+    """The review's context and objects read straight from ``data`` when every envelope field has
+    exactly the type the API server sends, as :class:`AdmissionReview` would accept it unchanged;
+    ``None`` for anything else (pydantic then decides, names the problem, or converts).
+
+    Pydantic costs about as much as the rest of parsing together; the API server's reviews always
+    take this path, and what it accepts is what the model accepts (``tests/test_plan.py``).
+    ``keys_checked``: parsed from JSON, whose object keys are strings; a dict given as it is (a
+    YAML manifest) may have others, which the model refuses."""
+    api_version = data.get("apiVersion")
+    if data.get("kind") != "AdmissionReview" or type(api_version) is not str or api_version not in _API_VERSIONS:
+        return None
+    req = data["request"]
+    if type(req) is not dict:
+        return None
+    uid, name, namespace = _text(req, "uid"), _text(req, "name"), _text(req, "namespace")
+    sub = _text(req, "subResource")
+    operation = req.get("operation")
+    if (not uid or name is None or namespace is None or sub is None or type(operation) is not str
+            or operation not in model.OPERATIONS):
+        return None
+    kind = req.get("kind")
+    if type(kind) is not dict:
+        return None
+    kind_name, group, version = _text(kind, "kind"), _text(kind, "group"), _text(kind, "version")
+    if not kind_name or group is None or version is None or "kind" not in kind:
+        return None
+    requested = req.get("requestKind")
+    if requested is not None and (
+        type(requested) is not dict or not _text(requested, "kind")
+        or any(_text(requested, f) is None for f in _KIND_FIELDS)
+    ):
+        return None
+    resource = req.get("resource", _NO_RESOURCE)
+    if type(resource) is not dict or any(_text(resource, f) is None for f in ("group", "version", "resource")):
+        return None
+    user = req.get("userInfo", _NO_USER)
+    if type(user) is not dict:
+        return None
+    username = _text(user, "username")
+    groups = user.get("groups")
+    extra = user.get("extra")
+    if (username is None or _text(user, "uid") is None or (extra is not None and type(extra) is not dict)
+            or (groups is not None and (type(groups) is not list or any(type(g) is not str for g in groups)))):
+        return None
+    obj, old, dry_run, options = req.get("object"), req.get("oldObject"), req.get("dryRun"), req.get("options")
+    if ((obj is not None and type(obj) is not dict) or (old is not None and type(old) is not dict)
+            or (dry_run is not None and type(dry_run) is not bool)
+            or (options is not None and type(options) is not dict)):
+        return None
+    if not keys_checked and not all(
+        type(key) is str for member in (obj, old, options, extra) if member is not None for key in member
+    ):
+        return None
+    context = model.ReviewContext(
+        operation=operation,  # type: ignore[arg-type]  # one of model.OPERATIONS, checked above
+        kind=kind_name,
+        group=group,
+        version=version,
+        resource=resource.get("resource", ""),
+        sub_resource=sub,
+        namespace=namespace,
+        name=name or _name_of(obj) or _name_of(old),
+        uid=uid,
+        username=username,
+        user_groups=tuple(groups) if groups else (),
+        dry_run=bool(dry_run),
+        old_object=old,
+    )
+    return context, obj, old
+
+
+_NO_RESOURCE: dict[str, Any] = {}
+_NO_USER: dict[str, Any] = {}
 
 
 def _name_of(obj: dict[str, Any] | None) -> str:

@@ -166,26 +166,27 @@ async def _answer(
         stats.admission_policy_decisions.labels(policy_name, binding_name, chain, decision).inc()
     # Label values must stay few: the kind comes from the caller, so unknown kinds share one label.
     kind_label = ctx.kind if ctx.kind in policies.kinds or ctx.kind in KNOWN_KINDS else "other"
-    stats.requests.labels(path, kind_label, ctx.operation, decision).inc()
-    stats.latency.labels(path).observe(latency)
-    log.info(
-        "review",
-        path=path,
-        uid=_short(ctx.uid),
-        kind=_short(ctx.kind),
-        namespace=_short(ctx.namespace),
-        name=_short(ctx.name),
-        operation=ctx.operation,
-        user=_short(ctx.username),
-        dry_run=ctx.dry_run,
-        decision=decision,
-        message=_short(outcome.message, 2048) or None,
-        warnings=len(outcome.warnings),
-        patch_ops=len(outcome.patch),
-        failed_policies=outcome.failed_policies or None,
-        policies=outcome.decided_by or None,
-        latency_ms=round(latency * 1000, 3),
-        over_deadline=latency > appstate.caller_timeout(request) or None,
+    stats.answered(path, kind_label, ctx.operation, decision, latency)
+    logs.review(
+        {
+            "path": path,
+            "uid": _short(ctx.uid),
+            "kind": _short(ctx.kind),
+            "namespace": _short(ctx.namespace),
+            "name": _short(ctx.name),
+            "operation": ctx.operation,
+            "user": _short(ctx.username),
+            "dry_run": ctx.dry_run,
+            "decision": decision,
+            "message": _short(outcome.message, 2048) or None,
+            "warnings": len(outcome.warnings),
+            "patch_ops": len(outcome.patch),
+            "failed_policies": outcome.failed_policies or None,
+            "policies": outcome.decided_by or None,
+            "latency_ms": round(latency * 1000, 3),
+            "over_deadline": latency > appstate.caller_timeout(request) or None,
+        },
+        logger=log,
     )
     sink = app.get(appstate.RECORDER)
     if sink is not None:

@@ -15,8 +15,8 @@ function yields (by default the group's settings model).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from webhook.policy import model, settings, workloads
 
@@ -27,9 +27,9 @@ ModesFn = Callable[[Any], Sequence[tuple[model.Mode, Any]]]
 level and warn/audit at another; most groups yield ``[(settings.mode, settings)]``."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Finding:
-    """The violations one policy found, for rendering."""
+class Finding(NamedTuple):
+    """The violations one policy found, for rendering. A named tuple: a review makes one per
+    policy and mode that found something, and a frozen dataclass costs four times as much to build."""
 
     policy: Policy
     violations: tuple[model.Violation, ...]
@@ -37,6 +37,15 @@ class Finding:
 
 RenderFn = Callable[[Sequence[Finding], model.Mode, Any], str]
 """Turns a group's findings at one mode into one message (Pod Security: ``violates PodSecurity ...``)."""
+
+
+BatchFn = Callable[[Any, model.ReviewContext], Mapping[int, Sequence[model.Violation]]]
+"""A group's checks compiled together: ``run(target, ctx)`` gives, by the index of each entry the
+plan was compiled from whose check finds something, what that check would return on its own
+(entries it leaves out find nothing)."""
+PlanFn = Callable[[Sequence[tuple["Policy", Any]]], BatchFn]
+"""Compiles ``(policy, params)`` entries of one group (pod-spec checks) into a :data:`BatchFn`
+that evaluates them all in one pass over the pod (see :attr:`Group.plan`)."""
 
 
 def render_default(findings: Sequence[Finding], mode: model.Mode, params: Any) -> str:
@@ -64,6 +73,13 @@ class Group:
     modes: ModesFn = modes_default
     render: RenderFn = render_default
     description: str = ""
+    plan: PlanFn | None = None
+    """Optional: evaluate the group's pod-spec checks together (Pod Security walks a pod once for
+    all its checks at every level). The checks stay the source of truth: the engine's plain path
+    calls them one by one, and ``tests/test_plan.py`` requires the same answers from both."""
+    render_mode: Callable[[model.Mode], Any] | None = None
+    """What of the mode :attr:`render` depends on (Pod Security: enforce or not), so one review
+    words equal findings once for its warn and audit passes. ``None``: the mode itself."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,12 +152,15 @@ def group(
     modes: ModesFn = modes_default,
     render: RenderFn = render_default,
     description: str = "",
+    plan: PlanFn | None = None,
+    render_mode: Callable[[model.Mode], Any] | None = None,
     registry: Registry = REGISTRY,
 ) -> Group:
     """Register a policy group (one section of the policy files, one webhook path)."""
     return registry.add_group(
         Group(
-            name, key, chain, settings_model, order=order, modes=modes, render=render, description=description
+            name, key, chain, settings_model, order=order, modes=modes, render=render, description=description,
+            plan=plan, render_mode=render_mode,
         )
     )
 

@@ -15,9 +15,10 @@ outcome; ``options`` is the policy-file section. Pure functions over dicts: impo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from webhook.policy import model, registry
-from webhook.validators.pod_security import base, checks, evaluation, levels, options
+from webhook.validators.pod_security import base, checks, evaluation, facts, levels, options
 
 GROUP = "pod-security"
 KEY = "podSecurity"
@@ -51,6 +52,51 @@ def render(findings: Sequence[registry.Finding], mode: model.Mode, params: optio
     return evaluation.render(violations, level=params.level, version=params.version, mode=mode)
 
 
+def render_mode(mode: model.Mode) -> bool:
+    """:func:`render` words enforce (``violates``) apart from warn and audit (``would violate``)."""
+    return mode == "enforce"
+
+
+_SCREENS: dict[str, int] = {check.id: check.screen for check in checks.CHECKS}
+
+
+def plan(entries: Sequence[tuple[registry.Policy, Any]]) -> registry.BatchFn:
+    """Every check at every level of ``entries`` in one pass: the pod is walked once for its facts
+    (:func:`facts.scan`), each distinct check revision in force runs once for all the levels that
+    share it, and only if the pod shows a fact its screen names. What each entry gets is what its
+    registered check (``run`` in :func:`_register`) returns on its own."""
+    # id(revision) -> [revision, screen, entry indexes]. One revision may serve two check ids
+    # (``procMount`` at v1.34 and ``procMount_restricted`` share the strict rule): its result does
+    # not depend on the id, and the union of their screens is a screen for both.
+    slots: dict[int, list[Any]] = {}
+    for index, (policy, params) in enumerate(entries):
+        check_id = policy.id.removeprefix(PREFIX)
+        impl = checks.active(params.level, params.version).get(check_id)
+        if impl is None:
+            continue
+        slot = slots.setdefault(id(impl), [impl, 0, []])
+        slot[1] |= _SCREENS[check_id]
+        slot[2].append(index)
+    order = tuple((impl, screen, tuple(indexes)) for impl, screen, indexes in slots.values())
+
+    def run(target: model.PodTarget, ctx: model.ReviewContext) -> dict[int, tuple[model.Violation, ...]]:
+        found: dict[int, tuple[model.Violation, ...]] = {}
+        if evaluation.skip_request(target, ctx):
+            return found
+        shown = facts.scan(target)
+        meta, spec = target.metadata or {}, target.spec
+        for impl, screen, indexes in order:
+            if shown & screen:
+                result = impl(meta, spec)
+                if result is not None:
+                    violations = (evaluation.to_violation(result, target),)
+                    for index in indexes:
+                        found[index] = violations
+        return found
+
+    return run
+
+
 registry.group(
     GROUP,
     key=KEY,
@@ -60,6 +106,8 @@ registry.group(
     modes=modes,
     render=render,
     description="Pod Security Standards (privileged/baseline/restricted), as Pod Security admission v1.37.",
+    plan=plan,
+    render_mode=render_mode,
 )
 
 

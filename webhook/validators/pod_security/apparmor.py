@@ -89,5 +89,6 @@ CHECKS = (
         "baseline",
         (base.Revision(0, app_armor_profile_v1_0),),
         "AppArmor may not be disabled (Unconfined) by field or annotation.",
+        screen=base.APP_ARMOR,
     ),
 )

@@ -44,12 +44,61 @@ class Revision:
     """Baseline check ids this (restricted) revision replaces, as upstream ``OverrideCheckIDs``."""
 
 
+# What one walk over a pod finds (:func:`webhook.validators.pod_security.facts.scan`), as bits. A
+# check declares the facts without which none of its revisions can fail (:attr:`Check.screen`);
+# a pod showing none of them passes the check without it being run. Each fact is a *necessary*
+# condition, never a sufficient one: when it is set the check itself decides and words the result.
+PRIVILEGED = 1 << 0
+"""A container sets ``securityContext.privileged: true``."""
+HOST_NAMESPACES = 1 << 1
+"""``hostNetwork``, ``hostPID`` or ``hostIPC`` is true."""
+HOST_PATH_VOLUME = 1 << 2
+"""A volume has a ``hostPath``."""
+RESTRICTED_VOLUME = 1 << 3
+"""A volume sets a source and none of the sources restricted allows."""
+CAPABILITIES_ADDED = 1 << 4
+"""A container's ``capabilities.add`` is a non-empty list."""
+CAPABILITIES_KEPT = 1 << 5
+"""A container does not drop ``ALL`` capabilities (no capabilities, or ``ALL`` not in ``drop``)."""
+HOST_PORT = 1 << 6
+"""A container port sets a ``hostPort``."""
+APP_ARMOR = 1 << 7
+"""An ``appArmorProfile`` (pod or container) or an AppArmor annotation."""
+SE_LINUX = 1 << 8
+"""``seLinuxOptions`` (pod or container)."""
+PROC_MOUNT = 1 << 9
+"""A container's ``procMount`` other than ``Default``."""
+SECCOMP_ANNOTATION = 1 << 10
+"""A seccomp alpha annotation (pod or container)."""
+SECCOMP_INVALID = 1 << 11
+"""A ``seccompProfile`` (pod or container) whose type is not ``RuntimeDefault`` or ``Localhost``."""
+SECCOMP_UNSET = 1 << 12
+"""No valid pod ``seccompProfile``, and a container without one."""
+SYSCTLS = 1 << 13
+"""``securityContext.sysctls`` is a non-empty list."""
+HOST_PROCESS = 1 << 14
+"""``windowsOptions.hostProcess: true`` (pod or container)."""
+PROBE_HOST = 1 << 15
+"""A probe or lifecycle handler sets a ``host``."""
+MAYBE_ROOT = 1 << 16
+"""``runAsNonRoot`` is false somewhere, or not true at pod level and unset on a container."""
+ROOT_USER = 1 << 17
+"""``runAsUser: 0`` (pod or container)."""
+PRIVILEGE_ESCALATION = 1 << 18
+"""A container does not set ``allowPrivilegeEscalation: false``."""
+ANY = (1 << 19) - 1
+"""Every fact: the screen of a check that declares none (it always runs)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Check:
     id: str
     level: CheckLevel
     revisions: tuple[Revision, ...]
     description: str
+    screen: int = ANY
+    """The facts (bits above) at least one of which a pod must show for any revision to fail it.
+    ``tests/test_plan.py`` holds every check to it over fixtures and generated pods."""
 
 
 def pluralize(singular: str, plural: str, count: int) -> str:
@@ -107,8 +156,8 @@ def as_dict(value: Any) -> Mapping[str, Any] | None:
 _bound: tuple[Any, Any, list[tuple[str, int, dict[str, Any]]]] = (None, None, [])
 
 
-def bind(target: Any, *, fresh: bool = False) -> None:
-    """Walk ``target``'s containers once for all the checks of one review.
+def bind(target: Any, *, fresh: bool = False) -> list[tuple[str, int, dict[str, Any]]]:
+    """Walk ``target``'s containers once for all the checks of one review; returns them.
 
     Each review builds a new pod target, so a new target means a fresh walk; within one review
     validation never changes the object, so the list cannot go stale.
@@ -116,6 +165,7 @@ def bind(target: Any, *, fresh: bool = False) -> None:
     global _bound
     if fresh or _bound[0] is not target:
         _bound = (target, target.spec, workloads.containers(target.spec))
+    return _bound[2]
 
 
 def containers(spec: Pod) -> list[tuple[str, int, dict[str, Any]]]:

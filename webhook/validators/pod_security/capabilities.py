@@ -140,6 +140,7 @@ CHECKS = (
         "baseline",
         (base.Revision(0, capabilities_baseline_v1_0),),
         "Only the container runtime's default capabilities may be added.",
+        screen=base.CAPABILITIES_ADDED,
     ),
     base.Check(
         "capabilities_restricted",
@@ -149,5 +150,6 @@ CHECKS = (
             base.Revision(25, capabilities_restricted_v1_25, overrides=("capabilities_baseline",)),
         ),
         "Containers must drop ALL capabilities and may add only NET_BIND_SERVICE.",
+        screen=base.CAPABILITIES_KEPT | base.CAPABILITIES_ADDED,
     ),
 )

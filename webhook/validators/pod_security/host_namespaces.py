@@ -26,5 +26,6 @@ CHECKS = (
         "baseline",
         (base.Revision(0, host_namespaces_v1_0),),
         "Host network, PID and IPC namespaces are forbidden.",
+        screen=base.HOST_NAMESPACES,
     ),
 )

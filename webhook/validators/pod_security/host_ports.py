@@ -43,5 +43,6 @@ def host_ports_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
 
 
 CHECKS = (
-    base.Check("hostPorts", "baseline", (base.Revision(0, host_ports_v1_0),), "Host ports are forbidden."),
+    base.Check("hostPorts", "baseline", (base.Revision(0, host_ports_v1_0),), "Host ports are forbidden.",
+               screen=base.HOST_PORT),
 )

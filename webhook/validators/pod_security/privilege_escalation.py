@@ -53,5 +53,6 @@ CHECKS = (
             base.Revision(25, allow_privilege_escalation_v1_25),
         ),
         "Containers must set allowPrivilegeEscalation: false.",
+        screen=base.PRIVILEGE_ESCALATION,
     ),
 )

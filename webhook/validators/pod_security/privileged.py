@@ -34,6 +34,7 @@ def privileged_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
 
 CHECKS = (
     base.Check(
-        "privileged", "baseline", (base.Revision(0, privileged_v1_0),), "Privileged containers are forbidden."
+        "privileged", "baseline", (base.Revision(0, privileged_v1_0),), "Privileged containers are forbidden.",
+        screen=base.PRIVILEGED,
     ),
 )

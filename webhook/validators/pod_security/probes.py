@@ -66,5 +66,6 @@ CHECKS = (
         "baseline",
         (base.Revision(34, host_probes_and_host_lifecycle_v1_34),),
         "Probes and lifecycle hooks may not set a host.",
+        screen=base.PROBE_HOST,
     ),
 )

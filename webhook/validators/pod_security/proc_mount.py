@@ -54,11 +54,13 @@ CHECKS = (
         "baseline",
         (base.Revision(0, proc_mount_strict), base.Revision(35, proc_mount_baseline_v1_35)),
         "The default /proc masks must be kept (any procMount is allowed with hostUsers: false).",
+        screen=base.PROC_MOUNT,
     ),
     base.Check(
         "procMount_restricted",
         "restricted",
         (base.Revision(35, proc_mount_strict, overrides=("procMount",)),),
         "The default /proc masks must be kept, even in a user namespace.",
+        screen=base.PROC_MOUNT,
     ),
 )

@@ -111,11 +111,13 @@ CHECKS = (
         "restricted",
         (base.Revision(0, run_as_non_root_v1_0), base.Revision(35, run_as_non_root_v1_35)),
         "Containers must run with runAsNonRoot: true.",
+        screen=base.MAYBE_ROOT,
     ),
     base.Check(
         "runAsUser",
         "restricted",
         (base.Revision(23, run_as_user_v1_23), base.Revision(35, run_as_user_v1_35)),
         "Containers must not set runAsUser: 0.",
+        screen=base.ROOT_USER,
     ),
 )

@@ -153,6 +153,7 @@ CHECKS = (
         "baseline",
         (base.Revision(0, seccomp_profile_baseline_v1_0), base.Revision(19, seccomp_profile_baseline_v1_19)),
         "Seccomp may not be disabled (Unconfined).",
+        screen=base.SECCOMP_ANNOTATION | base.SECCOMP_INVALID,
     ),
     base.Check(
         "seccompProfile_restricted",
@@ -162,5 +163,6 @@ CHECKS = (
             base.Revision(25, seccomp_profile_restricted_v1_25, overrides=("seccompProfile_baseline",)),
         ),
         "A seccomp profile (RuntimeDefault or Localhost) must be set.",
+        screen=base.SECCOMP_INVALID | base.SECCOMP_UNSET,
     ),
 )

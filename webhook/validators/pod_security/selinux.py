@@ -82,5 +82,6 @@ CHECKS = (
             base.Revision(31, _se_linux_options(ALLOWED_TYPES_V1_31)),
         ),
         "SELinux user and role may not be set; the type must be one of the container types.",
+        screen=base.SE_LINUX,
     ),
 )

@@ -66,5 +66,6 @@ CHECKS = (
             base.Revision(37, _sysctls(ALLOWED_V1_37)),
         ),
         "Only the safe, namespaced sysctls are allowed.",
+        screen=base.SYSCTLS,
     ),
 )

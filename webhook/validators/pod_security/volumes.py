@@ -120,6 +120,7 @@ CHECKS = (
         "baseline",
         (base.Revision(0, host_path_volumes_v1_0),),
         "hostPath volumes are forbidden.",
+        screen=base.HOST_PATH_VOLUME,
     ),
     base.Check(
         "restrictedVolumes",
@@ -127,5 +128,6 @@ CHECKS = (
         (base.Revision(0, restricted_volumes_v1_0, overrides=("hostPathVolumes",)),),
         "Only configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, "
         "projected and secret volumes are allowed.",
+        screen=base.RESTRICTED_VOLUME,
     ),
 )

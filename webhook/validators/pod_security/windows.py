@@ -47,5 +47,6 @@ CHECKS = (
         "baseline",
         (base.Revision(0, windows_host_process_v1_0),),
         "Windows HostProcess pods and containers are forbidden.",
+        screen=base.HOST_PROCESS,
     ),
 )
