@@ -395,7 +395,7 @@ def cel_server(bare_base: str, cel_base: str, loader: Loader, *, seconds: float,
     """Saturation of the bare handler and of the CEL-only server on the Pod review at /validate,
     interleaved rounds; the ratio is the median of the per-round ratios."""
     pod = next((path, body) for label, path, body in reviews.requests() if label.startswith("pod") and
-               path == "/validate")
+               path.split("?")[0] == "/validate")
     out: dict[str, Any] = {"bare": [], "cel": []}
     loader.run(cel_base, [pod], duration=max(2.0, seconds / 4), connections=connections, rate=None)
     for _ in range(rounds):

@@ -900,3 +900,18 @@ def test_bench_psa_restricted_typical_pod(benchmark: Any) -> None:
         ],
     )
     assert benchmark(pod_security.evaluate, typical, level="restricted") == []
+
+
+def test_the_container_walk_follows_edits_without_being_told() -> None:
+    from webhook.policy import workloads
+    from webhook.validators.pod_security import base as pss_base
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "a", "image": "x"}]}}
+    target = workloads.pod_target(pod, "Pod")
+    assert target is not None
+    assert [c["name"] for _, _, c in pss_base.bind(target)] == ["a"]
+    pod["spec"]["containers"].append({"name": "b", "image": "x"})  # an edit in place
+    assert [c["name"] for _, _, c in pss_base.containers(target.spec)] == ["a", "b"]
+    pod["spec"]["containers"][0] = {"name": "c", "image": "x"}  # a container replaced
+    assert [c["name"] for _, _, c in pss_base.bind(target)] == ["c", "b"]

@@ -153,24 +153,35 @@ def as_dict(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-_bound: tuple[Any, Any, list[tuple[str, int, dict[str, Any]]]] = (None, None, [])
+_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+_bound: tuple[Any, tuple[Any, ...], list[tuple[str, int, dict[str, Any]]]] = (None, (), [])
 
 
-def bind(target: Any, *, fresh: bool = False) -> list[tuple[str, int, dict[str, Any]]]:
+def _signature(spec: Any) -> tuple[Any, ...]:
+    """Which containers ``spec`` holds now, by identity: the walk below is a list of references to
+    them, so it stays right while the lists hold the same items (a few ``id`` calls per check)."""
+    lists = (spec.get(field) for field in _CONTAINER_FIELDS)
+    return tuple(tuple(map(id, items)) if isinstance(items, list) else None for items in lists)
+
+
+def bind(target: Any) -> list[tuple[str, int, dict[str, Any]]]:
     """Walk ``target``'s containers once for all the checks of one review; returns them.
 
-    Each review builds a new pod target, so a new target means a fresh walk; within one review
-    validation never changes the object, so the list cannot go stale.
+    The walk is kept with the spec it describes and the identities of its containers, and redone
+    whenever they differ: a caller that edited the pod (a mutation added, replaced or removed a
+    container) gets a fresh walk without having to ask for one.
     """
     global _bound
-    if fresh or _bound[0] is not target:
-        _bound = (target, target.spec, workloads.containers(target.spec))
+    spec = target.spec
+    signature = _signature(spec)
+    if _bound[0] is not spec or _bound[1] != signature:
+        _bound = (spec, signature, workloads.containers(spec))
     return _bound[2]
 
 
 def containers(spec: Pod) -> list[tuple[str, int, dict[str, Any]]]:
     """Init, regular, then ephemeral containers -- upstream ``visitContainers`` order."""
-    if _bound[1] is spec:
+    if _bound[0] is spec and _bound[1] == _signature(spec):
         return _bound[2]
     return workloads.containers(spec)  # type: ignore[arg-type]
 

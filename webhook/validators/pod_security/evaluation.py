@@ -110,7 +110,7 @@ def evaluate_target(
     """Every check in force at ``level``/``version`` run on ``target``, findings in upstream order."""
     meta = target.metadata or {}
     found: list[model.Violation] = []
-    base.bind(target, fresh=True)  # the caller may have edited the pod since its last evaluation
+    base.bind(target)
     for impl in checks.active(level, version).values():
         result = impl(meta, target.spec)
         if result is not None:
