@@ -293,8 +293,9 @@ def _skip_subresource(ctx: model.ReviewContext) -> bool:
     return bool(ctx.sub_resource) and ctx.sub_resource != "ephemeralcontainers"
 
 
-def _applies(inst: Instance, ctx: model.ReviewContext, obj: Any, pod: model.PodTarget | None) -> bool:
-    """Scope and exemptions, cheapest first: the request, then the object, then the access review."""
+def applies(inst: Instance, ctx: model.ReviewContext, obj: Any, pod: model.PodTarget | None) -> bool:
+    """Scope and exemptions, cheapest first: the request, then the object, then the access review.
+    Public: the audit asks it of every policy, as the server does per review."""
     return (
         _request_applies(inst, ctx)
         and (not inst.reads_object or _object_applies(inst, obj, pod))
@@ -360,7 +361,7 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
             continue
         open_gate = gates.get(inst.gate)
         if open_gate is None:
-            open_gate = gates[inst.gate] = _applies(inst, ctx, target_obj, pod)
+            open_gate = gates[inst.gate] = applies(inst, ctx, target_obj, pod)
         if not open_gate:
             continue
         mode = inst.mode
@@ -412,7 +413,7 @@ def _collect(compiled: plan.Validation, obj: dict[str, Any], ctx: model.ReviewCo
                 inst = batch.gate
                 open_gate = gates.get(inst.gate)
                 if open_gate is None:
-                    open_gate = gates[inst.gate] = _applies(inst, ctx, obj, pod)
+                    open_gate = gates[inst.gate] = applies(inst, ctx, obj, pod)
                 if not open_gate:
                     continue
                 for index, batch_found in batch.run(pod, ctx).items():
@@ -427,7 +428,7 @@ def _collect(compiled: plan.Validation, obj: dict[str, Any], ctx: model.ReviewCo
                     continue
                 open_gate = gates.get(inst.gate)
                 if open_gate is None:
-                    open_gate = gates[inst.gate] = _applies(inst, ctx, obj, pod)
+                    open_gate = gates[inst.gate] = applies(inst, ctx, obj, pod)
                 if not open_gate:
                     continue
                 violations = results[step.call]

@@ -220,7 +220,7 @@ class Evaluator:
             if gate is None:
                 # The engine's own decision of scope and exemptions (its private helper: the audit
                 # must gate exactly as the server does; see the report on making it public).
-                gate = gates[gate_id] = engine._applies(inst, ctx, obj, pod)
+                gate = gates[gate_id] = engine.applies(inst, ctx, obj, pod)
             if not gate:
                 if group not in applied:
                     applied[group] = False
