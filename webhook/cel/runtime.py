@@ -275,18 +275,31 @@ def evaluate(program: Program, bound: Any) -> Result:
 
     The value is converted to plain Python (lists, dicts, str, int, ...) so it can be put into the
     next activation (a composited variable) or into a patch. An optional value cannot be converted
-    by cel-expr-python 0.1: such a result is an error naming the limitation.
+    by cel-expr-python 0.1: such a result is an error naming the limitation. This runs for every
+    expression of every review: booleans, by far the most common results, reuse two prepared
+    results instead of building one.
     """
     try:
         value = program.expression.eval(bound)
     except RuntimeError as exc:
         return Result(error=error_text(str(exc)))
     try:
-        if value.type() == cel.Type.ERROR:
-            return Result(error=error_text(str(value.value())))
-        return Result(value=value.plain_value())
+        plain = value.plain_value()
+        # An error's plain value is its text, so a boolean is never an error: no type() call.
+        if plain is True:
+            return _TRUE
+        if plain is False:
+            return _FALSE
+        if value.type() == _ERROR_TYPE:
+            return Result(error=error_text(str(plain)))
     except TypeError:
         return Result(error=UNSUPPORTED_RESULT)
+    return Result(value=plain)
+
+
+_ERROR_TYPE = cel.Type.ERROR
+_TRUE = Result(value=True)
+_FALSE = Result(value=False)
 
 
 UNSUPPORTED_RESULT = (
