@@ -532,3 +532,14 @@ def test_jsonpatch_escape_key_in_the_mutation_environment() -> None:
     program = runtime.compile("jsonpatch.escapeKey('k8s.io/my~label')", declared=declared, returns=None)
     bound = runtime.activation({"object": {}, "variables": {}, "request": {}}, declared=declared)
     assert runtime.evaluate(program, bound).value == "k8s.io~1my~0label"
+
+
+def test_find_uses_re2_so_no_pattern_runs_away() -> None:
+    # Kubernetes' find/findAll use Go's regexp (RE2): linear time, no backreferences.
+    declared = runtime.Declarations()
+    bound = runtime.activation({"object": {"s": "a" * 20000 + "b"}, "variables": {}, "request": {}}, declared=declared)
+    hostile = runtime.compile("object.s.find('(a+)+$') == ''", declared=declared)
+    assert runtime.evaluate(hostile, bound).value is True  # no match found, in linear time
+    backreference = runtime.compile(r"object.s.find('(a)\\1') == ''", declared=declared)
+    error = runtime.evaluate(backreference, bound).error
+    assert error is not None and error.startswith("error parsing regexp: invalid escape sequence")

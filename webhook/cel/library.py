@@ -65,10 +65,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import re2  # type: ignore[import-untyped]
 from cel_expr_python import cel
 
 from webhook.cel import k8s_authz, k8s_net, k8s_quantity, k8s_semver, k8s_types, k8s_url
@@ -118,12 +118,19 @@ def _last_index_of(items: list[Any], value: Any) -> int:
     return -1
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the policy's error, not a line on our stderr
+
+
 @functools.lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> Any:
+    """RE2, as Go's ``regexp`` (what the API server's ``find``/``findAll`` use): the same syntax
+    (no backreferences) and linear time, so no pattern can make an evaluation run away."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"error parsing regexp: {exc}") from None
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"error parsing regexp: {detail}") from None
 
 
 def _find(text: str, pattern: str) -> str:
