@@ -31,7 +31,7 @@ from typing import Any, Literal, TextIO
 import orjson
 import yaml
 
-from webhook import engine, errors, recording, review, shapes
+from webhook import apiserver_prep, engine, errors, recording, review, shapes
 from webhook.emulator import attributes, jsonpatch
 from webhook.policy import model, workloads
 
@@ -61,6 +61,12 @@ class Shape:
     namespace_labels: dict[str, str] | None = None
     """Labels of the request's namespace (sidecar opt-in by namespace); ``None``: unknown, as for a
     server without a cluster connection."""
+    kubernetes_version: int = apiserver_prep.DEFAULT_VERSION
+    """Minor version (1.N) of the API server whose defaulting and field resets a manifest gets
+    before the chains see it (:mod:`webhook.apiserver_prep`)."""
+    as_written: bool = False
+    """Take a manifest as written, without that preparation: an expected result (a test suite's
+    ``patchedResource``) is compared with what the chains produced, not sent to an API server."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -235,7 +241,11 @@ def classify(document: Any, *, source: str, shape: Shape = Shape(), origin: Orig
                                   origin=dataclasses.replace(origin, item=index)))
         return found
     shapes.check(document, source=source)
-    return [Input(source, wrap(document, source=source, shape=shape), origin=origin)]
+    # The API server defaults the object and resets disabled fields before admission; a recorded
+    # AdmissionReview (above) already went through that, a plain manifest has not.
+    prepared = document if shape.as_written else apiserver_prep.prepare(
+        document, source=source, operation=shape.operation, kubernetes_version=shape.kubernetes_version)
+    return [Input(source, wrap(prepared, source=source, shape=shape), origin=origin)]
 
 
 def wrap(manifest: dict[str, Any], *, source: str, shape: Shape = Shape()) -> dict[str, Any]:

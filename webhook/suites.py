@@ -665,7 +665,7 @@ def _compare(entry: Expectation, actual: Actual, loaded: Loaded, namespace: str)
 def _expected_object(path: Path, namespace: str) -> Any:
     """The object in ``path``, read as a resource is (its namespace filled in as the API server
     fills it in), so it compares with the mutated object; ``None`` when unreadable."""
-    inputs, problems = offline.read([str(path)], shape=offline.Shape(namespace=namespace))
+    inputs, problems = offline.read([str(path)], shape=offline.Shape(namespace=namespace, as_written=True))
     if problems or len(inputs) != 1:
         return None
     return inputs[0].document["request"].get("object")

@@ -18,6 +18,14 @@ def _label(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _minor(text: str) -> int:
+    """``1.35`` (or ``v1.35``) -> 35."""
+    major, sep, minor = text.strip().removeprefix("v").partition(".")
+    if major != "1" or not sep or not minor.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a Kubernetes version such as 1.35, got {text!r}")
+    return int(minor)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "review",
@@ -62,6 +70,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     shape.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                        help="userInfo.groups (repeatable; default system:authenticated)")
     shape.add_argument("--dry-run", action="store_true", help="set dryRun: true")
+    shape.add_argument("--kubernetes-version", type=_minor, default=offline.Shape().kubernetes_version,
+                       metavar="1.N",
+                       help="the API server's version, for the defaults and field resets it applies to a "
+                       f"manifest before admission (default 1.{offline.Shape().kubernetes_version})")
     shape.add_argument("--old-object", type=Path, metavar="FILE",
                        help="the object as stored, sent as oldObject with --operation UPDATE or DELETE")
     add("--namespace-label", action="append", type=_label, default=[], metavar="KEY=VALUE",
@@ -74,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     shape = offline.Shape(
         operation=args.operation, namespace=args.namespace, username=args.user,
         groups=tuple(args.groups) if args.groups else offline.Shape().groups, dry_run=args.dry_run,
-        namespace_labels=labels,
+        namespace_labels=labels, kubernetes_version=args.kubernetes_version,
     )
     try:
         policy_set = catalog.load(args.policies or [config.DEFAULT_POLICIES], overrides=args.set)
