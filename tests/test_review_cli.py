@@ -269,3 +269,16 @@ def test_colour_only_when_asked_or_on_a_terminal(
     pod.write_text(yaml.safe_dump(PRIVILEGED))
     _, out, _ = review_cli(capsys, "--summary", "--color", flag, str(pod))
     assert ("\033[31m" in out) is colored  # captured output is not a terminal: auto means no colour
+
+
+def test_at_a_terminal_review_says_once_which_groups_it_applies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(yaml.safe_dump(PRIVILEGED))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    cli.main(["review", "--policies", str(REPO / "policies" / "10-pod-security.yaml"), "--policies",
+              str(REPO / "policies" / "examples" / "cel" / "replica-limit"), "--summary", str(pod)])
+    assert capsys.readouterr().err == (
+        "policies: pod-security (enforce); off: defaults, downward-api, sidecars, rbac, security-context, "
+        "storage; 1 admission policy\n")

@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         policy_set = catalog.load(args.policies or [config.DEFAULT_POLICIES], overrides=args.set)
     except errors.PolicyConfigError as exc:
         raise errors.PolicyConfigError(f"policy files: {exc}") from None
+    if sys.stderr.isatty():
+        # Once, for a person at a terminal (scripts and CI read stdout and exit codes): which groups
+        # this run applies, so an unexpected "allowed" is not a group that is off.
+        sys.stderr.write(groups_line(policy_set) + "\n")
     old_object = _old_object(args.old_object, args.operation) if args.old_object is not None else None
     options = offline.Options(only=args.only, output=args.output, summary=args.summary,
                               fail_on_warnings=args.fail_on_warnings, fail_on_change=args.fail_on_change,
@@ -100,6 +104,20 @@ def run(args: argparse.Namespace) -> int:
     code = offline.run(args.paths, policy_set=policy_set, shape=shape, options=options)
     _quiet_if_reader_left()
     return code
+
+
+def groups_line(policy_set: Any) -> str:
+    """``policies: pod-security (enforce), rbac (warn); off: storage; 2 admission policies``."""
+    groups = policy_set.config.groups
+    on = [f"{name} ({s.mode})" for name, s in groups.items() if s.mode != "off"]
+    off = [name for name, s in groups.items() if s.mode == "off"]
+    admission = len(policy_set.cel.policies) + len(policy_set.cel_mutating.policies)
+    text = f"policies: {', '.join(on) or 'no group on'}"
+    if off:
+        text += f"; off: {', '.join(off)}"
+    if admission:
+        text += f"; {admission} admission polic{'y' if admission == 1 else 'ies'}"
+    return text
 
 
 def _old_object(path: Path, operation: str) -> dict[str, Any]:
