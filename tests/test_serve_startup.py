@@ -93,3 +93,14 @@ def test_the_serving_line_says_which_groups_are_on_and_which_are_off(cert_dir: P
     assert serving["groups_on"]["security-context"] == "warn"
     assert sorted(serving["groups_off"]) == ["defaults", "downward-api", "rbac", "sidecars", "storage"]
     assert serving["admission_policies"] == 0
+
+
+def test_a_missing_certificate_names_the_file_and_the_flag(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "webhook", "serve", "--cert", str(tmp_path / "tls.crt"),
+                             "--key", str(tmp_path / "tls.key")], cwd=conftest.REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'tls.crt'}: cannot read certificate file: No such file or directory (the files come "
+        "from --cert/--key or WEBHOOK_CERT/WEBHOOK_KEY, --client-ca or WEBHOOK_CLIENT_CA; `make certs` creates "
+        "development certificates)\n")

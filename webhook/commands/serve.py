@@ -106,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return runner.run(settings)
+    except errors.CertificateError as exc:
+        raise errors.CertificateError(
+            f"{exc} (the files come from --cert/--key or WEBHOOK_CERT/WEBHOOK_KEY, --client-ca or "
+            "WEBHOOK_CLIENT_CA; `make certs` creates development certificates)"
+        ) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise errors.ServeFailed(
