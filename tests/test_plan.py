@@ -5,8 +5,10 @@ registered check functions: the reference. The default set runs compiled plans
 (:mod:`webhook.plan`): Pod Security walks a pod once for its facts and runs only the checks those
 facts leave in doubt. Both must give identical AdmissionReview answers on the upstream Pod Security
 fixtures, the recorded reviews and real-world manifests of ``../shared/conformance`` (skipped when
-absent), the repository's examples, and hypothesis-generated pods full of odd shapes; and every
-check a pod fails must have one of its screen's facts set (or the plan would skip it).
+absent), the repository's examples, and hypothesis-generated pods full of odd shapes, under the
+shipped policies and variants (older Pod Security versions, stricter and looser security-context
+rules); and every check a pod fails must have one of its screen's facts set (or the plan would
+skip it).
 """
 
 from __future__ import annotations
@@ -44,6 +46,27 @@ VARIANTS = {
         "podSecurity.version=v1.18", "podSecurity.warn.version=v1.24", "podSecurity.audit.version=v1.34",
     ],
     "overrides": ["securityContext.mode=enforce"],
+    # Security-context rules stricter than shipped: every rule on, registries, tags, resources,
+    # service accounts, runtime classes and privileged requesters all constrained.
+    "security-context-strict": [
+        "securityContext.mode=enforce",
+        "securityContext.allowedRegistries=[registry.example.com, '*.gcr.io', docker.io/library]",
+        "securityContext.imageTag.forbiddenTags=[latest, dev, '']",
+        "securityContext.resources.requests=[cpu, memory, ephemeral-storage]",
+        "securityContext.resources.limits=[cpu, memory]",
+        "securityContext.readOnlyRootFilesystem.exemptContainers=['side*']",
+        "securityContext.policies[security-context.runtimeClassName].mode=enforce",
+        "securityContext.runtimeClassName.required=true",
+        "securityContext.runtimeClassName.allowed=[gvisor]",
+        "securityContext.defaultServiceAccount.forbiddenNames=[default, 'build*']",
+        "securityContext.automountServiceAccountToken.allowedServiceAccounts=[checkout]",
+        "securityContext.privileged.allowedUsers=[alice]",
+    ],
+    # ... and looser: untagged images and no resources required.
+    "security-context-loose": [
+        "securityContext.imageTag.allowUntagged=true", "securityContext.imageTag.forbiddenTags=[]",
+        "securityContext.resources.requests=[]", "securityContext.resources.limits=[memory]",
+    ],
 }
 OVERRIDES = """
   policies:
@@ -198,15 +221,24 @@ SECURITY_CONTEXT = _maybe({
     "capabilities": st.one_of(_maybe({"add": st.one_of(CAPS, ODD), "drop": st.one_of(CAPS, ODD)}), ODD),
     "seccompProfile": st.one_of(_maybe({"type": _pick("RuntimeDefault", "Localhost", "Unconfined")}), ODD),
     "appArmorProfile": st.one_of(_maybe({"type": _pick("RuntimeDefault", "Localhost", "Unconfined")}), ODD),
+    "readOnlyRootFilesystem": _pick(True, False),
     "seLinuxOptions": st.one_of(
         _maybe({"type": _pick("container_t", "spc_t"), "user": _pick("u"), "role": _pick("r")}), ODD),
     "windowsOptions": st.one_of(_maybe({"hostProcess": _pick(True, False)}), ODD),
 })
+IMAGE = _pick(
+    "nginx", "nginx:latest", "nginx:1.25", "nginx:dev", "nginx:", "nginx@sha256:ab", "nginx:latest@sha256:ab",
+    "registry.example.com/a:1.0", "registry.example.com:5000/a", "registry.example.com:5000/a:latest",
+    "eu.gcr.io/p/i:v1", "ghcr.io/acme/app", "index.docker.io/foo/bar", "Upper/app:1", "a/b:c:d", ":", "x@",
+)
+QUANTITIES = _maybe({"cpu": _pick("100m", ""), "memory": _pick("1Gi", ""), "ephemeral-storage": _pick("1Gi")})
+RESOURCES = st.one_of(_maybe({"requests": st.one_of(QUANTITIES, ODD), "limits": st.one_of(QUANTITIES, ODD)}), ODD)
 HANDLER = st.one_of(_maybe({"httpGet": _maybe({"host": _pick("", "evil")}), "tcpSocket": _maybe({"host": _pick("h")})}), ODD)
 CONTAINER = st.one_of(
     _maybe({
         "name": _pick("app", "side", "app"),
-        "image": _pick("nginx", "registry.example.com/a:1.0"),
+        "image": IMAGE,
+        "resources": RESOURCES,
         "securityContext": st.one_of(SECURITY_CONTEXT, ODD),
         "ports": st.one_of(st.lists(st.one_of(_maybe({"hostPort": _pick(0, 80), "containerPort": _pick(80)}), ODD),
                                     max_size=2), ODD),
@@ -250,6 +282,11 @@ SPEC = _maybe({
     "hostPID": _pick(True),
     "hostIPC": _pick(True),
     "hostUsers": _pick(False),
+    "serviceAccountName": _pick("default", "checkout", "build-bot", ""),
+    "serviceAccount": _pick("default", "checkout"),
+    "automountServiceAccountToken": _pick(True, False),
+    "shareProcessNamespace": _pick(True, False),
+    "runtimeClassName": _pick("gvisor", "runc", ""),
     "os": st.one_of(_maybe({"name": _pick("windows", "linux")}), ODD),
 })
 POD = st.builds(

@@ -135,6 +135,7 @@ def read_only_root_filesystem(
 ) -> list[model.Violation]:
     """Containers must set securityContext.readOnlyRootFilesystem=true."""
     found = []
+    subject = ""  # worded once, for the first finding
     exempt = params.readOnlyRootFilesystem.exemptContainers
     for field, index, container in workloads.containers(pod.spec):
         name = container.get("name")
@@ -144,12 +145,24 @@ def read_only_root_filesystem(
         if value is True:
             continue
         path = f"{pod.spec_path}.{field}[{index}].securityContext.readOnlyRootFilesystem"
+        subject = subject or _subject(pod)
         found.append(model.Violation(
             "readOnlyRootFilesystem != true",
-            f"{_subject(pod)} container {_container_name(container)} must set {path}=true",
+            f"{subject} container {_container_name(container)} must set {path}=true",
             path=path, value=value, allowed=True,
         ))
     return found
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """``(name, tag, digest)`` as written: ``registry:5000/app:1.0@sha256:...`` splits at the ``@``
+    and at the last ``:`` after the last ``/`` (a ``:`` before it belongs to the registry's port)."""
+    name, _, digest = image.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1 :], digest or None
+    return name, None, digest or None
 
 
 def normalize_image(image: str) -> tuple[str, str | None, str | None]:
@@ -160,12 +173,7 @@ def normalize_image(image: str) -> tuple[str, str | None, str | None]:
     is on ``docker.io``, where single-component names live under ``library/``; ``index.docker.io``
     is ``docker.io``.
     """
-    name, _, digest = image.partition("@")
-    tag: str | None = None
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        name, tag = name[:colon], name[colon + 1 :]
+    name, tag, digest = split_image(image)
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
         domain, remainder = first, rest
@@ -175,7 +183,7 @@ def normalize_image(image: str) -> tuple[str, str | None, str | None]:
         domain = "docker.io"
     if domain == "docker.io" and "/" not in remainder:
         remainder = f"library/{remainder}"
-    return f"{domain}/{remainder}", tag, digest or None
+    return f"{domain}/{remainder}", tag, digest
 
 
 def _registry_allowed(repository: str, allowed: tuple[str, ...]) -> bool:
@@ -192,14 +200,19 @@ def _registry_allowed(repository: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
-def _images(pod: model.PodTarget) -> list[tuple[str, dict[str, Any], str]]:
-    """``(path, container, image)`` for every container whose image is a non-empty string."""
+def _images(pod: model.PodTarget) -> list[tuple[str, int, dict[str, Any], str]]:
+    """``(field, index, container, image)`` for every container whose image is a non-empty string.
+    The path (:func:`_image_path`) is worded only for a finding: most images pass."""
     found = []
     for field, index, container in workloads.containers(pod.spec):
         image = container.get("image")
         if isinstance(image, str) and image:
-            found.append((f"{pod.spec_path}.{field}[{index}].image", container, image))
+            found.append((field, index, container, image))
     return found
+
+
+def _image_path(pod: model.PodTarget, field: str, index: int) -> str:
+    return f"{pod.spec_path}.{field}[{index}].image"
 
 
 @_pod_check("allowedRegistries", order=20)
@@ -211,10 +224,11 @@ def allowed_registries(
     if not allowed:
         return []
     found = []
-    for path, container, image in _images(pod):
+    for field, index, container, image in _images(pod):
         repository, _, _ = normalize_image(image)
         if _registry_allowed(repository, allowed):
             continue
+        path = _image_path(pod, field, index)
         found.append(model.Violation(
             "image registry not allowed",
             f"{_subject(pod)} container {_container_name(container)} uses image {wording.quote(image)} "
@@ -231,19 +245,24 @@ def image_tag(
     """Images must be pinned: a specific tag or a digest, never :latest or untagged."""
     rule = params.imageTag
     found = []
-    for path, container, image in _images(pod):
-        _, tag, digest = normalize_image(image)
+    for field, index, container, image in _images(pod):
+        # The tag and digest are as written: the registry normalisation does not change them.
+        _, tag, digest = split_image(image)
         if digest is not None:
             continue  # the digest decides what runs, whatever the tag says
+        pinned = rule.allowUntagged if tag is None else tag not in rule.forbiddenTags
+        if pinned:
+            continue  # most images are: nothing is worded for them
+        path = _image_path(pod, field, index)
         where = f"{_subject(pod)} container {_container_name(container)}"
-        if tag is None and not rule.allowUntagged:
+        if tag is None:
             found.append(model.Violation(
                 "image not pinned",
                 f"{where} uses image {wording.quote(image)} without a tag (which means :latest) in {path}; "
                 "use a specific tag or a digest",
                 path=path, value=image,
             ))
-        elif tag is not None and tag in rule.forbiddenTags:
+        else:
             found.append(model.Violation(
                 f"image tag :{tag}",
                 f"{where} uses image {wording.quote(image)} in {path}; "
@@ -266,12 +285,12 @@ def resources(
         if field == "ephemeralContainers":
             continue  # the API server forbids resources on ephemeral containers
         declared = wording.as_dict(container.get("resources"))
-        missing = [
-            f"resources.{kind}.{name}"
-            for kind, names in (("requests", rule.requests), ("limits", rule.limits))
-            for name in names
-            if wording.as_dict(declared.get(kind)).get(name) in (None, "")
-        ]
+        missing = []  # plain loops: most containers set everything, and a comprehension costs a call
+        for kind, names in (("requests", rule.requests), ("limits", rule.limits)):
+            values = wording.as_dict(declared.get(kind))
+            for name in names:
+                if values.get(name) in (None, ""):
+                    missing.append(f"resources.{kind}.{name}")
         if not missing:
             continue
         path = f"{pod.spec_path}.{field}[{index}].resources"
