@@ -30,6 +30,7 @@ PODS_PER_SECOND = 3000
 MAX_RSS_MB = 150
 
 
+@pytest.mark.slow  # a throughput figure: `make bench` reports it; here it runs with -m slow
 def test_typical_pods_are_evaluated_at_3000_per_second_or_more() -> None:
     evaluator = evaluate.Evaluator(catalog.load([config.DEFAULT_POLICIES]))
     namespace = model.Namespace.of(dumps.namespace("shop"))
