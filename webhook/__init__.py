@@ -4,14 +4,15 @@ Layers, top to bottom (lower never imports higher; ``|`` separates modules on on
 not import each other; enforced by the import-linter contracts in pyproject.toml):
 
 ``__main__`` -> ``cli`` -> ``commands`` -> ``runner`` -> ``server`` (the one app factory) ->
-``deadlines`` | ``faults`` | ``recorder`` | ``golden`` ->
-``appstate`` | ``offline`` | ``catalog`` | ``registration`` ->
+``deadlines`` | ``faults`` | ``recorder`` | ``golden`` | ``audit`` | ``suites`` ->
+``appstate`` | ``offline`` | ``catalog`` | ``registration`` -> ``explain`` | ``apiserver_prep`` ->
 ``engine`` | ``mutators`` | ``validators`` | ``emulator`` | ``tls`` | ``cluster`` ->
-``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` | ``cel`` | ``shapes`` ->
+``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` | ``cel`` | ``shapes`` | ``plan`` ->
 ``policy`` | ``patch`` | ``config`` -> ``errors`` | ``logs``.
 
-Only ``cluster`` and ``registration`` import the kubernetes client; policy logic never imports
-aiohttp; the policy group modules under ``validators`` and ``mutators`` are independent.
+Only ``cluster``, ``registration`` and ``audit.live`` import the kubernetes client; policy logic
+never imports aiohttp; the policy group modules under ``validators`` and ``mutators`` are
+independent.
 """
 
 __version__ = "0.1.0"
