@@ -153,15 +153,17 @@ def as_dict(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 _bound: tuple[Any, tuple[Any, ...], list[tuple[str, int, dict[str, Any]]]] = (None, (), [])
 
 
 def _signature(spec: Any) -> tuple[Any, ...]:
     """Which containers ``spec`` holds now, by identity: the walk below is a list of references to
     them, so it stays right while the lists hold the same items (a few ``id`` calls per check)."""
-    lists = (spec.get(field) for field in _CONTAINER_FIELDS)
-    return tuple(tuple(map(id, items)) if isinstance(items, list) else None for items in lists)
+    # Spelled out, not a generator over the three field names: this runs several times per review.
+    init, regular, ephemeral = spec.get("initContainers"), spec.get("containers"), spec.get("ephemeralContainers")
+    return (tuple(map(id, init)) if isinstance(init, list) else None,
+            tuple(map(id, regular)) if isinstance(regular, list) else None,
+            tuple(map(id, ephemeral)) if isinstance(ephemeral, list) else None)
 
 
 def bind(target: Any) -> list[tuple[str, int, dict[str, Any]]]:
