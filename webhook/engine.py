@@ -383,15 +383,7 @@ def _validate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext, group: 
             bucket[2].append(registry.Finding(inst.policy, tuple(violations)))
     denials: list[str] = []
     for inst, mode, findings in buckets.values():
-        message = inst.group.render(findings, mode, inst.params)
-        if mode == "enforce":
-            denials.append(message)
-        elif mode == "warn":
-            outcome.warnings.append(message)
-        elif mode == "audit":
-            audit_key = f"{inst.group.name}-violations"
-            previous = outcome.audit.get(audit_key)
-            outcome.audit[audit_key] = f"{previous}; {message}" if previous else message
+        _route(outcome, denials, inst, mode, inst.group.render(findings, mode, inst.params))
     if denials:
         _deny(outcome, "; ".join(denials))
     return outcome
@@ -464,16 +456,22 @@ def _conclude(compiled: plan.Validation, hits: list[Hit], outcome: review.Outcom
         message = worded.get(key)
         if message is None:
             message = worded[key] = inst.group.render(findings, mode, inst.params)
-        if mode == "enforce":
-            denials.append(message)
-        elif mode == "warn":
-            outcome.warnings.append(message)
-        elif mode == "audit":
-            audit_key = f"{inst.group.name}-violations"
-            previous = outcome.audit.get(audit_key)
-            outcome.audit[audit_key] = f"{previous}; {message}" if previous else message
+        _route(outcome, denials, inst, mode, message)
     if denials:
         _deny(outcome, "; ".join(denials))
+
+
+def _route(outcome: review.Outcome, denials: list[str], inst: Instance, mode: str, message: str) -> None:
+    """Where a group's message goes, by its mode: enforce denies (``denials`` are joined by the
+    caller), warn warns, audit is appended to the group's ``<group>-violations`` annotation."""
+    if mode == "enforce":
+        denials.append(message)
+    elif mode == "warn":
+        outcome.warnings.append(message)
+    elif mode == "audit":
+        audit_key = f"{inst.group.name}-violations"
+        previous = outcome.audit.get(audit_key)
+        outcome.audit[audit_key] = f"{previous}; {message}" if previous else message
 
 
 def _first(hit: Hit) -> int:

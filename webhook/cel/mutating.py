@@ -202,7 +202,7 @@ def apply(
         if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
             continue
         try:
-            found = _params(policy, binding, policy_set.params, ctx)
+            found = policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)
         except params.ConfigurationError as exc:
             errors.append(_Error(policy, binding, f"failed to configure binding: {exc}"))
             continue
@@ -244,14 +244,6 @@ def apply(
     elif not _same(obj, current):
         result.object = copy.deepcopy(current)
     return result
-
-
-def _params(
-    policy: mdocs.MutatingPolicy, binding: mdocs.MutatingBinding, store: params.Store, ctx: model.ReviewContext
-) -> Sequence[Any]:
-    if policy.param_kind is None or binding.param_ref is None:
-        return [None]
-    return store.collect(policy.param_kind, binding.param_ref, request_namespace=ctx.namespace, live=ctx.params)
 
 
 def _key(policy: mdocs.MutatingPolicy, binding: mdocs.MutatingBinding, param: Any) -> Key:

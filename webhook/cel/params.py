@@ -10,7 +10,7 @@ the kind namespaced).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from webhook.cel import documents
@@ -52,6 +52,15 @@ class Store:
             return False
         known = (*self.objects.get(key, ()), *(live.objects(*key) if live is not None else ()))
         return any(_metadata(obj).get("namespace") for obj in known)
+
+    def for_binding(
+        self, kind: documents.ParamKind | None, ref: documents.ParamRef | None, ctx: model.ReviewContext
+    ) -> Sequence[Any]:
+        """What a binding evaluates its policy with: ``[None]`` (one evaluation, no params) unless
+        both the policy's ``paramKind`` and the binding's ``paramRef`` are set, else :meth:`collect`."""
+        if kind is None or ref is None:
+            return [None]
+        return self.collect(kind, ref, request_namespace=ctx.namespace, live=ctx.params)
 
     def collect(
         self, kind: documents.ParamKind, ref: documents.ParamRef, *, request_namespace: str,

@@ -18,7 +18,7 @@ in docs/reference/cel-admission-facts.md:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -331,7 +331,7 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
             continue
         failure_policy = policy.failure_policy
         try:
-            found = _params(policy, binding, policy_set.params, ctx)
+            found = policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)
         except params.ConfigurationError as exc:
             if failure_policy != "Ignore":
                 denials.append(Denial(_denied(policy, binding, f"failed to configure binding: {exc}"),
@@ -357,14 +357,6 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     if denials:
         verdict.denial = denials[0]
     return verdict
-
-
-def _params(
-    policy: documents.ValidatingPolicy, binding: documents.Binding, store: params.Store, ctx: model.ReviewContext
-) -> Sequence[Any]:
-    if policy.param_kind is None or binding.param_ref is None:
-        return [None]
-    return store.collect(policy.param_kind, binding.param_ref, request_namespace=ctx.namespace, live=ctx.params)
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
