@@ -23,13 +23,7 @@ _EQUALITY = re.compile(rf"^\s*(?P<key>{_KEY})\s*(?P<op>==|=|!=)\s*(?P<value>{_VA
 _EXISTS = re.compile(rf"^\s*(?P<not>!)?\s*(?P<key>{_KEY})\s*$")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Requirement:
-    """One ``key operator values`` term, in the shape :func:`scope.requirements_hold` reads."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
+Requirement = scope.Requirement
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from webhook.cel import runtime
+from webhook.policy import scope
 
 GROUP = "admissionregistration.k8s.io"
 VALIDATING_VERSIONS = ("admissionregistration.k8s.io/v1", "admissionregistration.k8s.io/v1beta1")
@@ -79,13 +80,7 @@ def forbidden(path: str, detail: str) -> str:
 # --- what evaluation needs ------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Requirement:
-    """One ``matchExpressions`` entry."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
+Requirement = scope.Requirement
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

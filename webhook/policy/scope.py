@@ -11,6 +11,7 @@ with one does not apply, an exemption with one does not exempt — and the serve
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import re
@@ -37,6 +38,16 @@ def glob_match(value: str, patterns: Iterable[str]) -> bool:
 
 def selector_matches(selector: settings.LabelSelector, labels: Mapping[str, str]) -> bool:
     return requirements_hold(selector.matchLabels, selector.matchExpressions, labels)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Requirement:
+    """One ``key operator values`` term of a label selector, as :func:`requirements_hold` reads it
+    (the CEL documents' ``matchExpressions`` and the audit's ``-l`` selectors both build these)."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
 
 
 def requirements_hold(match_labels: Mapping[str, str], expressions: Iterable[Any], labels: Mapping[str, str]) -> bool:
