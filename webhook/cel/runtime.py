@@ -35,6 +35,7 @@ says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -282,7 +283,7 @@ def evaluate(program: Program, bound: Any) -> Result:
     try:
         value = program.expression.eval(bound)
     except RuntimeError as exc:
-        return Result(error=error_text(str(exc)))
+        return _failed(str(exc))
     try:
         plain = value.plain_value()
         # An error's plain value is its text, so a boolean is never an error: no type() call.
@@ -291,13 +292,19 @@ def evaluate(program: Program, bound: Any) -> Result:
         if plain is False:
             return _FALSE
         if value.type() == _ERROR_TYPE:
-            return Result(error=error_text(str(plain)))
+            return _failed(str(plain))
     except TypeError:
         return Result(error=UNSUPPORTED_RESULT)
     return Result(value=plain)
 
 
 _ERROR_TYPE = cel.Type.ERROR
+
+
+@functools.lru_cache(maxsize=1024)
+def _failed(text: str) -> Result:
+    """The (immutable, shared) result for cel-cpp's error ``text``: see :func:`error_text`."""
+    return Result(error=error_text(text))
 _TRUE = Result(value=True)
 _FALSE = Result(value=False)
 
@@ -314,8 +321,14 @@ _INDEX = re.compile(r"^UNKNOWN: Index error: index=(?P<index>-?\d+) size=\d+$")
 _STATUS_PREFIX = re.compile(r"^[A-Z_]+: ")
 
 
+@functools.lru_cache(maxsize=1024)
 def error_text(text: str) -> str:
-    """cel-cpp's runtime error as cel-go words it; unknown errors lose only their status prefix."""
+    """cel-cpp's runtime error as cel-go words it; unknown errors lose only their status prefix.
+
+    Memoized: a policy written without ``has()`` guards fails the same way on every review (``no
+    such key: hostNetwork``), and the rewording (regular expressions) cost more than the
+    evaluation itself (about 3 of 5.5 µs). Bounded, as texts may quote values from the object.
+    """
     text = re.sub(r"\s*\[[A-Z_]+\]$", "", text.strip())
     if text.endswith("Iteration budget exceeded"):
         return COST_LIMIT_EXCEEDED
