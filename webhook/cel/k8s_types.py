@@ -54,6 +54,7 @@ PATH_CHECK = "kubernetes.authorization.PathCheck"
 GROUP_CHECK = "kubernetes.authorization.GroupCheck"
 RESOURCE_CHECK = "kubernetes.authorization.ResourceCheck"
 DECISION = "kubernetes.authorization.Decision"
+FORMAT = "kubernetes.NamedFormat"
 
 _S, _B = _FIELD.TYPE_STRING, _FIELD.TYPE_BOOL
 _PRINCIPAL = [("service_account_namespace", 1, _S), ("service_account_name", 2, _S)]
@@ -69,6 +70,8 @@ _SCHEMA: dict[str, dict[str, list[tuple[str, int, int]]]] = {
                 ("escaped_path", 4, _FIELD.TYPE_BYTES), ("raw_query", 5, _FIELD.TYPE_BYTES)],
         "Semver": [("major", 1, _FIELD.TYPE_UINT64), ("minor", 2, _FIELD.TYPE_UINT64),
                    ("patch", 3, _FIELD.TYPE_UINT64), ("pre", 4, -_FIELD.TYPE_STRING)],
+        # Equality is on the name, as upstream's Format.Equal.
+        "NamedFormat": [("name", 1, _FIELD.TYPE_STRING)],
     },
     "net": {
         "IP": [("address", 1, _FIELD.TYPE_BYTES)],  # 4 bytes for IPv4, 16 for IPv6
@@ -106,7 +109,7 @@ POOL: Any = _pool()
 
 _CLASSES: dict[str, Any] = {
     name: message_factory.GetMessageClass(POOL.FindMessageTypeByName(name))
-    for name in (QUANTITY, URL, SEMVER, IP, CIDR, AUTHORIZER, PATH_CHECK, GROUP_CHECK, RESOURCE_CHECK, DECISION)
+    for name in (QUANTITY, URL, SEMVER, IP, CIDR, FORMAT, AUTHORIZER, PATH_CHECK, GROUP_CHECK, RESOURCE_CHECK, DECISION)
 }
 
 TYPES: dict[str, Any] = {name: cel.Type(name) for name in _CLASSES}

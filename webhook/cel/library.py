@@ -31,10 +31,11 @@ API server's base environment (v1.34/v1.35, ``pkg/cel/environment/base.go``):
   not cached yet, is an evaluation error, so the binding's ``failurePolicy`` decides; the module
   says what each kind of authorizer can be asked.
 
-Not here: ``format.*`` (``library.Format``, v1.31) returns optional values, which a Python function
-cannot hand to cel-expr-python 0.1 (``UNIMPLEMENTED: Unimplemented type``). An expression using it
-fails to compile with cel-go's ``undeclared reference`` wording, so such a policy is refused at load
-with a message naming the expression.
+* format (``library.Format``, v1.31, :mod:`~webhook.cel.k8s_format`): ``format.named(s)``,
+  ``format.dns1123Label()`` and the other twelve named formats, ``<format>.validate(s)``. Both
+  upstream functions return optional values, which a Python function cannot hand to
+  cel-expr-python 0.1; :func:`webhook.cel.rewrite.format_calls` rewrites the two calls into list
+  forms followed by ``[?0]``, which gives the same optional types and values.
 
 Value types. The quantity, URL, IP, CIDR, semver and authorizer values are protobuf messages named
 as the API server names its types (``kubernetes.Quantity``, ``net.IP``,
@@ -71,7 +72,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 from cel_expr_python import cel
 
-from webhook.cel import k8s_authz, k8s_net, k8s_quantity, k8s_semver, k8s_types, k8s_url
+from webhook.cel import k8s_authz, k8s_format, k8s_net, k8s_quantity, k8s_semver, k8s_types, k8s_url
 
 
 def _comparable(items: list[Any], function: str) -> None:
@@ -188,6 +189,7 @@ _Q, _U, _V = k8s_types.QUANTITY, k8s_types.URL, k8s_types.SEMVER
 _IP, _CIDR = k8s_types.IP, k8s_types.CIDR
 _AUTHZ, _PATH, _GROUP = k8s_types.AUTHORIZER, k8s_types.PATH_CHECK, k8s_types.GROUP_CHECK
 _RESOURCE, _DECISION = k8s_types.RESOURCE_CHECK, k8s_types.DECISION
+_F = k8s_types.FORMAT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -272,6 +274,10 @@ _TYPED: tuple[_Typed, ...] = (
     _Typed("major", "semver_major", True, (_V,), "int", k8s_semver.major),
     _Typed("minor", "semver_minor", True, (_V,), "int", k8s_semver.minor),
     _Typed("patch", "semver_patch", True, (_V,), "int", k8s_semver.patch),
+    # library.Format (format.go): named and validate in their list forms, see webhook.cel.k8s_format.
+    *(_Typed(f"format.{key}", f"format.{key}", False, (), _F, k8s_format.constant(key)) for key in k8s_format.FORMATS),
+    _Typed("format.webhookNamed", "format-named", False, ("string",), f"list<{_F}>", k8s_format.named),
+    _Typed("webhookValidate", "format-validate", True, (_F, "string"), "list<list<string>>", k8s_format.validate),
     # library.Authz (authz.go); check is late-bound: it needs the review's user and authorizer.
     _Typed("path", "authorizer_path", True, (_AUTHZ, "string"), _PATH, k8s_authz.path),
     _Typed("group", "authorizer_group", True, (_AUTHZ, "string"), _GROUP, k8s_authz.group),

@@ -303,3 +303,56 @@ def _field(tokens: list[_Token], index: int, frame: _Frame, writer: _Writer) -> 
     writer.replace(name.start, name.start + len(name.text), quoted)
     frame.field, frame.expecting_field = field, False
     return at + 2
+
+
+FORMAT_NAMED = "webhookNamed"
+FORMAT_VALIDATE = "webhookValidate"
+_FORMAT_NAMES = {"named": FORMAT_NAMED, "validate": FORMAT_VALIDATE}
+
+
+def format_calls(source: str) -> Rewritten:
+    """``format.named(n)`` and ``<format>.validate(s)`` as the list forms of
+    :mod:`webhook.cel.k8s_format` with ``[?0]`` after the call, which makes the optional value
+    upstream returns (none for an empty list). String literals and comments are left alone;
+    :func:`restore_format_names` puts the user's names back into compile messages."""
+    tokens = _tokens(source)
+    if not any(t.kind == "ident" and t.text in _FORMAT_NAMES for t in tokens):
+        return Rewritten(source, source, (*range(len(source)), len(source)))
+    writer = _Writer(source)
+    wrapped: list[bool] = []  # per open bracket: whether its closing ``)`` ends a rewritten call
+    call_next = False
+    for index, token in enumerate(tokens):
+        if token.kind == "punct" and token.text in "([{":
+            wrapped.append(call_next and token.text == "(")
+            call_next = False
+            continue
+        call_next = False
+        if token.kind == "punct" and token.text in ")]}":
+            if wrapped and wrapped.pop():
+                writer.replace(token.start, token.start + 1, ")[?0]")
+            continue
+        if token.kind != "ident" or token.text not in _FORMAT_NAMES or not _member_call(tokens, index):
+            continue
+        if token.text == "named" and not _on_format_namespace(tokens, index):
+            continue
+        writer.replace(token.start, token.start + len(token.text), _FORMAT_NAMES[token.text])
+        call_next = True
+    text, origins = writer.finish()
+    return Rewritten(source, text, origins)
+
+
+def _member_call(tokens: list[_Token], index: int) -> bool:
+    """``.<name>(``: a call after a dot."""
+    return (index > 0 and tokens[index - 1].kind == "punct" and tokens[index - 1].text == "."
+            and index + 1 < len(tokens) and tokens[index + 1].text == "(")
+
+
+def _on_format_namespace(tokens: list[_Token], index: int) -> bool:
+    """``format.named``, with ``format`` a name of its own (not ``x.format.named``)."""
+    return (index >= 2 and tokens[index - 2].kind == "ident" and tokens[index - 2].text == "format"
+            and not (index >= 3 and tokens[index - 3].kind == "punct" and tokens[index - 3].text == "."))
+
+
+def restore_format_names(message: str) -> str:
+    """A compile message about the rewritten calls, in the names the user wrote."""
+    return message.replace(f"format.{FORMAT_NAMED}", "format.named").replace(FORMAT_VALIDATE, "validate")

@@ -42,7 +42,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from webhook.cel import k8s_authz, k8s_types, library
+from webhook.cel import k8s_authz, k8s_types, library, rewrite
 
 COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 """cel-go's text when an expression passes the per-call cost limit (``CostLimit(PerCallLimit)``)."""
@@ -157,10 +157,12 @@ def referenced_variables(source: str) -> frozenset[str]:
 def compile(source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",)) -> Program:
     """Parse and type-check ``source``; ``returns`` lists the result types the context allows
     (``None``: any). Raises :class:`CompileError` with the API server's wording."""
+    found = rewrite.format_calls(source)
     try:
-        expression = _environment(declared).compile(source)
+        expression = _environment(declared).compile(found.text)
     except RuntimeError as exc:
-        raise CompileError(f"compilation failed: {_compile_issues(str(exc))}") from None
+        issues = rewrite.restore_format_names(found.restore(_compile_issues(str(exc))))
+        raise CompileError(f"compilation failed: {issues}") from None
     output = str(expression.return_type())
     if returns is not None and output not in returns:
         wanted = " or ".join(_go_type(name) for name in returns)
@@ -241,11 +243,22 @@ def _go_type(name: str) -> str:
         return lowered
     if "." in name and "<" not in name:
         return name  # a message type keeps its full name (kubernetes.Quantity, net.IP)
-    match = re.fullmatch(r"(LIST|MAP)<(.*)>", name)
+    match = re.fullmatch(r"(LIST|MAP|optional_type)<(.*)>", name)
     if match:
-        args = ", ".join(_go_type(part.strip()) for part in match.group(2).split(","))
+        args = ", ".join(_go_type(part.strip()) for part in _type_arguments(match.group(2)))
         return f"{match.group(1).lower()}({args})"
     return name.lower()
+
+
+def _type_arguments(text: str) -> list[str]:
+    """``MAP<STRING, LIST<INT>>``'s arguments, split at the commas outside nested ``<...>``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
 
 
 def activation(values: Mapping[str, Any], *, declared: Declarations) -> Any:
