@@ -56,3 +56,24 @@ def test_a_line_nothing_can_encode_still_says_so(capsys: pytest.CaptureFixture[s
     logs.get("test").info("happened", deep=_nested(5000))
     line = json.loads(capsys.readouterr().err)
     assert line["event"] == "'happened'" and line["log_error"].startswith("unencodable line: RecursionError")
+
+
+@pytest.mark.parametrize(
+    ("nanoseconds", "expected"),
+    [
+        (1_764_599_405_123_456_789, "2025-12-01T14:30:05.123456Z"),
+        (1_764_599_405_000_000_999, "2025-12-01T14:30:05Z"),  # no fraction at a whole second, as isoformat
+        (1_764_599_406_000_001_000, "2025-12-01T14:30:06.000001Z"),
+    ],
+)
+def test_review_line_timestamps_read_as_structlogs_iso_stamps(
+    monkeypatch: pytest.MonkeyPatch, nanoseconds: int, expected: str
+) -> None:
+    import datetime
+    import time
+
+    monkeypatch.setattr(time, "time_ns", lambda: nanoseconds)
+    assert logs._timestamp() == expected
+    seconds, rest = divmod(nanoseconds, 1_000_000_000)
+    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).replace(microsecond=rest // 1000)
+    assert logs._timestamp() == stamp.isoformat().replace("+00:00", "Z")

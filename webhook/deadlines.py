@@ -98,10 +98,16 @@ def budget(timeout: float) -> float:
     return timeout - min(1.0, timeout / 10)
 
 
-def install(app: web.Application, timeouts: Timeouts) -> None:
-    """The state :func:`middleware` reads; :func:`webhook.server.build_app` calls this."""
+ALWAYS_TIMED = web.AppKey("always_timed", bool)
+"""Arm the review's timer even when its body has arrived (fault injection: a delay is awaited)."""
+
+
+def install(app: web.Application, timeouts: Timeouts, *, always_timed: bool = False) -> None:
+    """The state :func:`middleware` reads; :func:`webhook.server.build_app` calls this, with
+    ``always_timed`` when something inside the handler may wait (fault injection)."""
     app[TIMEOUTS] = timeouts
     app[IN_FLIGHT] = InFlight()
+    app[ALWAYS_TIMED] = always_timed
 
 
 @web.middleware
@@ -116,6 +122,11 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 async def _limited(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not appstate.is_review(request):
+        return _close_if_draining(request, await handler(request))
+    if request.content.is_eof() and not request.app[ALWAYS_TIMED]:
+        # The whole body is here (a review of a few KiB comes with its head), and nothing after it
+        # waits: reading it returns at once and evaluation is synchronous, so the handler cannot
+        # suspend and no timer could fire. Arming one anyway cost about a tenth of the request path.
         return _close_if_draining(request, await handler(request))
     timeouts = request.app[TIMEOUTS]
     caller = appstate.caller_timeout(request)

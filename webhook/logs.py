@@ -19,6 +19,7 @@ import os
 import select
 import sys
 import threading
+import time
 from typing import Any, Literal
 
 import orjson
@@ -164,8 +165,24 @@ def review(fields: dict[str, Any], *, logger: Any) -> None:
         if var.name.startswith(_PREFIX) and context[var] is not Ellipsis:
             fields.setdefault(var.name[len(_PREFIX) :], context[var])
     fields["level"] = "info"
-    fields["timestamp"] = datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
+    fields["timestamp"] = _timestamp()
     _LineLogger().msg(_dumps(fields))
+
+
+_second: list[Any] = [None, ""]
+"""The last whole second :func:`_timestamp` formatted, and its text."""
+
+
+def _timestamp() -> str:
+    """Now as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it
+    (``2026-12-01T14:30:05.123456Z``; no fraction at a whole second, as ``isoformat``), with the
+    date and time formatted once per second: a fifth of what the review line cost."""
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    if _second[0] != seconds:
+        text = datetime.datetime.fromtimestamp(seconds, tz=_UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0], _second[1] = seconds, text
+    micro = nanoseconds // 1000
+    return f"{_second[1]}.{micro:06d}Z" if micro else f"{_second[1]}Z"
 
 
 def _drop_startup_event(logger: Any, method_name: str, event_dict: Any) -> Any:

@@ -472,7 +472,7 @@ def build_app(
         max_depth=settings.max_json_depth, max_containers=settings.max_json_containers,
         max_values=settings.max_json_values,
     )
-    deadlines.install(app, timeouts or deadlines.Timeouts())
+    deadlines.install(app, timeouts or deadlines.Timeouts(), always_timed=faults is not None)
     if policy_set is None:
         policy_set = catalog.load(settings.policies, overrides=settings.set)
         app.cleanup_ctx.append(
