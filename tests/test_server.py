@@ -206,13 +206,16 @@ async def test_health_ready_and_metrics(client: TestClient) -> None:  # type: ig
 async def test_over_concurrency_limit_gets_429(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
     app = make_app(tmp_path, max_concurrent=1)
     client = await aiohttp_client(app)
-    limiter = app[appstate.LIMITER]
-    await limiter.acquire()
+    slots = app[appstate.LIMITER]
+    slots.taken += 1  # a review in progress
     try:
         status, body = await post(client, "/validate", _review())
     finally:
-        limiter.release()
+        slots.taken -= 1
     assert (status, body["error"]) == (429, "too many concurrent reviews (limit 1); retry")
+    assert slots.taken == 0  # the refused review took no slot
+    status, _ = await post(client, "/validate", _review())
+    assert status == 200 and slots.taken == 0  # an answered one gave its slot back
 
 
 def test_timeout_query_parameter_is_read_as_a_go_duration() -> None:

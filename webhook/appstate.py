@@ -83,11 +83,24 @@ class ReviewSink(Protocol):
     ) -> None: ...
 
 
+@dataclasses.dataclass(slots=True)
+class ReviewSlots:
+    """How many reviews are being answered, against ``--max-concurrent``. A review past the limit
+    is refused at once (429), never queued, so a count is all it takes: no semaphore, whose
+    acquire and release are coroutines and callbacks on every review."""
+
+    limit: int
+    taken: int = 0
+
+    def full(self) -> bool:
+        return self.taken >= self.limit
+
+
 SETTINGS = web.AppKey("settings", config.ServeSettings)
 POLICIES = web.AppKey("policies", PolicyState)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-LIMITER = web.AppKey("limiter", asyncio.Semaphore)
+LIMITER = web.AppKey("limiter", ReviewSlots)
 CLUSTER = web.AppKey("cluster", ClusterView)
 RECORDER: web.AppKey[ReviewSink] = web.AppKey("recorder")
 """Set only with ``--record``."""

@@ -105,19 +105,20 @@ def review_handler(chain: model.Chain, group: str | None) -> Handler:
         settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
         path = request.path
         started = time.perf_counter()
-        limiter = app[appstate.LIMITER]
-        if limiter.locked():
+        slots = app[appstate.LIMITER]
+        if slots.full():
             stats.errors.labels(path, "overloaded").inc()
             log.warning("review_refused", path=path, reason="too many concurrent reviews")
             return appstate.json_error(
                 429, f"too many concurrent reviews (limit {settings.max_concurrent}); retry"
             )
-        async with limiter:
-            stats.in_flight.inc()
-            try:
-                return await _answer(request, chain, group, path, started)
-            finally:
-                stats.in_flight.dec()
+        slots.taken += 1
+        stats.in_flight.inc()
+        try:
+            return await _answer(request, chain, group, path, started)
+        finally:
+            slots.taken -= 1
+            stats.in_flight.dec()
 
     return handle
 
@@ -466,7 +467,7 @@ def build_app(
     app[appstate.SETTINGS] = settings
     app[appstate.METRICS] = stats = metrics.Metrics()
     app[appstate.LIFECYCLE] = lifecycle = appstate.Lifecycle()
-    app[appstate.LIMITER] = asyncio.Semaphore(settings.max_concurrent)
+    app[appstate.LIMITER] = appstate.ReviewSlots(settings.max_concurrent)
     app[appstate.CLUSTER] = appstate.ClusterView()
     app[JSON_LIMITS] = limits or review.Limits(
         max_depth=settings.max_json_depth, max_containers=settings.max_json_containers,
