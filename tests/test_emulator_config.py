@@ -191,13 +191,6 @@ def test_patch_decoding_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "quoted"), [("a", '"a"'), ('say "hi"\n', '"say \\"hi\\"\\n"'), ("\x01", '"\\x01"')]
-)
-def test_go_quote(given: str, quoted: str) -> None:
-    assert texts.go_quote(given) == quoted
-
-
-@pytest.mark.parametrize(
     ("seconds", "text"), [(1, "1s"), (10, "10s"), (30, "30s"), (60, "1m0s"), (3661, "1h1m1s")]
 )
 def test_go_duration(seconds: int, text: str) -> None:

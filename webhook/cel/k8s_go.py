@@ -2,13 +2,17 @@
 
 Error texts of ``quantity()``, ``url()``, ``ip()``, ``cidr()`` and ``semver()`` embed strings the
 way Go's ``strconv.Quote`` writes them, and parse numbers the way ``strconv.ParseInt`` does (a
-leading sign, ASCII digits only, no underscores). Kept in one place so every type words them alike.
+leading sign, ASCII digits only, no underscores). Kept in one place so every type words them
+alike; ``quote`` is :func:`webhook.gotext.quote`, re-exported for them.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from webhook.gotext import quote
+
+__all__ = ["INT64_MAX", "INT64_MIN", "UINT64_MAX", "NumError", "parse_int", "parse_uint", "quote"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -16,41 +20,10 @@ UINT64_MAX = 2**64 - 1
 
 _SIGNED = re.compile(r"[+-]?[0-9]+")
 _UNSIGNED = re.compile(r"[0-9]+")
-_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-            '"': '\\"', "\\": "\\\\"}
-_PRINTABLE_CATEGORIES = ("L", "M", "N", "P", "S")
 
 
 class NumError(ValueError):
     """``strconv.ParseInt``'s ``*NumError``: ``strconv.ParseInt: parsing "x": invalid syntax``."""
-
-
-def quote(text: str | bytes) -> str:
-    """``strconv.Quote``: double quotes; Go escapes for control characters, for characters
-    ``unicode.IsPrint`` rejects and for bytes that are not UTF-8; printable Unicode as is."""
-    decoded = text.decode("utf-8", errors="surrogateescape") if isinstance(text, bytes) else text
-    out = ['"']
-    for char in decoded:
-        code = ord(char)
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x7F or _printable(char):
-            out.append(char)
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _printable(char: str) -> bool:
-    # unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space only.
-    return unicodedata.category(char)[0] in _PRINTABLE_CATEGORIES
 
 
 def parse_int(text: str, *, function: str = "ParseInt", low: int = INT64_MIN, high: int = INT64_MAX) -> int:

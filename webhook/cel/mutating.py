@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from webhook import gotext
 from webhook.cel import k8s_authz, matching, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
 from webhook.policy import model
@@ -459,17 +460,13 @@ def _decode(token: str) -> str:
     return _POINTER_ESCAPE.sub(lambda m: "/" if m.group(0) == "~1" else "~", token)
 
 
-def _go_quote(text: str) -> str:
-    return orjson.dumps(text).decode()
-
-
 def _atoi(key: str) -> int:
     """Go's ``strconv.Atoi``, its errors included."""
     if not _ATOI.match(key):
-        raise _PatchError(f"strconv.Atoi: parsing {_go_quote(key)}: invalid syntax")
+        raise _PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: invalid syntax")
     number = int(key)
     if not -(2**63) <= number < 2**63:
-        raise _PatchError(f"strconv.Atoi: parsing {_go_quote(key)}: value out of range")
+        raise _PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: value out of range")
     return number
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 
+from webhook import gotext
 from webhook.emulator import attributes, config, response, texts
 
 USER_AGENT = "kube-apiserver-admission"
@@ -312,11 +313,11 @@ async def call(
             )
     except TimeoutError:
         raise CallFailed(
-            f"failed to call webhook: Post {texts.go_quote(shown)}: context deadline exceeded"
+            f"failed to call webhook: Post {gotext.quote(shown)}: context deadline exceeded"
         ) from None
     except (aiohttp.ClientError, OSError) as exc:
         reason = await _transport_error(exc, to, local)
-        raise CallFailed(f"failed to call webhook: Post {texts.go_quote(shown)}: {reason}") from None
+        raise CallFailed(f"failed to call webhook: Post {gotext.quote(shown)}: {reason}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     if not 200 <= status <= 206:
         raise CallFailed(

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from webhook import gotext
 from webhook.emulator import attributes, caller, config, jsonpatch, matching, texts
 
 Outcome = Literal["allowed", "patched", "denied", "failed-open", "failed-closed", "error", "skipped"]
@@ -138,13 +139,13 @@ class _Run:
         if attrs.object is None:
             raise _Rejected(
                 texts.internal_error(
-                    f"admission webhook {texts.go_quote(hook.name)} attempted to modify the object, "
+                    f"admission webhook {gotext.quote(hook.name)} attempted to modify the object, "
                     "which is not supported for this operation"
                 ),
                 "error",
             )
         if verified.patch_type != "JSONPatch":
-            raise caller.CallFailed(f"unsupported patch type {texts.go_quote(verified.patch_type)}")
+            raise caller.CallFailed(f"unsupported patch type {gotext.quote(verified.patch_type)}")
         try:
             patched = jsonpatch.apply(ops, attrs.object)
         except jsonpatch.PatchError as exc:

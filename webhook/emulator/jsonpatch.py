@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from webhook import gotext
 from webhook.emulator import texts
 
 MISSING = "missing value"
@@ -93,7 +94,7 @@ def _find(doc: Any, path: str) -> tuple[Any, str] | None:
 
 def _index(key: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", key):
-        raise PatchError(f"strconv.Atoi: parsing {texts.go_quote(key)}: invalid syntax")
+        raise PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: invalid syntax")
     return int(key)
 
 

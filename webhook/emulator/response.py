@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from webhook import gotext
 from webhook.emulator import texts
 
 ADMISSION_V1 = "admission.k8s.io/v1"
@@ -149,8 +150,8 @@ def verify(review: dict[str, Any], *, uid: str, mutating: bool, api_version: str
     if api_version == ADMISSION_V1:
         if str(response.get("uid") or "") != uid:
             raise invalid(
-                f"expected response.uid={texts.go_quote(uid)}, got "
-                f"{texts.go_quote(str(response.get('uid') or ''))}"
+                f"expected response.uid={gotext.quote(uid)}, got "
+                f"{gotext.quote(str(response.get('uid') or ''))}"
             )
         got = (str(review.get("apiVersion") or ""), str(review.get("kind") or ""))
         if got != (ADMISSION_V1, "AdmissionReview"):
@@ -168,7 +169,7 @@ def verify(review: dict[str, Any], *, uid: str, mutating: bool, api_version: str
                 patch_type = str(patch_type_given)
                 if not patch_type:
                     raise invalid(
-                        f"webhook returned invalid response.patchType of {texts.go_quote(patch_type)}"
+                        f"webhook returned invalid response.patchType of {gotext.quote(patch_type)}"
                     )
         else:
             if patch:

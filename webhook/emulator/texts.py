@@ -12,6 +12,8 @@ import dataclasses
 import json
 from typing import Any
 
+from webhook.gotext import quote as go_quote
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Status:
@@ -20,27 +22,6 @@ class Status:
     message: str
     code: int
     reason: str
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote``: double quotes, backslash escapes, printable runes kept."""
-    escapes = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t", "\v": r"\v"}
-    out = ['"']
-    for char in text:
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char in escapes:
-            out.append(escapes[char])
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) < 0x80:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def go_duration(seconds: int) -> str:

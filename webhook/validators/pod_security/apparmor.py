@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook import gotext
 from webhook.validators.pod_security import base
 
 ANNOTATION_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
@@ -67,7 +68,7 @@ def app_armor_profile_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None
     )
     bad_values = sorted(values)
     if forbidden:
-        bad_values.extend(f"{key}={base.go_quote(str(value))}" for key, value in forbidden)
+        bad_values.extend(f"{key}={gotext.quote(str(value))}" for key, value in forbidden)
         setters.append(base.pluralize("annotation", "annotations", len(forbidden)))
         if first is None:
             first = (base.annotation_path(forbidden[0][0]), forbidden[0][1])

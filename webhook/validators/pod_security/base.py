@@ -115,38 +115,6 @@ def join_quote(items: list[str]) -> str:
     return '"' + '", "'.join(items) + '"' if items else ""
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` (``strconv.Quote``), used upstream for ``key="value"`` annotation findings."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = []
-    for ch in text:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
-
-
 def as_dict(value: Any) -> Mapping[str, Any] | None:
     """``value`` when it is a mapping, else ``None``: a wrong shape counts as unset, never a crash
     (the API server's own validation rejects such objects)."""

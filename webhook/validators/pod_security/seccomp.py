@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook import gotext
 from webhook.validators.pod_security import base
 
 POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
@@ -30,11 +31,11 @@ def seccomp_profile_baseline_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result
     forbidden: dict[str, str] = {}
     if POD_ANNOTATION in annotations and not _valid_annotation(annotations[POD_ANNOTATION]):
         value = annotations[POD_ANNOTATION]
-        forbidden[f"{POD_ANNOTATION}={base.go_quote(str(value))}"] = POD_ANNOTATION
+        forbidden[f"{POD_ANNOTATION}={gotext.quote(str(value))}"] = POD_ANNOTATION
     for _field, _index, container in base.containers(spec):
         key = CONTAINER_ANNOTATION_PREFIX + base.name_of(container)
         if key in annotations and not _valid_annotation(annotations[key]):
-            forbidden[f"{key}={base.go_quote(str(annotations[key]))}"] = key
+            forbidden[f"{key}={gotext.quote(str(annotations[key]))}"] = key
     if not forbidden:
         return None
     ordered = sorted(forbidden)
