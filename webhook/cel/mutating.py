@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 
 from webhook import gotext
-from webhook.cel import k8s_authz, matching, params, runtime, validating
+from webhook.cel import k8s_authz, matching, pairing, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
 from webhook.policy import model
 
@@ -114,47 +114,10 @@ class Result:
 
 
 Pair = tuple[mdocs.MutatingPolicy, mdocs.MutatingBinding]
-_CACHE_LIMIT = 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class PolicySet:
+class PolicySet(pairing.Pairing[mdocs.MutatingPolicy, mdocs.MutatingBinding]):
     """The mutating policies of a policy set with their bindings and param objects."""
-
-    policies: tuple[mdocs.MutatingPolicy, ...] = ()
-    bindings: tuple[mdocs.MutatingBinding, ...] = ()
-    params: params.Store = dataclasses.field(default_factory=params.Store)
-    pairs: tuple[Pair, ...] = dataclasses.field(init=False)
-    """(policy, binding) in evaluation order: by policy name, then binding name."""
-    _by_request: dict[tuple[Any, ...], tuple[Pair, ...]] = dataclasses.field(
-        init=False, default_factory=dict, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        by_name = {p.name: p for p in self.policies}
-        found = [(by_name[b.policy_name], b) for b in self.bindings if b.policy_name in by_name]
-        object.__setattr__(self, "pairs", tuple(sorted(found, key=lambda pair: (pair[0].name, pair[1].name))))
-
-    @property
-    def empty(self) -> bool:
-        return not self.policies
-
-    def candidates(self, ctx: model.ReviewContext) -> tuple[Pair, ...]:
-        """The pairs whose resource rules match the request, looked up once per kind of request
-        (as :meth:`webhook.cel.validating.PolicySet.candidates`)."""
-        key = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource, ctx.operation, bool(ctx.namespace), ctx.name)
-        found = self._by_request.get(key)
-        if found is None:
-            found = tuple(
-                (policy, binding) for policy, binding in self.pairs
-                if matching.rules_match(policy.match_constraints, ctx, constraints=True)
-                and (binding.match_resources is None
-                     or matching.rules_match(binding.match_resources, ctx, constraints=False))
-            )
-            if len(self._by_request) >= _CACHE_LIMIT:
-                self._by_request.clear()
-            self._by_request[key] = found
-        return found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

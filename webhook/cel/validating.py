@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from webhook.cel import documents, k8s_authz, matching, params, runtime
+from webhook.cel import documents, k8s_authz, matching, pairing, params, runtime
 from webhook.policy import model
 
 FAILURE_ANNOTATION = "validation.policy.admission.k8s.io/validation_failure"
@@ -62,49 +62,8 @@ class _Decision:
     index: int = 0
 
 
-_CACHE_LIMIT = 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicySet:
+class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     """The validating policies of a policy set with their bindings and param objects."""
-
-    policies: tuple[documents.ValidatingPolicy, ...] = ()
-    bindings: tuple[documents.Binding, ...] = ()
-    params: params.Store = dataclasses.field(default_factory=params.Store)
-    pairs: tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...] = dataclasses.field(init=False)
-    """(policy, binding) in evaluation order: by policy name, then binding name (the API server's
-    order comes from a Go map; ours is reproducible)."""
-    _by_request: dict[tuple[Any, ...], tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...]] = (
-        dataclasses.field(init=False, default_factory=dict, repr=False, compare=False)
-    )
-
-    def __post_init__(self) -> None:
-        by_name = {p.name: p for p in self.policies}
-        found = [(by_name[b.policy_name], b) for b in self.bindings if b.policy_name in by_name]
-        object.__setattr__(self, "pairs", tuple(sorted(found, key=lambda pair: (pair[0].name, pair[1].name))))
-
-    @property
-    def empty(self) -> bool:
-        return not self.policies
-
-    def candidates(self, ctx: model.ReviewContext) -> tuple[tuple[documents.ValidatingPolicy, documents.Binding], ...]:
-        """The pairs whose resource rules match the request, looked up once per kind of request:
-        rules read only the request's group, version, resource, subresource, operation, scope and
-        (with ``resourceNames``) name; the selectors, which read objects, are checked per review."""
-        key = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource, ctx.operation, bool(ctx.namespace), ctx.name)
-        found = self._by_request.get(key)
-        if found is None:
-            found = tuple(
-                (policy, binding) for policy, binding in self.pairs
-                if matching.rules_match(policy.match_constraints, ctx, constraints=True)
-                and (binding.match_resources is None
-                     or matching.rules_match(binding.match_resources, ctx, constraints=False))
-            )
-            if len(self._by_request) >= _CACHE_LIMIT:
-                self._by_request.clear()  # callers choose resources and names: keep the cache bounded
-            self._by_request[key] = found
-        return found
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
