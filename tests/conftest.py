@@ -176,3 +176,27 @@ def admission_review(
     if sub_resource:
         request["subResource"] = sub_resource
     return {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
+
+
+class FakeNamespaces:
+    """The watch-fed namespace label cache of ``webhook.cluster``, without a cluster: ``labels``
+    per namespace name, ``{}`` for any other namespace."""
+
+    def __init__(self, labels: dict[str, dict[str, str]] | None = None) -> None:
+        self._labels = labels or {}
+
+    def labels(self, name: str) -> dict[str, str] | None:
+        return dict(self._labels.get(name, {}))
+
+    def stop(self) -> None:
+        pass
+
+
+class FakeAuthorizer:
+    """The SubjectAccessReview cache, without a cluster: every answer still unknown."""
+
+    def allowed(self, **_: Any) -> bool | None:
+        return None
+
+    def close(self) -> None:
+        pass

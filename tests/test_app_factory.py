@@ -67,26 +67,11 @@ async def test_a_hang_fault_outlives_the_deadline_as_a_hung_server_would(aiohttp
     assert time.monotonic() - started >= 1.3  # 0.3 s + 1 s: never answered before the caller gave up
 
 
-class FakeNamespaces:
-    def labels(self, name: str) -> dict[str, str] | None:
-        return {"pod-security.admission.dev/enforce": "restricted"} if name == "strict" else {}
-
-    def stop(self) -> None:
-        pass
-
-
-class FakeAuthorizer:
-    def allowed(self, **_: Any) -> bool | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
 async def test_cluster_caches_started_by_the_factory_feed_namespace_labels_to_reviews(
     aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cluster, "start_namespace_cache", lambda: (FakeNamespaces(), FakeAuthorizer()))
+    namespaces = conftest.FakeNamespaces({"strict": {"pod-security.admission.dev/enforce": "restricted"}})
+    monkeypatch.setattr(cluster, "start_namespace_cache", lambda: (namespaces, conftest.FakeAuthorizer()))
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "p.yaml").write_text(
@@ -95,7 +80,7 @@ async def test_cluster_caches_started_by_the_factory_feed_namespace_labels_to_re
     )
     app = server.build_app(config.ServeSettings(policies=(policies,)), cluster=True)
     client = await aiohttp_client(app)
-    assert isinstance(app[appstate.CLUSTER].namespaces, FakeNamespaces)
+    assert isinstance(app[appstate.CLUSTER].namespaces, conftest.FakeNamespaces)
     bad = conftest.pod(containers=PRIVILEGED)
     strict = await client.post("/validate", json=conftest.admission_review(bad, namespace="strict"), headers=JSON)
     assert (await strict.json())["response"]["allowed"] is False  # labelled namespace: in scope

@@ -101,27 +101,11 @@ class FakeParams:
         pass
 
 
-class FakeNamespaces:
-    def labels(self, name: str) -> dict[str, str] | None:
-        return {}
-
-    def stop(self) -> None:
-        pass
-
-
-class FakeAuthorizer:
-    def allowed(self, **_: Any) -> bool | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
 async def test_params_come_from_the_clusters_watch_cache(
     aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeParams()
-    monkeypatch.setattr(cluster, "start_namespace_cache", lambda: (FakeNamespaces(), FakeAuthorizer()))
+    monkeypatch.setattr(cluster, "start_namespace_cache", lambda: (conftest.FakeNamespaces(), conftest.FakeAuthorizer()))
     monkeypatch.setattr(cluster, "start_param_cache", lambda: fake)
     # The policy and binding alone: the ConfigMap lives in the cluster, in another namespace.
     documents = yaml.safe_load_all((EXAMPLES / "replica-limit" / "replica-limit.yaml").read_text())

@@ -56,15 +56,7 @@ CODE = 403
 """``admission.NewForbidden``: the code stays 403 when the reason is replaced by ``Invalid``."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Denial:
-    message: str
-    reason: str
-    code: int
-    policy: str
-    binding: str
-    causes: tuple[str, ...] = ()
-    """Every policy error of the request (``status.details.causes``), the first one included."""
+Denial = validating.Denial
 
 
 Key = tuple[str, str, str, str]

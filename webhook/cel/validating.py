@@ -34,11 +34,17 @@ REASON_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Denial:
+    """An admission policy's refusal of a request (validating or mutating): the answer's message,
+    reason and code, and which policy and binding decided."""
+
     message: str
     reason: str
     code: int
     policy: str
     binding: str
+    causes: tuple[str, ...] = ()
+    """Mutating policies: every policy error of the request (``status.details.causes``), the first
+    one included. Validating policies answer with the first denial only."""
 
 
 @dataclasses.dataclass(slots=True)
