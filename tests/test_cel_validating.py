@@ -358,3 +358,46 @@ def test_params_from_the_cluster_are_found_and_a_file_object_of_the_same_name_wi
     in_default.params = live
     denial = validating.evaluate(policy_set(configmap_policy() + LIMITS), DEPLOYMENT, in_default).denial
     assert denial is not None and denial.message.endswith("replicas must be at most 5")
+
+
+def test_variables_have_their_expressions_types_as_upstream_declares_them() -> None:
+    # A bool variable is a whole validation, a string variable a whole messageExpression.
+    spec = ("  variables:\n  - {name: small, expression: 'object.spec.replicas <= 5'}\n"
+            "  - {name: why, expression: \"'replicas ' + string(object.spec.replicas) + ' over 5'\"}\n"
+            "  - {name: both, expression: 'variables.small && has(object.metadata.labels)'}\n")
+    validations = "  - {expression: variables.both, messageExpression: variables.why}"
+    verdict = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                                  ctx())
+    assert verdict.denial is not None and verdict.denial.message == (
+        "ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied "
+        "request: replicas 7 over 5")
+    small = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 3}}
+    assert validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), small,
+                               ctx()).denial is None
+
+
+def test_a_variable_used_against_its_type_is_refused_at_load_as_upstream_refuses_it() -> None:
+    spec = "  variables:\n  - {name: name, expression: object.metadata.name}\n"
+    assert refused(policy(validations="  - expression: variables.name", spec=spec) + binding()) == [
+        'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+        'is invalid: spec.validations[0].expression: Invalid value: "variables.name": must evaluate to bool but '
+        "got dyn"]
+    spec = "  variables:\n  - {name: name, expression: string(object.metadata.name)}\n"
+    problems = refused(policy(validations="  - expression: variables.name", spec=spec) + binding())
+    assert problems == [
+        'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+        'is invalid: spec.validations[0].expression: Invalid value: "variables.name": must evaluate to bool but '
+        "got string"]
+    problems = refused(policy(validations="  - expression: variables.name > 1", spec=spec) + binding())
+    assert problems == [
+        'p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+        'is invalid: spec.validations[0].expression: Invalid value: "variables.name > 1": compilation failed: '
+        "ERROR: <input>:1:16: found no matching overload for '_>_' applied to '(string, int)'\n"
+        " | variables.name > 1\n | ...............^"]
+
+
+def test_has_and_optional_selection_of_a_typed_variable_are_left_as_written() -> None:
+    spec = "  variables:\n  - {name: ok, expression: 'true'}\n"
+    validations = "  - expression: has(variables.ok) && variables.?ok.orValue(false) && variables.ok"
+    assert validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                               ctx()).denial is None

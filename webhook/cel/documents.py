@@ -269,14 +269,14 @@ def _match_resources(value: Any, path: str, problems: _Problems, *, rules_requir
 
 def _compile(
     source: Any, path: str, problems: _Problems, *, declared: runtime.Declarations,
-    returns: tuple[str, ...] | None, what: str = "expression",
+    returns: tuple[str, ...] | None, what: str = "expression", variable_types: Mapping[str, str] | None = None,
 ) -> runtime.Program | None:
     text = source if isinstance(source, str) else ""
     if not text.strip():
         problems.add(required(path, f"{what} is not specified"))
         return None
     try:
-        return runtime.compile(text, declared=declared, returns=returns)
+        return runtime.compile(text, declared=declared, returns=returns, variable_types=variable_types)
     except runtime.CompileError as exc:
         problems.add(invalid(path, text, str(exc)))
         return None
@@ -292,7 +292,8 @@ def _variables(value: Any, problems: _Problems, declared: runtime.Declarations) 
             problems.add(required(f"{where}.name", "name is not specified"))
         elif not _IDENTIFIER.match(name) or name in _RESERVED:
             problems.add(invalid(f"{where}.name", name, "name is not a valid CEL identifier"))
-        program = _compile(item.get("expression"), f"{where}.expression", problems, declared=declared, returns=None)
+        program = _compile(item.get("expression"), f"{where}.expression", problems, declared=declared, returns=None,
+                           variable_types=variable_types(found))
         if program is not None and isinstance(name, str):
             later = sorted(program.variables - known)
             if later:
@@ -304,6 +305,12 @@ def _variables(value: Any, problems: _Problems, declared: runtime.Declarations) 
         if isinstance(name, str):
             known.add(name)
     return tuple(found)
+
+
+def variable_types(variables: Sequence[Named]) -> dict[str, str]:
+    """The checked type of each composited variable, for the expressions that use them (the API
+    server declares every variable with its expression's type)."""
+    return {variable.name: variable.program.output for variable in variables}
 
 
 def _match_conditions(value: Any, problems: _Problems, declared: runtime.Declarations) -> tuple[Named, ...]:
@@ -342,13 +349,15 @@ def _qualified_name(name: str) -> bool:
     return 0 < len(part) <= 63 and _QUALIFIED_NAME.match(part) is not None
 
 
-def _validations(value: Any, problems: _Problems, declared: runtime.Declarations) -> tuple[Validation, ...]:
+def _validations(
+    value: Any, problems: _Problems, declared: runtime.Declarations, types: Mapping[str, str]
+) -> tuple[Validation, ...]:
     found = []
     messages = dataclasses.replace(declared, authorizer=False)
     for index, raw in enumerate(_list(value)):
         item, where = _dict(raw), f"spec.validations[{index}]"
         program = _compile(item.get("expression"), f"{where}.expression", problems, declared=declared,
-                           returns=("BOOL",))
+                           returns=("BOOL",), variable_types=types)
         message = item.get("message")
         if isinstance(message, str):
             trimmed = message.strip()
@@ -364,11 +373,12 @@ def _validations(value: Any, problems: _Problems, declared: runtime.Declarations
                                      "must be non-empty if specified"))
             else:
                 checked = _compile(text, f"{where}.messageExpression", problems, declared=messages,
-                                   returns=("STRING",))
+                                   returns=("STRING",), variable_types=types)
                 # Checked without ``authorizer`` (the API server declares none for messages), run in
                 # the expressions' own environment so a review converts its object only once.
                 if checked is not None:
-                    message_program = runtime.compile(text, declared=declared, returns=("STRING",))
+                    message_program = runtime.compile(text, declared=declared, returns=("STRING",),
+                                                      variable_types=types)
         reason = item.get("reason")
         if reason is not None and reason not in REASONS:
             problems.add(unsupported(f"{where}.reason", reason, REASONS))
@@ -379,7 +389,7 @@ def _validations(value: Any, problems: _Problems, declared: runtime.Declarations
 
 
 def _audit_annotations(
-    value: Any, name: str, problems: _Problems, declared: runtime.Declarations
+    value: Any, name: str, problems: _Problems, declared: runtime.Declarations, types: Mapping[str, str]
 ) -> tuple[Named, ...]:
     items = _list(value)
     if len(items) > MAX_AUDIT_ANNOTATIONS:
@@ -405,7 +415,7 @@ def _audit_annotations(
                                   f"must not exceed {MAX_EXPRESSION_BYTES} bytes in length"))
             continue
         program = _compile(text, f"{where}.valueExpression", problems, declared=declared,
-                           returns=("STRING", "NULL_TYPE", "NULL"), what="valueExpression")
+                           returns=("STRING", "NULL_TYPE", "NULL"), what="valueExpression", variable_types=types)
         if program is not None:
             found.append(Named(key, program))
     return tuple(found)
@@ -469,8 +479,9 @@ def validating_policy(document: Mapping[str, Any], *, source: str) -> Validating
     declared = runtime.Declarations(params=spec.get("paramKind") is not None)
     conditions = _match_conditions(spec.get("matchConditions"), problems, declared)
     variables = _variables(spec.get("variables"), problems, declared)
-    validations = _validations(spec.get("validations"), problems, declared)
-    annotations = _audit_annotations(spec.get("auditAnnotations"), name, problems, declared)
+    types = variable_types(variables)
+    validations = _validations(spec.get("validations"), problems, declared, types)
+    annotations = _audit_annotations(spec.get("auditAnnotations"), name, problems, declared, types)
     if not _list(spec.get("validations")) and not _list(spec.get("auditAnnotations")):
         detail = "validations or auditAnnotations must contain at least one item"
         problems.add(required("spec.validations", detail))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 
 OBJECT = "Object"
 JSONPATCH = "JSONPatch"
@@ -356,3 +357,41 @@ def _on_format_namespace(tokens: list[_Token], index: int) -> bool:
 def restore_format_names(message: str) -> str:
     """A compile message about the rewritten calls, in the names the user wrote."""
     return message.replace(f"format.{FORMAT_NAMED}", "format.named").replace(FORMAT_VALIDATE, "validate")
+
+
+_CONVERSIONS = {"BOOL": "bool", "INT": "int", "UINT": "uint", "DOUBLE": "double", "STRING": "string",
+                "BYTES": "bytes"}
+"""Checked result types of a composited variable that a conversion function can restore."""
+
+
+def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
+    """``variables.<name>`` as ``bool(variables.<name>)`` (``int``, ``string``, ...) where the
+    variable's own expression was checked to that scalar type, so the checker sees what the API
+    server's does: it declares each composited variable with its expression's type, and here
+    ``variables`` is a map of ``dyn``. A validation that is only ``variables.allowed`` is then a
+    ``bool``, and ``variables.name > 1`` is refused as upstream refuses it. The conversion of a value
+    of its own type is the identity. ``has(variables.x)`` and ``variables.?x`` are left as written."""
+    wanted = {name: _CONVERSIONS[kind] for name, kind in types.items() if kind in _CONVERSIONS}
+    if not wanted:
+        return Rewritten(source, source, (*range(len(source)), len(source)))
+    tokens = _tokens(source)
+    writer: _Writer | None = None
+    for index, token in enumerate(tokens[:-2]):
+        if token.kind != "ident" or token.text != "variables":
+            continue
+        dot, name = tokens[index + 1], tokens[index + 2]
+        if dot.text != "." or name.kind != "ident" or name.text not in wanted:
+            continue
+        if index > 0 and tokens[index - 1].text == "." and tokens[index - 1].kind == "punct":
+            continue  # a field named variables of something else
+        if index > 1 and tokens[index - 1].text == "(" and tokens[index - 2].text == "has":
+            continue  # has() needs the field selection itself
+        if index + 3 < len(tokens) and tokens[index + 3].text == "(":
+            continue  # a call, not the variable
+        writer = writer or _Writer(source)
+        end = name.start + len(name.text)
+        writer.replace(token.start, end, f"{wanted[name.text]}({source[token.start:end]})")
+    if writer is None:
+        return Rewritten(source, source, (*range(len(source)), len(source)))
+    text, origins = writer.finish()
+    return Rewritten(source, text, origins)

@@ -154,14 +154,20 @@ def referenced_variables(source: str) -> frozenset[str]:
     return frozenset(_VARIABLE_REFERENCE.findall(_STRINGS.sub("''", source)))
 
 
-def compile(source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",)) -> Program:
+def compile(
+    source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",),
+    variable_types: Mapping[str, str] | None = None,
+) -> Program:
     """Parse and type-check ``source``; ``returns`` lists the result types the context allows
-    (``None``: any). Raises :class:`CompileError` with the API server's wording."""
-    found = rewrite.format_calls(source)
+    (``None``: any); ``variable_types`` are the checked types of the composited variables it may
+    use (``{"allowed": "BOOL"}``, see :func:`webhook.cel.rewrite.typed_variables`). Raises
+    :class:`CompileError` with the API server's wording."""
+    typed = rewrite.typed_variables(source, variable_types or {})
+    found = rewrite.format_calls(typed.text)
     try:
         expression = _environment(declared).compile(found.text)
     except RuntimeError as exc:
-        issues = rewrite.restore_format_names(found.restore(_compile_issues(str(exc))))
+        issues = rewrite.restore_format_names(typed.restore(found.restore(_compile_issues(str(exc)))))
         raise CompileError(f"compilation failed: {issues}") from None
     output = str(expression.return_type())
     if returns is not None and output not in returns:
