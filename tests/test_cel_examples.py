@@ -72,8 +72,8 @@ def manifest(name: str) -> dict[str, Any]:
 
 def test_the_examples_are_the_documented_sets() -> None:
     assert [_rel(d) for d in EXAMPLE_DIRS] == [
-        "mutating/default-team-label", "mutating/log-shipper-sidecar", "pod-security", "registry-allowlist/deny",
-        "registry-allowlist/warn", "replica-limit", "required-labels",
+        "label-format", "mutating/default-team-label", "mutating/log-shipper-sidecar", "pod-security",
+        "registry-allowlist/deny", "registry-allowlist/warn", "replica-limit", "required-labels",
     ]
 
 
