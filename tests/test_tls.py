@@ -483,3 +483,35 @@ async def test_without_a_client_ca_no_client_certificate_is_needed(pki: Pki) -> 
     async for port in serve(tls.server_context(cert=pki.cert, key=pki.key)):
         assert await fetch(port, client_context(pki)) == ("HTTP/1.1 200 OK", serial)
         assert await fetch(port, client_context(pki, tls12=True)) == ("HTTP/1.1 200 OK", serial)
+
+
+@pytest.mark.parametrize(
+    ("now", "days"),
+    [
+        (datetime.datetime(2026, 12, 1, 13, 45, 17, tzinfo=datetime.UTC), 90),  # UTCTime both
+        (datetime.datetime(2049, 12, 1, tzinfo=datetime.UTC), 60),  # notAfter in 2050: GeneralizedTime
+        (datetime.datetime(1999, 6, 30, 23, 59, 59, tzinfo=datetime.UTC), 1),  # a 19xx UTCTime
+    ],
+)
+def test_leaf_facts_read_from_der_agree_with_cryptography(now: datetime.datetime, days: int) -> None:
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "facts CA")])
+    ca, ca_key = certs.issue_ca(name=name, days=days + 10, now=now)
+    for _ in range(20):  # random serials: some with the high bit set (a leading zero byte in DER)
+        leaf, _ = certs.issue_leaf(ca, ca_key=ca_key, dns_names=["webhook.example"], ips=[], days=days, now=now)
+        facts = tls.leaf_facts(certs.cert_pem(leaf, ca))
+        assert facts == (leaf.serial_number, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+
+
+def test_a_sound_pair_is_served_without_importing_cryptography(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    certs.ensure(tmp_path, service="webhook", namespace="ns", hosts=["localhost"], ips=["127.0.0.1"])
+    script = (
+        "import sys; from pathlib import Path; from webhook import tls; "
+        f"context = tls.server_context(cert=Path({str(tmp_path / 'tls.crt')!r}), key=Path({str(tmp_path / 'tls.key')!r})); "
+        f"tls.CertReloader(context, cert=Path({str(tmp_path / 'tls.crt')!r}), key=Path({str(tmp_path / 'tls.key')!r})); "
+        "print('cryptography' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -9,6 +9,12 @@ hash of the files' *content*, as controller-runtime's certwatcher falls back to 
 Reloading calls ``load_cert_chain`` on the *live* context: OpenSSL copies the certificate into
 each connection when it is created, so new handshakes get the new pair while connections already
 open keep the one they started with.
+
+A serving process never imports ``cryptography`` (8 MB a worker) while its files are sound: OpenSSL
+itself checks that the pair parses and matches (loaded into a throwaway context), and the three
+facts the reloader needs of the leaf (serial number, notBefore, notAfter) are read from its DER by
+:func:`leaf_facts`. Only a pair OpenSSL refuses goes to ``cryptography`` (:mod:`webhook.certs`),
+which says precisely what is wrong with which file.
 """
 
 from __future__ import annotations
@@ -22,10 +28,9 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
-from cryptography import x509
-
-from webhook import certs, errors, logs
+from webhook import errors, logs
 
 log = logs.get("webhook.tls")
 
@@ -46,8 +51,68 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _read_pair(*, cert: Path, key: Path) -> tuple[bytes, bytes, x509.Certificate]:
-    """Both files' bytes and the leaf, checked so every problem names its file.
+class Leaf(NamedTuple):
+    """What the reloader needs of the serving certificate."""
+
+    serial: int
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+
+
+def _der_items(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """The DER elements between ``start`` and ``end``: (tag, value start, value end)."""
+    at = start
+    while at < end:
+        tag, length = data[at], data[at + 1]
+        at += 2
+        if length & 0x80:
+            count = length & 0x7F
+            length = int.from_bytes(data[at : at + count], "big")
+            at += count
+        if at + length > end:
+            raise ValueError("DER element runs past its container")
+        yield tag, at, at + length
+        at += length
+
+
+def _der_time(tag: int, text: bytes) -> datetime.datetime:
+    """RFC 5280 4.1.2.5: UTCTime ``YYMMDDHHMMSSZ`` (years 1950-2049) or GeneralizedTime
+    ``YYYYMMDDHHMMSSZ``, both in UTC without fractions."""
+    value = text.decode("ascii")
+    if tag == 0x17:
+        year = int(value[:2])
+        value = f"{1900 + year if year >= 50 else 2000 + year}{value[2:]}"
+    elif tag != 0x18:
+        raise ValueError(f"not a time: tag {tag:#x}")
+    return datetime.datetime.strptime(value, "%Y%m%d%H%M%SZ").replace(tzinfo=datetime.UTC)
+
+
+def leaf_facts(cert_pem: bytes) -> Leaf:
+    """Serial number and validity of the first certificate of ``cert_pem``, read from its DER
+    (``Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version, serialNumber, signature,
+    issuer, validity SEQUENCE { notBefore, notAfter }, ...`` ). Raises ``ValueError``."""
+    text = cert_pem.decode("ascii", errors="replace")
+    begin = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----", begin)
+    if begin < 0 or end < 0:
+        raise ValueError("no PEM certificate")
+    der = ssl.PEM_cert_to_DER_cert(text[begin : end + len("-----END CERTIFICATE-----")])
+    _, cert_start, cert_end = next(_der_items(der, 0, len(der)))
+    _, tbs_start, tbs_end = next(_der_items(der, cert_start, cert_end))
+    fields = [item for item in _der_items(der, tbs_start, tbs_end)]
+    if fields and fields[0][0] == 0xA0:  # [0] EXPLICIT version
+        fields = fields[1:]
+    (serial_tag, serial_start, serial_end), _, _, (validity_tag, validity_start, validity_end) = fields[:4]
+    if serial_tag != 0x02 or validity_tag != 0x30:
+        raise ValueError("unexpected certificate structure")
+    times = [_der_time(tag, der[a:b]) for tag, a, b in _der_items(der, validity_start, validity_end)]
+    if len(times) != 2:
+        raise ValueError("unexpected validity")
+    return Leaf(int.from_bytes(der[serial_start:serial_end], "big", signed=True), times[0], times[1])
+
+
+def _read_pair(*, cert: Path, key: Path) -> tuple[bytes, bytes, Leaf]:
+    """Both files' bytes and the leaf's facts, checked so every problem names its file.
 
     Each file is read once: the bytes checked are exactly the bytes loaded afterwards.
     """
@@ -55,8 +120,16 @@ def _read_pair(*, cert: Path, key: Path) -> tuple[bytes, bytes, x509.Certificate
     return cert_pem, key_pem, _check_pair(cert_pem, key_pem, cert=cert, key=key)
 
 
-def _check_pair(cert_pem: bytes, key_pem: bytes, *, cert: Path, key: Path) -> x509.Certificate:
-    """The leaf of ``cert_pem`` once ``cryptography`` agrees it parses and matches ``key_pem``."""
+def _check_pair(cert_pem: bytes, key_pem: bytes, *, cert: Path, key: Path) -> Leaf:
+    """The leaf's facts once OpenSSL loads the pair (so it parses and matches). A pair it refuses
+    is examined by ``cryptography``, which names the file and the problem."""
+    try:
+        _load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_pem=cert_pem, key_pem=key_pem, cert=cert)
+        return leaf_facts(cert_pem)
+    except (errors.CertificateError, ValueError):
+        pass
+    from webhook import certs  # cryptography: only for a pair that is wrong
+
     chain = certs.parse_certs(cert_pem, source=cert)
     if not chain:
         raise errors.CertificateError(f"{cert}: holds no PEM certificate")
@@ -65,10 +138,12 @@ def _check_pair(cert_pem: bytes, key_pem: bytes, *, cert: Path, key: Path) -> x5
         raise errors.CertificateError(
             f"{cert}: does not match the private key in {key}; write both from the same issuance"
         )
-    return chain[0]
+    leaf = chain[0]
+    _load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_pem=cert_pem, key_pem=key_pem, cert=cert)  # says why not
+    return Leaf(leaf.serial_number, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
-def _check_validity(leaf: x509.Certificate, *, cert: Path, now: datetime.datetime, serving_serial: int) -> None:
+def _check_validity(leaf: Leaf, *, cert: Path, now: datetime.datetime, serving_serial: int) -> None:
     """Refuse a new leaf the API server would reject now or within :data:`MIN_REMAINING_VALIDITY`.
 
     Only for reloads: the certificate loaded at start is served whatever its dates, so an expired
@@ -76,7 +151,7 @@ def _check_validity(leaf: x509.Certificate, *, cert: Path, now: datetime.datetim
     Raises :class:`~webhook.errors.CertificateError` naming the reason and what to do.
     """
     keeping = f"keeping the current certificate (serial {serving_serial:x})"
-    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    not_before, not_after = leaf.not_before, leaf.not_after
     if not_before > now:
         # Go's crypto/tls (the API server) rejects a certificate before its notBefore, so serving
         # it would fail every admission call while /readyz, which only looks at expiry, says ready.
@@ -157,6 +232,8 @@ def server_context(*, cert: Path, key: Path, client_ca: Path | None = None) -> s
     _load(context, cert_pem=cert_pem, key_pem=key_pem, cert=cert)
     if client_ca is not None:
         # Parse first so a bad file is reported by name, not as an OpenSSL error code.
+        from webhook import certs  # cryptography, with mutual TLS only
+
         if not certs.load_certs(client_ca):
             raise errors.CertificateError(f"{client_ca}: holds no PEM certificate")
         context.verify_mode = ssl.CERT_OPTIONAL
@@ -206,8 +283,8 @@ class CertReloader:
         self._rejected: bytes | None = None
         self._rejected_until: datetime.datetime | None = None
         """When the rejected content was refused only as not yet valid: the time it becomes valid."""
-        self.serial: int = leaf.serial_number
-        self.not_after: datetime.datetime = leaf.not_valid_after_utc
+        self.serial: int = leaf.serial
+        self.not_after: datetime.datetime = leaf.not_after
 
     @staticmethod
     def _hash(cert_pem: bytes, key_pem: bytes) -> bytes:
@@ -230,20 +307,19 @@ class CertReloader:
         now = self._now()
         if current == self._rejected and (self._rejected_until is None or now < self._rejected_until):
             return False  # the same broken content was already reported: one warning per bad version
-        leaf: x509.Certificate | None = None
+        leaf: Leaf | None = None
         try:
+            # The pair is loaded into a probe context first (in _check_pair): load_cert_chain
+            # failing half-way could leave the live context with the new certificate but no key.
             leaf = _check_pair(cert_pem, key_pem, cert=self.cert, key=self.key)
             _check_validity(leaf, cert=self.cert, now=now, serving_serial=self.serial)
-            # A probe context first: load_cert_chain failing half-way could leave the live
-            # context with the new certificate but no usable key.
-            _load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_pem=cert_pem, key_pem=key_pem, cert=self.cert)
             _load(self.context, cert_pem=cert_pem, key_pem=key_pem, cert=self.cert)
         except errors.CertificateError as exc:
             self._rejected = current
             # Expired content stays expired, but a pair issued a little ahead of this clock (skew
             # on the issuing host) becomes loadable by itself: look at it again once it is valid.
-            if leaf is not None and leaf.not_valid_before_utc > now:
-                self._rejected_until = leaf.not_valid_before_utc
+            if leaf is not None and leaf.not_before > now:
+                self._rejected_until = leaf.not_before
             else:
                 self._rejected_until = None
             self._fail(str(exc))
@@ -251,7 +327,7 @@ class CertReloader:
         self._digest = current
         self.reloads += 1
         self.last_error = None
-        old_serial, self.serial, self.not_after = self.serial, leaf.serial_number, leaf.not_valid_after_utc
+        old_serial, self.serial, self.not_after = self.serial, leaf.serial, leaf.not_after
         log.info(
             "certificate_reloaded",
             cert=str(self.cert),
