@@ -17,7 +17,10 @@ Three limits, each closing a different hole:
   that (:func:`budget`) so the failure is ours, logged and counted, and the connection is freed.
 
 Policy evaluation itself is synchronous and takes microseconds; the deadline bounds every wait
-around it (the body, and any awaited lookup added later).
+around it. Today the only wait is the body (and an injected fault's delay), so a review whose body
+has already arrived runs without a timer, which no await could ever fire. Whoever makes the review
+handler await anything else (a lookup, a lock) must arm the timer for it: install with
+``always_timed=True``, or drop that shortcut.
 """
 
 from __future__ import annotations
