@@ -139,6 +139,8 @@ async def _answer(
             raise errors.BadReview(
                 f"Content-Type must be {appstate.JSON}, got {request.content_type or 'none'!r}"
             )
+        # The only await of a review: deadlines.middleware skips its timer when the body is already
+        # here, so any other await added to this handler needs that timer (see webhook.deadlines).
         body = await _read_body(request, settings.max_body_bytes)
         parsed = review.parse(body, limits=app[JSON_LIMITS])
     except errors.BadReview as exc:
