@@ -35,12 +35,13 @@ def test_quote_as_go(given: str | bytes, quoted: str) -> None:
 
 
 def test_every_text_that_quotes_uses_it() -> None:
-    from webhook.cel import k8s_go, mutating
+    from webhook import jsonpointer
+    from webhook.cel import k8s_go
     from webhook.emulator import jsonpatch, texts
 
     assert k8s_go.quote is gotext.quote and texts.go_quote is gotext.quote
-    with pytest.raises(mutating._PatchError) as raised:
-        mutating._atoi("1\x01")
+    with pytest.raises(jsonpointer.PatchError) as raised:
+        jsonpointer.atoi("1\x01")
     assert str(raised.value) == 'strconv.Atoi: parsing "1\\x01": invalid syntax'
     with pytest.raises(jsonpatch.PatchError) as raised_too:
         jsonpatch.apply([{"op": "add", "path": "/a/x\x01", "value": 1}], {"a": []})

@@ -41,13 +41,12 @@ import base64
 import copy
 import dataclasses
 import datetime
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from webhook import gotext
+from webhook import jsonpointer
 from webhook.cel import k8s_authz, matching, pairing, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
 from webhook.policy import model
@@ -396,114 +395,12 @@ def _duration(value: datetime.timedelta) -> str:
     return f"{int(seconds)}s" if seconds.is_integer() else f"{seconds:.9f}".rstrip("0") + "s"
 
 
-class _PatchError(Exception):
-    """An op that does not apply; the message is evanphx/json-patch v4's."""
+_PatchError = jsonpointer.PatchError
+_MISSING = jsonpointer.MISSING
 
 
 class _TestFailed(Exception):
     """``ErrTestFailed``."""
-
-
-_MISSING = "missing value"
-_INVALID_INDEX = "invalid index referenced"
-_POINTER_ESCAPE = re.compile(r"~[01]")
-_ATOI = re.compile(r"^[+-]?\d+$")
-
-
-def _decode(token: str) -> str:
-    """``strings.NewReplacer("~1", "/", "~0", "~")``: one pass, left to right."""
-    return _POINTER_ESCAPE.sub(lambda m: "/" if m.group(0) == "~1" else "~", token)
-
-
-def _atoi(key: str) -> int:
-    """Go's ``strconv.Atoi``, its errors included."""
-    if not _ATOI.match(key):
-        raise _PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: invalid syntax")
-    number = int(key)
-    if not -(2**63) <= number < 2**63:
-        raise _PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: value out of range")
-    return number
-
-
-def _get(container: Any, key: str) -> Any:
-    if isinstance(container, dict):
-        return container.get(key)  # a missing key is nil, not an error
-    index = _atoi(key)
-    if index < 0:
-        if index < -len(container):
-            raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-        index += len(container)
-    if index >= len(container):
-        raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-    return container[index]
-
-
-def _set(container: Any, key: str, value: Any) -> None:
-    """``set``, for ``replace`` only: the key exists (``get`` succeeded)."""
-    if isinstance(container, dict):
-        container[key] = value
-        return
-    index = _atoi(key)
-    if index < 0:
-        if index < -len(container):
-            raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-        index += len(container)
-    container[index] = value
-
-
-def _add(container: Any, key: str, value: Any) -> None:
-    if isinstance(container, dict):
-        container[key] = value
-        return
-    if key == "-":
-        container.append(value)
-        return
-    try:
-        index = _atoi(key)
-    except _PatchError as exc:
-        raise _PatchError(f"value was not a proper array index: '{key}': {exc}") from None
-    size = len(container) + 1
-    if index >= size:
-        raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-    if index < 0:
-        if index < -size:
-            raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-        index += size
-    container.insert(index, value)
-
-
-def _remove(container: Any, key: str) -> None:
-    if isinstance(container, dict):
-        if key not in container:
-            raise _PatchError(f"Unable to remove nonexistent key: {key}: {_MISSING}")
-        del container[key]
-        return
-    index = _atoi(key)
-    if index >= len(container):
-        raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-    if index < 0:
-        if index < -len(container):
-            raise _PatchError(f"Unable to access invalid index: {index}: {_INVALID_INDEX}")
-        index += len(container)
-    del container[index]
-
-
-def _find(root: Any, path: str) -> tuple[Any, str] | None:
-    """``findObject``: the container of the path's last token and that token, or None. Like v4,
-    the first token is not read (``a/b`` means ``/b``)."""
-    split = path.split("/")
-    if len(split) < 2:
-        return None
-    doc = root
-    for part in split[1:-1]:
-        try:
-            found = _get(doc, _decode(part))
-        except _PatchError:
-            return None
-        if not isinstance(found, dict | list):
-            return None  # missing, null, or a scalar (not a document)
-        doc = found
-    return doc, _decode(split[-1])
 
 
 def _equal(left: Any, right: Any) -> bool:
@@ -526,19 +423,19 @@ def _apply_json_patch(obj: Any, ops: Sequence[Mapping[str, Any]]) -> Any:
         kind, path = op["op"], op["path"]
         value = copy.deepcopy(op.get("value"))
         if kind == "add":
-            found = _find(holder[0], path)
+            found = jsonpointer.find(holder[0], path)
             if found is None:
                 raise _PatchError(f'add operation does not apply: doc is missing path: "{path}": {_MISSING}')
             try:
-                _add(found[0], found[1], value)
+                jsonpointer.add(found[0], found[1], value)
             except _PatchError as exc:
                 raise _PatchError(f"error in add for path: '{path}': {exc}") from None
         elif kind == "remove":
-            found = _find(holder[0], path)
+            found = jsonpointer.find(holder[0], path)
             if found is None:
                 raise _PatchError(f'remove operation does not apply: doc is missing path: "{path}": {_MISSING}')
             try:
-                _remove(found[0], found[1])
+                jsonpointer.remove(found[0], found[1])
             except _PatchError as exc:
                 raise _PatchError(f"error in remove for path: '{path}': {exc}") from None
         elif kind == "replace":
@@ -560,15 +457,15 @@ def _replace(holder: list[Any], path: str, value: Any) -> None:
             raise _PatchError("replace operation value must be object or array: %!w(<nil>)")
         holder[0] = value
         return
-    found = _find(holder[0], path)
+    found = jsonpointer.find(holder[0], path)
     if found is None:
         raise _PatchError(f"replace operation does not apply: doc is missing path: {path}: {_MISSING}")
     try:
-        _get(found[0], found[1])
+        jsonpointer.get(found[0], found[1])
     except _PatchError:
         raise _PatchError(f"replace operation does not apply: doc is missing key: {path}: {_MISSING}") from None
     try:
-        _set(found[0], found[1], value)
+        jsonpointer.set_existing(found[0], found[1], value)
     except _PatchError as exc:
         raise _PatchError(f"error in remove for path: '{path}': {exc}") from None  # sic
 
@@ -582,20 +479,20 @@ def _from(op: Mapping[str, Any], kind: str) -> str:
 
 def _move(root: Any, op: Mapping[str, Any]) -> None:
     source, path = _from(op, "move"), op["path"]
-    found = _find(root, source)
+    found = jsonpointer.find(root, source)
     if found is None:
         raise _PatchError(f"move operation does not apply: doc is missing from path: {source}: {_MISSING}")
     container, key = found
     try:
-        value = _get(container, key)
-        _remove(container, key)
+        value = jsonpointer.get(container, key)
+        jsonpointer.remove(container, key)
     except _PatchError as exc:
         raise _PatchError(f"error in move for path: '{key}': {exc}") from None
-    found = _find(root, path)
+    found = jsonpointer.find(root, path)
     if found is None:
         raise _PatchError(f"move operation does not apply: doc is missing destination path: {path}: {_MISSING}")
     try:
-        _add(found[0], found[1], value)
+        jsonpointer.add(found[0], found[1], value)
     except _PatchError as exc:
         raise _PatchError(f"error in move for path: '{path}': {exc}") from None
 
@@ -605,11 +502,11 @@ def _test(root: Any, path: str, op: Mapping[str, Any]) -> None:
         if not _equal(root, op.get("value")):
             raise _TestFailed
         return
-    found = _find(root, path)
+    found = jsonpointer.find(root, path)
     if found is None:
         raise _PatchError(f"test operation does not apply: is missing path: {path}: {_MISSING}")
     try:
-        value = _get(found[0], found[1])
+        value = jsonpointer.get(found[0], found[1])
     except _PatchError as exc:
         raise _PatchError(f"error in test for path: '{path}': {exc}") from None
     if value is None:
@@ -623,18 +520,18 @@ def _test(root: Any, path: str, op: Mapping[str, Any]) -> None:
 
 def _copy(root: Any, op: Mapping[str, Any]) -> None:
     source, path = _from(op, "copy"), op["path"]
-    found = _find(root, source)
+    found = jsonpointer.find(root, source)
     if found is None:
         raise _PatchError(f"copy operation does not apply: doc is missing from path: {source}: {_MISSING}")
     try:
-        value = _get(found[0], found[1])
+        value = jsonpointer.get(found[0], found[1])
     except _PatchError as exc:
         raise _PatchError(f"error in copy for from: '{source}': {exc}") from None
-    found = _find(root, path)
+    found = jsonpointer.find(root, path)
     if found is None:
         raise _PatchError(f"copy operation does not apply: doc is missing destination path: {path}: {_MISSING}")
     try:
-        _add(found[0], found[1], copy.deepcopy(value))
+        jsonpointer.add(found[0], found[1], copy.deepcopy(value))
     except _PatchError as exc:
         raise _PatchError(f"error while adding value during copy: {exc}") from None
 

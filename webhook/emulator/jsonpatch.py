@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
-from webhook import gotext
+from webhook import jsonpointer
 from webhook.emulator import texts
 
-MISSING = "missing value"
-INVALID_INDEX = "invalid index referenced"
+MISSING = jsonpointer.MISSING
+INVALID_INDEX = jsonpointer.INVALID_INDEX
 TEST_FAILED = "test failed"
-
-
-class PatchError(Exception):
-    """A patch that does not decode or does not apply; ``str()`` is the Go error text."""
+PatchError = jsonpointer.PatchError
+"""A patch that does not decode or does not apply; ``str()`` is the Go error text."""
 
 
 def decode(raw: bytes) -> list[dict[str, Any] | None]:
@@ -62,10 +59,6 @@ def apply(ops: list[dict[str, Any] | None], document: dict[str, Any]) -> dict[st
     return doc
 
 
-def _decode_key(part: str) -> str:
-    return part.replace("~1", "/").replace("~0", "~")
-
-
 def _path(op: dict[str, Any], field: str = "path") -> str:
     if field not in op or op[field] is None:
         what = "operation missing path field" if field == "path" else "operation, missing from field"
@@ -76,78 +69,16 @@ def _path(op: dict[str, Any], field: str = "path") -> str:
     return value
 
 
-def _find(doc: Any, path: str) -> tuple[Any, str] | None:
-    """``findObject``: the container holding the last segment of ``path``, and that segment."""
-    split = path.split("/")
-    if len(split) < 2:
-        return None
-    for part in split[1:-1]:
-        try:
-            nxt = _get(doc, _decode_key(part))
-        except PatchError:
-            return None
-        if not isinstance(nxt, dict | list):
-            return None
-        doc = nxt
-    return doc, _decode_key(split[-1])
-
-
-def _index(key: str) -> int:
-    if not re.fullmatch(r"[+-]?[0-9]+", key):
-        raise PatchError(f"strconv.Atoi: parsing {gotext.quote(key)}: invalid syntax")
-    return int(key)
-
-
-def _get(container: Any, key: str) -> Any:
-    if isinstance(container, dict):
-        return container.get(key)
-    idx = _index(key)
-    if idx >= len(container) or idx < -len(container):
-        raise PatchError(f"Unable to access invalid index: {idx}: {INVALID_INDEX}")
-    return container[idx]
-
-
-def _add(container: Any, key: str, value: Any) -> None:
-    if isinstance(container, dict):
-        container[key] = value
-        return
-    if key == "-":
-        container.append(value)
-        return
-    try:
-        idx = _index(key)
-    except PatchError as exc:
-        raise PatchError(f"value was not a proper array index: '{key}': {exc}") from None
-    size = len(container) + 1
-    if idx >= size or idx < -size:
-        raise PatchError(f"Unable to access invalid index: {idx}: {INVALID_INDEX}")
-    if idx < 0:
-        idx += size
-    container.insert(idx, value)
-
-
-def _remove(container: Any, key: str) -> None:
-    if isinstance(container, dict):
-        if key not in container:
-            raise PatchError(f"Unable to remove nonexistent key: {key}: {MISSING}")
-        del container[key]
-        return
-    idx = _index(key)
-    if idx >= len(container) or idx < -len(container):
-        raise PatchError(f"Unable to access invalid index: {idx}: {INVALID_INDEX}")
-    del container[idx]
-
-
 def _op_add(doc: Any, op: dict[str, Any]) -> None:
     try:
         path = _path(op)
     except PatchError:
         raise PatchError(f"add operation failed to decode path: {MISSING}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f'add operation does not apply: doc is missing path: "{path}": {MISSING}')
     try:
-        _add(*found, op.get("value"))
+        jsonpointer.add(*found, op.get("value"))
     except PatchError as exc:
         raise PatchError(f"error in add for path: '{path}': {exc}") from None
 
@@ -157,11 +88,11 @@ def _op_remove(doc: Any, op: dict[str, Any]) -> None:
         path = _path(op)
     except PatchError:
         raise PatchError(f"remove operation failed to decode path: {MISSING}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f'remove operation does not apply: doc is missing path: "{path}": {MISSING}')
     try:
-        _remove(*found)
+        jsonpointer.remove(*found)
     except PatchError as exc:
         raise PatchError(f"error in remove for path: '{path}': {exc}") from None
 
@@ -171,18 +102,15 @@ def _op_replace(doc: Any, op: dict[str, Any]) -> None:
         path = _path(op)
     except PatchError as exc:
         raise PatchError(f"replace operation failed to decode path: {exc}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f"replace operation does not apply: doc is missing path: {path}: {MISSING}")
     container, key = found
     try:
-        _get(container, key)
+        jsonpointer.get(container, key)
     except PatchError:
         raise PatchError(f"replace operation does not apply: doc is missing key: {path}: {MISSING}") from None
-    if isinstance(container, dict):
-        container[key] = op.get("value")
-    else:
-        container[_index(key)] = op.get("value")
+    jsonpointer.set_existing(container, key, op.get("value"))
 
 
 def _op_move(doc: Any, op: dict[str, Any]) -> None:
@@ -190,24 +118,24 @@ def _op_move(doc: Any, op: dict[str, Any]) -> None:
         source = _path(op, "from")
     except PatchError as exc:
         raise PatchError(f"move operation failed to decode from: {exc}") from None
-    found = _find(doc, source)
+    found = jsonpointer.find(doc, source)
     if found is None:
         raise PatchError(f"move operation does not apply: doc is missing from path: {source}: {MISSING}")
     container, key = found
     try:
-        value = _get(container, key)
-        _remove(container, key)
+        value = jsonpointer.get(container, key)
+        jsonpointer.remove(container, key)
     except PatchError as exc:
         raise PatchError(f"error in move for path: '{key}': {exc}") from None
     try:
         path = _path(op)
     except PatchError as exc:
         raise PatchError(f"move operation failed to decode path: {exc}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f"move operation does not apply: doc is missing destination path: {path}: {MISSING}")
     try:
-        _add(*found, value)
+        jsonpointer.add(*found, value)
     except PatchError as exc:
         raise PatchError(f"error in move for path: '{path}': {exc}") from None
 
@@ -217,22 +145,22 @@ def _op_copy(doc: Any, op: dict[str, Any]) -> None:
         source = _path(op, "from")
     except PatchError as exc:
         raise PatchError(f"copy operation failed to decode from: {exc}") from None
-    found = _find(doc, source)
+    found = jsonpointer.find(doc, source)
     if found is None:
         raise PatchError(f"copy operation does not apply: doc is missing from path: {source}: {MISSING}")
     try:
-        value = _get(*found)
+        value = jsonpointer.get(*found)
     except PatchError as exc:
         raise PatchError(f"error in copy for from: '{source}': {exc}") from None
     try:
         path = _path(op)
     except PatchError:
         raise PatchError(f"copy operation failed to decode path: {MISSING}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f"copy operation does not apply: doc is missing destination path: {path}: {MISSING}")
     try:
-        _add(*found, copy.deepcopy(value))
+        jsonpointer.add(*found, copy.deepcopy(value))
     except PatchError as exc:
         raise PatchError(f"error while adding value during copy: {exc}") from None
 
@@ -242,11 +170,11 @@ def _op_test(doc: Any, op: dict[str, Any]) -> None:
         path = _path(op)
     except PatchError as exc:
         raise PatchError(f"test operation failed to decode path: {exc}") from None
-    found = _find(doc, path)
+    found = jsonpointer.find(doc, path)
     if found is None:
         raise PatchError(f"test operation does not apply: is missing path: {path}: {MISSING}")
     try:
-        value = _get(*found)
+        value = jsonpointer.get(*found)
     except PatchError as exc:
         raise PatchError(f"error in test for path: '{path}': {exc}") from None
     expected = op.get("value")
