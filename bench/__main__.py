@@ -409,24 +409,9 @@ def cel_server(bare_base: str, cel_base: str, loader: Loader, *, seconds: float,
 def audit_micro(rounds: int = 3) -> dict[str, Any]:
     """``python -m webhook audit`` evaluation in process: typical Pods per second on one core (CPU
     time of this process, best of ``rounds``), the default policies, a Pod as created now."""
-    from tests import test_audit_dumps as dumps
-    from tests.test_chain_benchmarks import typical_pod
-    from webhook import catalog, config
-    from webhook.audit import evaluate, model
+    from tests.test_audit_perf import pods_per_second
 
-    evaluator = evaluate.Evaluator(catalog.load([config.DEFAULT_POLICIES]))
-    namespace = model.Namespace.of(dumps.namespace("shop"))
-    pods = []
-    for index in range(1000):
-        pod = typical_pod()
-        pod["metadata"].update(name=f"api-7d4f9-{index:05d}", uid=dumps.uid("pod", str(index)))
-        pods.append(model.Item(pod))
-    rates = []
-    for _ in range(rounds):
-        started = time.process_time()
-        for item in pods:
-            evaluator.evaluate(item, namespace)
-        rates.append(len(pods) / (time.process_time() - started))
+    rates = pods_per_second(1000, rounds)
     return {"pods_per_second": round(max(rates)), "rounds": [round(r) for r in rates]}
 
 
