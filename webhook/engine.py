@@ -122,15 +122,6 @@ def _reads_object(group_settings: policy_settings.GroupSettings, extra: policy_s
     )
 
 
-def _params_key(params: Any) -> Any:
-    """A key equal for equal params: the params themselves when hashable (frozen models), else identity."""
-    try:
-        hash(params)
-    except TypeError:
-        return id(params)
-    return params
-
-
 CEL_GROUP = "cel"
 """The group of ValidatingAdmissionPolicies (``/validate/cel``)."""
 
@@ -172,7 +163,7 @@ class PolicySet:
                     gate = gates.setdefault((id(group_settings), id(extra)), len(gates))
                     exemptions = (group_settings.exemptions,) + ((extra,) if extra is not None else ())
                     reads_object = _reads_object(group_settings, extra)
-                    result_key = policy.result_key(params) if policy.result_key else _params_key(params)
+                    result_key = policy.result_key(params) if policy.result_key else plan.params_key(params)
                     call = calls.setdefault((policy.id, result_key), len(calls))
                     instances.append(
                         Instance(

@@ -71,7 +71,9 @@ class Validation:
     calls: int
 
 
-def _params_key(params: Any) -> Any:
+def params_key(params: Any) -> Any:
+    """A key equal for equal params: the params themselves when hashable (frozen models), else
+    identity. The engine keys check results by it too."""
     try:
         hash(params)
     except TypeError:
@@ -98,7 +100,7 @@ def compile_validation(instances: tuple[Instance, ...], *, kind: str) -> Validat
         if bucket is None:
             bucket = buckets[key] = len(bucket_list)
             shown = inst.group.render_mode(mode) if inst.group.render_mode is not None else mode
-            params = equal_params.setdefault(_params_key(inst.params), len(equal_params))
+            params = equal_params.setdefault(params_key(inst.params), len(equal_params))
             bucket_list.append(Bucket(inst, mode, (inst.group.name, shown, params)))
         steps.append(Step(order, inst, mode, inst.call, bucket))
     if not steps:
