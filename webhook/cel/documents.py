@@ -114,6 +114,12 @@ class MatchResources:
     resource_rules: tuple[Rule, ...] = ()
     exclude_resource_rules: tuple[Rule, ...] = ()
     match_policy: str = "Equivalent"
+    any_object: bool = dataclasses.field(init=False, compare=False)
+    """Both selectors empty: the selectors let every request through (most policies and
+    bindings), which is asked for every policy of every review."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "any_object", self.namespace_selector.empty and self.object_selector.empty)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ def rules_match(match: documents.MatchResources, ctx: model.ReviewContext, *, co
 
 def selectors_match(match: documents.MatchResources, ctx: model.ReviewContext, obj: Any) -> bool:
     """The parts that read objects and labels: namespaceSelector, then objectSelector."""
+    if match.any_object:
+        return True
     return namespace_matches(match.namespace_selector, ctx, obj) and predicates.object_matches(
         match.object_selector, obj, ctx.old_object
     )

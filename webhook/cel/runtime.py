@@ -90,6 +90,9 @@ class Program:
     """The checked result type as cel-cpp names it (``BOOL``, ``STRING``, ``DYN``, ``LIST<DYN>``)."""
     variables: frozenset[str]
     """Names of the composited ``variables.<name>`` the expression refers to (evaluated first)."""
+    asks_authorizer: bool = False
+    """Whether the expression mentions ``authorizer``: its checks ask the cluster, so it is never
+    evaluated speculatively (:mod:`webhook.cel.batch`)."""
 
 
 class _Environment:
@@ -154,6 +157,15 @@ def referenced_variables(source: str) -> frozenset[str]:
     return frozenset(_VARIABLE_REFERENCE.findall(_STRINGS.sub("''", source)))
 
 
+_AUTHORIZER = re.compile(r"(?<![.\w])authorizer\b")
+
+
+def mentions_authorizer(source: str) -> bool:
+    """Whether ``authorizer`` appears as a name outside string literals (a field called
+    ``authorizer`` of some object does not count)."""
+    return _AUTHORIZER.search(_STRINGS.sub("''", source)) is not None
+
+
 def compile(
     source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",),
     variable_types: Mapping[str, str] | None = None,
@@ -176,7 +188,7 @@ def compile(
             raise CompileError(f"must evaluate to {wanted} but got {_go_type(output)}")
         listed = " ".join(_go_type(name) for name in returns)
         raise CompileError(f"must evaluate to one of [{listed}] but got {_go_type(output)}")
-    return Program(source, expression, output, referenced_variables(source))
+    return Program(source, expression, output, referenced_variables(source), mentions_authorizer(source))
 
 
 _UNDECLARED = re.compile(
@@ -307,9 +319,9 @@ def evaluate(program: Program, bound: Any) -> Result:
         plain = value.plain_value()
         # An error's plain value is its text, so a boolean is never an error: no type() call.
         if plain is True:
-            return _TRUE
+            return TRUE
         if plain is False:
-            return _FALSE
+            return FALSE
         if value.type() == _ERROR_TYPE:
             return _failed(str(plain))
     except TypeError:
@@ -324,8 +336,8 @@ _ERROR_TYPE = cel.Type.ERROR
 def _failed(text: str) -> Result:
     """The (immutable, shared) result for cel-cpp's error ``text``: see :func:`error_text`."""
     return Result(error=error_text(text))
-_TRUE = Result(value=True)
-_FALSE = Result(value=False)
+TRUE = Result(value=True)
+FALSE = Result(value=False)
 
 
 UNSUPPORTED_RESULT = (

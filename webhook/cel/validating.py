@@ -18,12 +18,12 @@ in docs/reference/cel-admission-facts.md:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from webhook.cel import documents, k8s_authz, matching, pairing, params, runtime
+from webhook.cel import batch, documents, k8s_authz, matching, pairing, params, runtime
 from webhook.policy import model
 
 FAILURE_ANNOTATION = "validation.policy.admission.k8s.io/validation_failure"
@@ -68,8 +68,20 @@ class _Decision:
     index: int = 0
 
 
+_SHARED_DECLARATIONS = runtime.Declarations()
+"""What a policy without ``paramKind`` is compiled with: the only policies whose expressions are
+batched (a param differs per binding)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     """The validating policies of a policy set with their bindings and param objects."""
+
+    batched: bool = True
+    """Whether the expressions of the policies sharing an activation run as batches
+    (:mod:`webhook.cel.batch`); False runs each alone (the reference the tests compare with)."""
+    batches: batch.Batches = dataclasses.field(
+        default_factory=lambda: batch.Batches(_SHARED_DECLARATIONS), init=False, repr=False, compare=False)
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -289,17 +301,23 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
     shared: dict[tuple[bool, int], Any] = {}
+    selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     for policy, binding in policy_set.candidates(ctx):
         if not matching.selectors_match(policy.match_constraints, ctx, obj):
             continue
         if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
             continue
-        failure_policy = policy.failure_policy
         try:
-            found = policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)
+            selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
         except params.ConfigurationError as exc:
+            selected.append((policy, binding, str(exc)))
+    if policy_set.batched and len(selected) > 1:
+        _batch(policy_set, selected, base, shared)
+    for policy, binding, found in selected:
+        failure_policy = policy.failure_policy
+        if isinstance(found, str):
             if failure_policy != "Ignore":
-                denials.append(Denial(_denied(policy, binding, f"failed to configure binding: {exc}"),
+                denials.append(Denial(_denied(policy, binding, f"failed to configure binding: {found}"),
                                       "Invalid", 422, policy.name, binding.name))
                 verdict.decided.append((policy.name, binding.name))
             continue
@@ -322,6 +340,29 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     if denials:
         verdict.denial = denials[0]
     return verdict
+
+
+def _batch(
+    policy_set: PolicySet, selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Any]],
+    base: Mapping[str, Any], shared: dict[tuple[bool, int], Any],
+) -> None:
+    """Evaluate the match conditions, then the validations of the policies they let through, of
+    every selected policy that uses the shared activation, as two :mod:`webhook.cel.batch` calls;
+    the results land in the shared memo, where each policy's own evaluation finds them."""
+    policies = tuple(policy for policy, _, found in selected
+                     if policy.param_kind is None and not policy.needed and not isinstance(found, str))
+    if not policies:
+        return
+    plan = policy_set.batches.plan(policies)
+    _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memo
+    _, bound, memo = shared[(False, id(None))]
+    if len(plan.conditions) > 1:
+        policy_set.batches.run(plan.conditions, bound, memo)
+    validations = [program for conditions, programs in plan.validations
+                   if all(memo.get(source) is runtime.TRUE for source in conditions)
+                   for program in programs if program.source not in memo]
+    if len(validations) > 1:
+        policy_set.batches.run(validations, bound, memo)
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:

@@ -1,0 +1,190 @@
+"""Batched CEL evaluation (webhook.cel.batch) gives exactly the verdicts of one call per expression.
+
+The reference is the same policy set with ``batched=False``; both run over the Pod Security set as
+admission policies (every namespace level, CREATE and UPDATE), over the upstream fixtures when
+``../shared`` is there, and over generated Pods of every odd shape (whose errors make batches fail and
+fall back). The targeted tests pin what the module docstring promises: one call for a whole batch, an
+erroring member reported alone with its own text, the authorizer never asked speculatively.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import test_cel_examples as examples
+from tests import test_plan
+from webhook.cel import runtime, validating
+from webhook.policy import model
+
+PSS = examples.PSS
+PSS_WARN = examples.PSS_WARN
+LEVELS: list[dict[str, str] | None] = [
+    None, {}, {examples.ENFORCE: "baseline"}, {examples.ENFORCE: "restricted"}, {examples.ENFORCE: "privileged"},
+]
+
+
+def unbatched(policy_set: validating.PolicySet) -> validating.PolicySet:
+    return dataclasses.replace(policy_set, batched=False)
+
+
+PSS_ALONE = unbatched(PSS)
+PSS_WARN_ALONE = unbatched(PSS_WARN)
+
+
+def assert_same(obj: Any, ctx: model.ReviewContext) -> None:
+    for batched, alone in ((PSS, PSS_ALONE), (PSS_WARN, PSS_WARN_ALONE)):
+        assert validating.evaluate(batched, obj, ctx) == validating.evaluate(alone, obj, ctx)
+
+
+def contexts(obj: Any, old: Any = None) -> list[model.ReviewContext]:
+    found = [examples.pod_context(obj if isinstance(obj, dict) else {}, labels=labels) for labels in LEVELS]
+    if old is not None:
+        found += [examples.pod_context(obj if isinstance(obj, dict) else {}, labels=labels, operation="UPDATE",
+                                       old_object=old) for labels in LEVELS]
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in examples.MANIFESTS.glob("pod-*.yaml")))
+def test_example_pods_in_every_namespace_level(name: str) -> None:
+    pod = examples.manifest(name)
+    other = examples.manifest("pod-restricted.yaml")
+    for ctx in contexts(pod, old=other):
+        assert_same(pod, ctx)
+
+
+def test_upstream_fixtures() -> None:
+    if not examples.FIXTURES:
+        pytest.skip(f"conformance corpus not found at {examples.PSA}")
+    for entry in examples.FIXTURES:
+        pod = yaml.safe_load((examples.PSA / entry["file"]).read_text())
+        for ctx in contexts(pod):
+            assert_same(pod, ctx)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(test_plan.POD, st.one_of(st.none(), test_plan.POD))
+def test_generated_pods(pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+    for ctx in contexts(pod, old=old):
+        assert_same(pod, ctx)
+
+
+# --- what batching does -----------------------------------------------------------------------------
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    evaluate = runtime.evaluate
+
+    def counted(program: runtime.Program, bound: Any) -> runtime.Result:
+        calls.append(program.source)
+        return evaluate(program, bound)
+
+    monkeypatch.setattr(runtime, "evaluate", counted)
+    return calls
+
+
+def test_a_compliant_pod_takes_two_calls_for_the_whole_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conditions in one call, validations in another; unbatched, one call per distinct expression."""
+    pod = examples.manifest("pod-restricted.yaml")
+    ctx = examples.pod_context(pod, labels={examples.ENFORCE: "restricted"})
+    calls = _counting(monkeypatch)
+    assert validating.evaluate(PSS, pod, ctx).denial is None
+    assert len(calls) == 2
+    calls.clear()
+    assert validating.evaluate(PSS_ALONE, pod, ctx).denial is None
+    assert len(calls) == len(set(calls)) > 19
+
+
+def _policies(*validations: str, condition: str = "true") -> validating.PolicySet:
+    documents: list[dict[str, Any]] = []
+    for index, expression in enumerate(validations):
+        name = f"p{index}"
+        documents.append({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                             "operations": ["CREATE"], "resources": ["pods"]}]},
+                     "matchConditions": [{"name": "c", "expression": condition}],
+                     "validations": [{"expression": expression}]},
+        })
+        documents.append({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Warn"]},
+        })
+    return examples.load_documents(documents)
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}
+
+
+def test_a_failing_member_reports_its_own_error_and_the_others_their_own_results() -> None:
+    policy_set = _policies("object.spec.containers.size() == 1", "object.spec.nodeName == 'x'",
+                           "object.metadata.name == 'q'", "1 / object.spec.containers.size() - 1 == 1")
+    verdict = validating.evaluate(policy_set, POD, examples.pod_context(POD))
+    assert verdict == validating.evaluate(unbatched(policy_set), POD, examples.pod_context(POD))
+    assert verdict.warnings == [
+        "Validation failed for ValidatingAdmissionPolicy 'p1' with binding 'p1': "
+        "expression 'object.spec.nodeName == 'x'' resulted in error: no such key: nodeName",
+        "Validation failed for ValidatingAdmissionPolicy 'p2' with binding 'p2': "
+        "failed expression: object.metadata.name == 'q'",
+        "Validation failed for ValidatingAdmissionPolicy 'p3' with binding 'p3': "
+        "failed expression: 1 / object.spec.containers.size() - 1 == 1",
+    ]
+
+
+def test_a_policy_its_conditions_opt_out_of_is_not_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy_set = _policies("object.spec.nodeName == 'x'", "object.spec.hostname == 'y'", condition="false")
+    calls = _counting(monkeypatch)
+    assert validating.evaluate(policy_set, POD, examples.pod_context(POD)).warnings == []
+    assert calls == ["false"]
+
+
+class CountingAuthorizer:
+    """Allows everything and counts the SubjectAccessReviews it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def allowed(self, **_: Any) -> bool | None:
+        self.asked += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_expression_asking_the_authorizer_runs_only_where_the_api_server_runs_it() -> None:
+    check = "authorizer.group('').resource('nodes').check('get').allowed()"
+    opted_out = _policies("true", "false", check, condition=f"object.metadata.name == 'other' && {check}")
+    running = _policies("true", "object.spec.nodeName == 'x'", check, f"!{check}")
+    for chosen in (opted_out, unbatched(opted_out)):
+        authorizer = CountingAuthorizer()
+        assert validating.evaluate(chosen, POD, examples.pod_context(POD, authorizer=authorizer)).warnings == []
+        assert authorizer.asked == 0  # the conditions are false before the check
+    for chosen in (running, unbatched(running)):
+        authorizer = CountingAuthorizer()
+        verdict = validating.evaluate(chosen, POD, examples.pod_context(POD, authorizer=authorizer))
+        assert [w.split(": ", 1)[1] for w in verdict.warnings] == [
+            "expression 'object.spec.nodeName == 'x'' resulted in error: no such key: nodeName",
+            f"failed expression: !{check}",
+        ]
+        assert authorizer.asked == 1  # the review keeps its answer for the second policy
+
+
+def test_verdicts_carry_the_same_audit_annotations() -> None:
+    pod = examples.manifest("pod-privileged.yaml")
+    audited = dataclasses.replace(PSS, bindings=tuple(
+        dataclasses.replace(binding, validation_actions=("Audit", "Warn")) for binding in PSS.bindings))
+    ctx = examples.pod_context(pod)
+    verdict = validating.evaluate(audited, pod, ctx)
+    assert verdict == validating.evaluate(unbatched(audited), pod, ctx)
+    failures = json.loads(verdict.audit[validating.FAILURE_ANNOTATION])
+    assert failures[0]["policy"] == "pss-baseline-host-namespaces"
