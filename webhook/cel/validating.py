@@ -324,17 +324,20 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
         for param in found:
             evaluation = _Evaluation(policy, base, param, shared)
             decisions = _validate(evaluation, failure_policy)
-            values, audit_denials = _audit_values(evaluation, failure_policy)
-            for key, value in values:
-                listed = audit_values.setdefault(f"{policy.name}/{key}", [])
-                if value not in listed:
-                    listed.append(value)
-            for decision in audit_denials:
-                denials.append(Denial(_denied(policy, binding, decision.message), "Invalid", 422,
-                                      policy.name, binding.name))
-            if decisions or audit_denials:
+            if policy.audit_annotations:
+                values, audit_denials = _audit_values(evaluation, failure_policy)
+                for key, value in values:
+                    listed = audit_values.setdefault(f"{policy.name}/{key}", [])
+                    if value not in listed:
+                        listed.append(value)
+                for decision in audit_denials:
+                    denials.append(Denial(_denied(policy, binding, decision.message), "Invalid", 422,
+                                          policy.name, binding.name))
+                if audit_denials and not decisions:
+                    verdict.decided.append((policy.name, binding.name))
+            if decisions:
                 verdict.decided.append((policy.name, binding.name))
-            _apply_actions(verdict, denials, policy, binding, decisions)
+                _apply_actions(verdict, denials, policy, binding, decisions)
     for key, listed in audit_values.items():
         verdict.audit[key] = ", ".join(listed)
     if denials:
@@ -358,11 +361,16 @@ def _batch(
     _, bound, memo = shared[(False, id(None))]
     if len(plan.conditions) > 1:
         policy_set.batches.run(plan.conditions, bound, memo)
-    validations = [program for conditions, programs in plan.validations
-                   if all(memo.get(source) is runtime.TRUE for source in conditions)
-                   for program in programs if program.source not in memo]
+    validations: list[runtime.Program] = []
+    true = runtime.TRUE
+    for conditions, programs in plan.validations:
+        for source in conditions:
+            if memo.get(source) is not true:
+                break
+        else:
+            validations += programs
     if len(validations) > 1:
-        policy_set.batches.run(validations, bound, memo)
+        policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
