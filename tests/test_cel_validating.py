@@ -401,3 +401,66 @@ def test_has_and_optional_selection_of_a_typed_variable_are_left_as_written() ->
     validations = "  - expression: has(variables.ok) && variables.?ok.orValue(false) && variables.ok"
     assert validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
                                ctx()).denial is None
+
+
+# --- matchPolicy: the request as made, and with Equivalent the version it was converted to ---------
+
+EVENT = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "default"},
+         "note": "x", "reason": "Pulled"}
+
+
+def _event_policy(match_policy: str, group: str, *, exclude: str = "") -> validating.PolicySet:
+    spec = f"""  matchConstraints:
+    matchPolicy: {match_policy}
+    resourceRules:
+    - {{apiGroups: ["{group}"], apiVersions: [v1], operations: [CREATE], resources: [events]}}
+{exclude}"""
+    text = f"""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: events}}
+spec:
+{spec}  validations:
+  - expression: "false"
+    message: checked
+""" + binding("events", "events")
+    return policy_set(text)
+
+
+def _converted_event(**fields: Any) -> model.ReviewContext:
+    """A core/v1 Event created, sent to this webhook as events.k8s.io/v1 (the API server converted it
+    because the webhook registered that version with matchPolicy Equivalent)."""
+    request = {"requestKind": {"group": "", "version": "v1", "kind": "Event"},
+               "requestResource": {"group": "", "version": "v1", "resource": "events"}, "requestSubResource": ""}
+    values: dict[str, Any] = {"kind": "Event", "group": "events.k8s.io", "version": "v1", "resource": "events",
+                              "name": "e1", "request": request}
+    values.update(fields)
+    return ctx(**values)
+
+
+@pytest.mark.parametrize(("match_policy", "group", "checked"), [
+    ("Equivalent", "events.k8s.io", True),  # matched through the equivalent the object was sent in
+    ("Exact", "events.k8s.io", False),  # the request was made for core events
+    ("Exact", "", True),
+    ("Equivalent", "", True),
+])
+def test_match_policy_on_a_converted_request(match_policy: str, group: str, checked: bool) -> None:
+    verdict = validating.evaluate(_event_policy(match_policy, group), EVENT, _converted_event())
+    assert (verdict.denial is not None) is checked
+
+
+def test_match_policy_without_conversion_matches_the_resource_as_sent() -> None:
+    unconverted = ctx(kind="Event", group="events.k8s.io", version="v1", resource="events", name="e1",
+                      request={"requestResource": {"group": "events.k8s.io", "version": "v1", "resource": "events"}})
+    for match_policy in ("Exact", "Equivalent"):
+        assert validating.evaluate(_event_policy(match_policy, "events.k8s.io"), EVENT, unconverted).denial is not None
+        assert validating.evaluate(_event_policy(match_policy, ""), EVENT, unconverted).denial is None
+
+
+@pytest.mark.parametrize(("match_policy", "checked"), [("Equivalent", False), ("Exact", True)])
+def test_exclude_rules_follow_the_match_policy_too(match_policy: str, checked: bool) -> None:
+    exclude = """    excludeResourceRules:
+    - {apiGroups: [events.k8s.io], apiVersions: [v1], operations: [CREATE], resources: [events]}
+"""
+    verdict = validating.evaluate(_event_policy(match_policy, "", exclude=exclude), EVENT, _converted_event())
+    assert (verdict.denial is not None) is checked

@@ -10,8 +10,13 @@ Differences from the API server, both from having no live cluster view:
 * namespace labels come from the watch-fed namespace cache (or ``review --namespace-label``); when
   they are unknown, a non-empty ``namespaceSelector`` does not match (the API server would look the
   namespace up);
-* ``matchPolicy: Equivalent`` matches like ``Exact``: the API server's table of equivalent
-  resources (the same kind served under an older group or version) is not available offline.
+* ``matchPolicy``: the API server matches the request as it was made (``requestResource``), and
+  with ``Equivalent`` also each equivalent resource in its table (the same objects served under
+  another version or group). Without that table, the one equivalent known here is the version the
+  API server sent the object in (``resource``, which differs from ``requestResource`` when it
+  converted the object for this webhook). A policy matching another equivalent only would need the
+  object in a version we are not sent; registering the policy's own rules (``register``) makes the
+  API server send that version.
 """
 
 from __future__ import annotations
@@ -29,23 +34,46 @@ def namespace_matches(selector: documents.Selector, ctx: model.ReviewContext, ob
     )
 
 
-def rule_matches(rule: documents.Rule, ctx: model.ReviewContext) -> bool:
-    """``rules.Matcher.Matches``, with the rule's ``resourceNames``."""
+Resource = tuple[str, str, str, str]
+"""(group, version, resource, subresource)."""
+
+
+def request_resources(ctx: model.ReviewContext) -> tuple[Resource, Resource | None]:
+    """The resource as the request was made, and the one the object was sent in when the API server
+    converted it (``None`` when it did not, or when the review has no ``requestResource``)."""
+    sent = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource)
+    raw = ctx.request
+    made = raw.get("requestResource") if raw is not None else None
+    if not isinstance(made, dict) or raw is None:
+        return sent, None
+    sub_resource = raw.get("requestSubResource", ctx.sub_resource)
+    original = (str(made.get("group") or ""), str(made.get("version") or ""), str(made.get("resource") or ""),
+                sub_resource if isinstance(sub_resource, str) else "")
+    return (sent, None) if original == sent else (original, sent)
+
+
+def rule_matches(rule: documents.Rule, ctx: model.ReviewContext, resource: Resource | None = None) -> bool:
+    """``rules.Matcher.Matches``, with the rule's ``resourceNames``, for ``resource`` (by default
+    the one the object was sent in)."""
+    group, version, name, sub_resource = resource or (ctx.group, ctx.version, ctx.resource, ctx.sub_resource)
     return predicates.rule_matches(
-        rule, operation=ctx.operation, group=ctx.group, version=ctx.version, resource=ctx.resource,
-        subresource=ctx.sub_resource, namespace=ctx.namespace, name=ctx.name, resource_names=rule.resource_names,
+        rule, operation=ctx.operation, group=group, version=version, resource=name,
+        subresource=sub_resource, namespace=ctx.namespace, name=ctx.name, resource_names=rule.resource_names,
     )
 
 
 def rules_match(match: documents.MatchResources, ctx: model.ReviewContext, *, constraints: bool) -> bool:
-    """The request-only part: excludeResourceRules, then resourceRules. ``constraints``: a
-    policy's matchConstraints, whose empty ``resourceRules`` never happen (validation requires
-    them); a binding's empty rules mean "whatever the policy matches"."""
-    if any(rule_matches(rule, ctx) for rule in match.exclude_resource_rules):
+    """The request-only part: excludeResourceRules, then resourceRules, each for the resource as
+    requested and, with ``matchPolicy: Equivalent``, for the converted one (``matchesResourceRules``).
+    ``constraints``: a policy's matchConstraints, whose empty ``resourceRules`` never happen
+    (validation requires them); a binding's empty rules mean "whatever the policy matches"."""
+    made, converted = request_resources(ctx)
+    resources = (made,) if converted is None or match.match_policy != "Equivalent" else (made, converted)
+    if any(rule_matches(rule, ctx, resource) for resource in resources for rule in match.exclude_resource_rules):
         return False
     if not match.resource_rules:
         return not constraints
-    return any(rule_matches(rule, ctx) for rule in match.resource_rules)
+    return any(rule_matches(rule, ctx, resource) for resource in resources for rule in match.resource_rules)
 
 
 def selectors_match(match: documents.MatchResources, ctx: model.ReviewContext, obj: Any) -> bool:

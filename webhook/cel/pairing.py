@@ -69,7 +69,7 @@ class Pairing(Generic[PolicyT, BindingT]):
 
     def candidates(self, ctx: model.ReviewContext) -> tuple[tuple[PolicyT, BindingT], ...]:
         """The pairs whose resource rules match the request, looked up once per kind of request."""
-        key = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource, ctx.operation, bool(ctx.namespace), ctx.name)
+        key = (matching.request_resources(ctx), ctx.operation, bool(ctx.namespace), ctx.name)
         found = self._by_request.get(key)
         if found is None:
             found = tuple(
