@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests import test_cel_examples as examples
 from tests import test_plan
-from webhook.cel import runtime, validating
+from webhook.cel import batch, runtime, validating
 from webhook.policy import model
 
 PSS = examples.PSS
@@ -91,15 +91,43 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_compliant_pod_takes_two_calls_for_the_whole_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Conditions in one call, validations in another; unbatched, one call per distinct expression."""
+    """Conditions in one call, validations in another, from the third review of the kind on;
+    unbatched, one call per distinct expression."""
     pod = examples.manifest("pod-restricted.yaml")
     ctx = examples.pod_context(pod, labels={examples.ENFORCE: "restricted"})
+    policy_set = dataclasses.replace(PSS)  # fresh batches
     calls = _counting(monkeypatch)
-    assert validating.evaluate(PSS, pod, ctx).denial is None
+    assert validating.evaluate(policy_set, pod, ctx).denial is None  # first sighting: runs unbatched
+    alone = len(calls)
+    assert alone == len(set(calls)) > 19
+    calls.clear()
+    # Second review: the conditions' batch is compiled and runs; the validations' list is seen for
+    # the first time (it depends on the conditions' results, unknown before).
+    assert validating.evaluate(policy_set, pod, ctx).denial is None
+    assert 2 < len(calls) < alone
+    calls.clear()
+    assert validating.evaluate(policy_set, pod, ctx).denial is None
     assert len(calls) == 2
     calls.clear()
     assert validating.evaluate(PSS_ALONE, pod, ctx).denial is None
-    assert len(calls) == len(set(calls)) > 19
+    assert len(calls) == alone
+
+
+def test_batches_stay_within_their_source_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the budget, lists not compiled yet run unbatched, with the same verdicts."""
+    monkeypatch.setattr(batch, "SOURCE_BUDGET", 3000)  # room for the conditions (~1,200), not the validations
+    pod = examples.manifest("pod-privileged.yaml")
+    ctx = examples.pod_context(pod)
+    policy_set = dataclasses.replace(PSS)
+    for _ in range(3):
+        assert validating.evaluate(policy_set, pod, ctx) == validating.evaluate(PSS_ALONE, pod, ctx)
+    assert 0 <= policy_set.batches.budget < 3000  # the conditions' batch was compiled
+    calls = _counting(monkeypatch)
+    validating.evaluate(policy_set, pod, ctx)
+    batched = len(calls)
+    calls.clear()
+    validating.evaluate(PSS_ALONE, pod, ctx)
+    assert 2 < batched < len(calls)  # the conditions in one call, the validations one by one
 
 
 def _policies(*validations: str, condition: str = "true") -> validating.PolicySet:

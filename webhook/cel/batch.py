@@ -19,9 +19,14 @@ What keeps the answers the API server's:
   conditions all hold go into the second. A policy the request opts out of is not evaluated further,
   as upstream, and cannot fail the others' batch.
 
-A batch is compiled the first time its list of expressions is seen (a few milliseconds for the 19
-Pod Security policies) and kept: the lists a policy set produces are few (which policies match a
-kind of request and which of their conditions hold), and the memo is bounded anyway.
+Cost and bounds. A batch is compiled the second time its list of expressions is seen (a few
+milliseconds for the 19 Pod Security policies; the first review of a kind runs unbatched, so a
+one-off list never pays for compiling) and kept for the policy set's life. A compiled batch holds
+about 85 bytes per character of its members' source (0.54 MB for the Pod Security validations), so
+the batches of a policy set share a budget of :data:`SOURCE_BUDGET` characters: once it is spent,
+lists not yet compiled run unbatched (slower by the per-call cost, never by a compile per review).
+The lists a policy set produces are few in practice (which policies match a kind of request and
+which of their conditions hold).
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ from typing import Any, Protocol
 from webhook.cel import runtime
 
 CACHE_LIMIT = 256
-"""Lists of expressions remembered per policy set (dropped all at once when full)."""
+"""Plans (lists of policies) remembered per policy set (dropped all at once when full: a plan is a
+few lists of references, cheap to rebuild)."""
+SOURCE_BUDGET = 128 * 1024
+"""Characters of expression source the compiled batches of one policy set may hold (about 11 MB)."""
+SIGHTINGS = 2
+"""Times a list must be seen before its batch is compiled."""
+SEEN_LIMIT = 4096
+"""Lists counted while not compiled (the counts are dropped all at once when full)."""
 
 
 class _Named(Protocol):
@@ -70,13 +82,16 @@ class Plan:
 class Batches:
     """The combined programs of one policy set, by the sources of their members."""
 
-    __slots__ = ("_compiled", "_plans", "declared")
+    __slots__ = ("_compiled", "_plans", "_seen", "budget", "declared")
 
     def __init__(self, declared: runtime.Declarations) -> None:
         self.declared = declared
         """What the members were compiled with; the batch is compiled with the same."""
+        self.budget = SOURCE_BUDGET
+        """Characters of source still available for new batches."""
         self._compiled: dict[tuple[str, ...], runtime.Program | None] = {}
         self._plans: dict[tuple[str, ...], Plan] = {}
+        self._seen: dict[tuple[str, ...], int] = {}
 
     def plan(self, policies: Sequence[_Policy]) -> Plan:
         """The batches' members for these policies (by name: unique in a policy set), leaving out
@@ -102,7 +117,7 @@ class Batches:
         try:
             combined = self._compiled[key]
         except KeyError:
-            combined = self._compile(key)
+            combined = self._admit(key)
         if combined is None:
             return False
         result = runtime.evaluate(combined, bound)
@@ -114,15 +129,24 @@ class Batches:
                 runtime.Result(value=value))
         return True
 
-    def _compile(self, key: tuple[str, ...]) -> runtime.Program | None:
+    def _admit(self, key: tuple[str, ...]) -> runtime.Program | None:
+        """The batch for a list not compiled yet: compiled on its :data:`SIGHTINGS`-th sighting
+        if the budget allows, else ``None`` (the members run alone)."""
+        seen = self._seen.get(key, 0) + 1
+        size = sum(len(source) for source in key)
+        if seen < SIGHTINGS or size > self.budget:
+            if len(self._seen) >= SEEN_LIMIT:
+                self._seen.clear()
+            self._seen[key] = seen
+            return None
+        self._seen.pop(key, None)
         # Each member on its own lines: a trailing ``//`` comment cannot swallow the separator.
         text = "[" + ",".join(f"(\n{source}\n)" for source in key) + "]"
         try:
             combined: runtime.Program | None = runtime.compile(text, declared=self.declared, returns=None)
         except runtime.CompileError:
-            combined = None  # beyond the parser's limits: the members run alone
-        if len(self._compiled) >= CACHE_LIMIT:
-            self._compiled.clear()
+            combined = None  # beyond the parser's limits: the members run alone, for good
+        self.budget -= size  # a refused list is remembered too, and must not grow without bound
         self._compiled[key] = combined
         return combined
 
