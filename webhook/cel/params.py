@@ -30,6 +30,10 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+NO_PARAMS: Sequence[Any] = (None,)
+"""One evaluation without params (one object, so callers can tell it by identity)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Store:
     """Param objects by ``(apiVersion, kind)``, in the order they were read."""
@@ -56,10 +60,11 @@ class Store:
     def for_binding(
         self, kind: documents.ParamKind | None, ref: documents.ParamRef | None, ctx: model.ReviewContext
     ) -> Sequence[Any]:
-        """What a binding evaluates its policy with: ``[None]`` (one evaluation, no params) unless
-        both the policy's ``paramKind`` and the binding's ``paramRef`` are set, else :meth:`collect`."""
+        """What a binding evaluates its policy with: :data:`NO_PARAMS` (one evaluation, no params)
+        unless both the policy's ``paramKind`` and the binding's ``paramRef`` are set, else
+        :meth:`collect`."""
         if kind is None or ref is None:
-            return [None]
+            return NO_PARAMS
         return self.collect(kind, ref, request_namespace=ctx.namespace, live=ctx.params)
 
     def collect(

@@ -311,9 +311,12 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
             selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
         except params.ConfigurationError as exc:
             selected.append((policy, binding, str(exc)))
+    memo: dict[str, runtime.Result] | None = None
     if policy_set.batched and len(selected) > 1:
-        _batch(policy_set, selected, base, shared)
+        memo = _batch(policy_set, selected, base, shared)
     for policy, binding, found in selected:
+        if memo is not None and found is params.NO_PARAMS and _passes(policy, memo):
+            continue
         failure_policy = policy.failure_policy
         if isinstance(found, str):
             if failure_policy != "Ignore":
@@ -348,14 +351,14 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
 def _batch(
     policy_set: PolicySet, selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Any]],
     base: Mapping[str, Any], shared: dict[tuple[bool, int], Any],
-) -> None:
+) -> dict[str, runtime.Result] | None:
     """Evaluate the match conditions, then the validations of the policies they let through, of
     every selected policy that uses the shared activation, as two :mod:`webhook.cel.batch` calls;
-    the results land in the shared memo, where each policy's own evaluation finds them."""
+    the results land in the shared memo (returned), where each policy's own evaluation finds them."""
     policies = tuple(policy for policy, _, found in selected
                      if policy.param_kind is None and not policy.needed and not isinstance(found, str))
     if not policies:
-        return
+        return None
     plan = policy_set.batches.plan(policies)
     _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memo
     _, bound, memo = shared[(False, id(None))]
@@ -371,6 +374,24 @@ def _batch(
             validations += programs
     if len(validations) > 1:
         policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
+    return memo
+
+
+def _passes(policy: documents.ValidatingPolicy, memo: Mapping[str, runtime.Result]) -> bool:
+    """Whether the batches' results alone show that a policy on the shared activation decides
+    nothing: a condition false (the policy does not apply), or every condition and validation true,
+    with no audit annotation to compute. Anything else (an error, a failed validation, an
+    expression not batched) goes through the full evaluation, which builds the decisions."""
+    if policy.param_kind is not None or policy.needed or policy.audit_annotations:
+        return False
+    true = runtime.TRUE
+    for condition in policy.match_conditions:
+        found = memo.get(condition.program.source)
+        if found is runtime.FALSE:
+            return True
+        if found is not true:
+            return False
+    return all(memo.get(validation.program.source) is true for validation in policy.validations)
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
