@@ -361,7 +361,8 @@ def _batch(
         return None
     plan = policy_set.batches.plan(policies)
     _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memo
-    _, bound, memo = shared[(False, id(None))]
+    bound = shared[(False, id(None))][1]
+    memo: dict[str, runtime.Result] = shared[(False, id(None))][2]
     if len(plan.conditions) > 1:
         policy_set.batches.run(plan.conditions, bound, memo)
     validations: list[runtime.Program] = []
