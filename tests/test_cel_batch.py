@@ -113,6 +113,24 @@ def test_a_compliant_pod_takes_two_calls_for_the_whole_set(monkeypatch: pytest.M
     assert len(calls) == alone
 
 
+def test_the_failing_policies_messages_take_one_more_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's Pod in a restricted namespace fails four restricted checks: their
+    messageExpressions run as a third batch, and the warnings are those of one call each."""
+    from bench import reviews
+    from webhook import review
+
+    parsed = review.parse(reviews.bodies()["pod"])
+    ctx = examples.pod_context(parsed.object, labels={examples.ENFORCE: "restricted"})
+    policy_set = dataclasses.replace(PSS_WARN)
+    for _ in range(3):
+        verdict = validating.evaluate(policy_set, parsed.object, ctx)
+    assert verdict == validating.evaluate(PSS_WARN_ALONE, parsed.object, ctx)
+    assert len(verdict.warnings) == 4
+    calls = _counting(monkeypatch)
+    validating.evaluate(policy_set, parsed.object, ctx)
+    assert len(calls) == 3
+
+
 def test_batches_stay_within_their_source_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the budget, lists not compiled yet run unbatched, with the same verdicts."""
     monkeypatch.setattr(batch, "SOURCE_BUDGET", 3000)  # room for the conditions (~1,200), not the validations

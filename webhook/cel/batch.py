@@ -16,8 +16,9 @@ What keeps the answers the API server's:
   failed.
 * Expressions that mention ``authorizer`` are never batched: their checks ask the cluster.
 * Match conditions go first, in a batch of their own; only the validations of policies whose
-  conditions all hold go into the second. A policy the request opts out of is not evaluated further,
-  as upstream, and cannot fail the others' batch.
+  conditions all hold go into the second, and only the messageExpressions of the validations that
+  failed into the third (compiled without ``authorizer``, as messageExpressions are). A policy the
+  request opts out of is not evaluated further, as upstream, and cannot fail the others' batch.
 
 Cost and bounds. A batch is compiled the second time its list of expressions is seen (a few
 milliseconds for the 19 Pod Security policies; the first review of a kind runs unbatched, so a
@@ -100,9 +101,9 @@ class Batches:
         found = self._plans.get(key)
         if found is None:
             found = Plan(
-                _unique(condition.program for policy in policies for condition in policy.match_conditions),
+                distinct(condition.program for policy in policies for condition in policy.match_conditions),
                 [(tuple(condition.program.source for condition in policy.match_conditions),
-                  _unique(validation.program for validation in policy.validations)) for policy in policies],
+                  distinct(validation.program for validation in policy.validations)) for policy in policies],
             )
             if len(self._plans) >= CACHE_LIMIT:
                 self._plans.clear()
@@ -110,8 +111,8 @@ class Batches:
         return found
 
     def run(self, programs: Sequence[runtime.Program], bound: Any, memo: MutableMapping[str, runtime.Result]) -> bool:
-        """Evaluate ``programs`` (boolean, none asking the authorizer, none in ``memo`` yet) on
-        ``bound`` in one call and put each one's result into ``memo`` under its source; False (and
+        """Evaluate ``programs`` (none asking the authorizer, none in ``memo`` yet) on ``bound`` in
+        one call and put each one's result into ``memo`` under its source; False (and
         ``memo`` untouched) when the batch failed or cannot be compiled."""
         key = tuple(program.source for program in programs)
         try:
@@ -151,7 +152,7 @@ class Batches:
         return combined
 
 
-def _unique(programs: Iterable[runtime.Program]) -> list[runtime.Program]:
+def distinct(programs: Iterable[runtime.Program]) -> list[runtime.Program]:
     """Each source once, in first-seen order, without those that ask the authorizer."""
     found: dict[str, runtime.Program] = {}
     for program in programs:

@@ -82,6 +82,9 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     (:mod:`webhook.cel.batch`); False runs each alone (the reference the tests compare with)."""
     batches: batch.Batches = dataclasses.field(
         default_factory=lambda: batch.Batches(_SHARED_DECLARATIONS), init=False, repr=False, compare=False)
+    message_batches: batch.Batches = dataclasses.field(
+        default_factory=lambda: batch.Batches(dataclasses.replace(_SHARED_DECLARATIONS, authorizer=False)),
+        init=False, repr=False, compare=False)
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -159,6 +162,8 @@ class _Evaluation:
         self.declared, needed = policy.declared, policy.needed
         self.failed: dict[str, str] = {}
         self.memo: dict[str, runtime.Result] | None = None
+        self.messages: dict[str, runtime.Result] = {}
+        """messageExpression results already computed (by a batch), by source."""
         self.values: dict[str, Any]
         self.bound: Any
         if not needed:
@@ -172,8 +177,8 @@ class _Evaluation:
                 if policy.param_kind is not None:
                     common["params"] = param
                 common["variables"] = {}
-                found = shared[key] = (common, runtime.activation(common, declared=self.declared), {})
-            self.values, self.bound, self.memo = found
+                found = shared[key] = (common, runtime.activation(common, declared=self.declared), {}, {})
+            self.values, self.bound, self.memo, self.messages = found
             return
         values: dict[str, Any] = dict(base)
         if policy.param_kind is not None:
@@ -202,7 +207,10 @@ class _Evaluation:
         return error
 
     def run(self, program: runtime.Program, *, message: bool = False) -> runtime.Result:
-        if self.memo is not None and not message:
+        if message:
+            found = self.messages.get(program.source)
+            return found if found is not None else self._run(program, message=True)
+        if self.memo is not None:
             found = self.memo.get(program.source)
             if found is None:
                 found = self.memo[program.source] = self._run(program, message=False)
@@ -375,6 +383,12 @@ def _batch(
             validations += programs
     if len(validations) > 1:
         policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
+    # The failing validations' messageExpressions, compiled without ``authorizer``.
+    messages = batch.distinct(validation.message_program for policy in policies for validation in policy.validations
+                              if validation.message_program is not None
+                              and memo.get(validation.program.source) is runtime.FALSE)
+    if len(messages) > 1:
+        policy_set.message_batches.run(messages, bound, shared[(False, id(None))][3])
     return memo
 
 
