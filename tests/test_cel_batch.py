@@ -234,3 +234,10 @@ def test_verdicts_carry_the_same_audit_annotations() -> None:
     assert verdict == validating.evaluate(unbatched(audited), pod, ctx)
     failures = json.loads(verdict.audit[validating.FAILURE_ANNOTATION])
     assert failures[0]["policy"] == "pss-baseline-host-namespaces"
+
+
+def test_a_set_that_never_mentions_the_authorizer_does_not_bind_one_per_review() -> None:
+    assert not PSS.asks_authorizer
+    assert _policies("true", "authorizer.group('').resource('nodes').check('get').allowed()").asks_authorizer
+    assert _policies("true", condition="has(authorizer.requestResource.name)").asks_authorizer
+    assert not _policies("has(object.metadata.authorizer)", "'authorizer' != ''").asks_authorizer

@@ -58,6 +58,9 @@ class _Validation(Protocol):
     @property
     def program(self) -> runtime.Program: ...
 
+    @property
+    def message_program(self) -> runtime.Program | None: ...
+
 
 class _Policy(Protocol):
     @property
@@ -78,6 +81,8 @@ class Plan:
     """Every distinct match condition, for the first batch."""
     validations: list[tuple[tuple[str, ...], list[runtime.Program]]]
     """Per policy: the sources of its conditions (all must be true) and its validations."""
+    messages: list[tuple[str, runtime.Program]]
+    """(validation source, its messageExpression) for the third batch, of the validations that fail."""
 
 
 class Batches:
@@ -104,6 +109,8 @@ class Batches:
                 distinct(condition.program for policy in policies for condition in policy.match_conditions),
                 [(tuple(condition.program.source for condition in policy.match_conditions),
                   distinct(validation.program for validation in policy.validations)) for policy in policies],
+                [(validation.program.source, validation.message_program) for policy in policies
+                 for validation in policy.validations if validation.message_program is not None],
             )
             if len(self._plans) >= CACHE_LIMIT:
                 self._plans.clear()

@@ -85,6 +85,16 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     message_batches: batch.Batches = dataclasses.field(
         default_factory=lambda: batch.Batches(dataclasses.replace(_SHARED_DECLARATIONS, authorizer=False)),
         init=False, repr=False, compare=False)
+    asks_authorizer: bool = dataclasses.field(init=False, repr=False, compare=False)
+    """Whether any expression mentions ``authorizer``; when none does, reviews skip binding the
+    requester's authorizer into the activation (two values and a function a review)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        programs = [named.program for policy in self.policies
+                    for named in (*policy.match_conditions, *policy.variables, *policy.audit_annotations)]
+        programs += [validation.program for policy in self.policies for validation in policy.validations]
+        object.__setattr__(self, "asks_authorizer", any(program.asks_authorizer for program in programs))
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -304,16 +314,22 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
         "oldObject": ctx.old_object,
         "request": request_variable(ctx),
         "namespaceObject": namespace_object(ctx),
-        "authorizer": k8s_authz.Binding.for_review(ctx),  # the user's access, asked per check
+        # The user's access, asked per check; a set whose expressions never mention ``authorizer``
+        # gets the shared placeholder (nothing can reach it), not a binding built per review.
+        "authorizer": k8s_authz.Binding.for_review(ctx) if policy_set.asks_authorizer else k8s_authz.UNAVAILABLE,
     }
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
     shared: dict[tuple[bool, int], Any] = {}
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     for policy, binding in policy_set.candidates(ctx):
-        if not matching.selectors_match(policy.match_constraints, ctx, obj):
+        if not policy.match_constraints.any_object and not matching.selectors_match(policy.match_constraints, ctx, obj):
             continue
-        if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
+        narrowed = binding.match_resources
+        if narrowed is not None and not narrowed.any_object and not matching.selectors_match(narrowed, ctx, obj):
+            continue
+        if policy.param_kind is None:
+            selected.append((policy, binding, params.NO_PARAMS))
             continue
         try:
             selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
@@ -363,8 +379,7 @@ def _batch(
     """Evaluate the match conditions, then the validations of the policies they let through, of
     every selected policy that uses the shared activation, as two :mod:`webhook.cel.batch` calls;
     the results land in the shared memo (returned), where each policy's own evaluation finds them."""
-    policies = tuple(policy for policy, _, found in selected
-                     if policy.param_kind is None and not policy.needed and not isinstance(found, str))
+    policies = [policy for policy, _, _ in selected if policy.param_kind is None and not policy.needed]
     if not policies:
         return None
     plan = policy_set.batches.plan(policies)
@@ -384,9 +399,8 @@ def _batch(
     if len(validations) > 1:
         policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
     # The failing validations' messageExpressions, compiled without ``authorizer``.
-    messages = batch.distinct(validation.message_program for policy in policies for validation in policy.validations
-                              if validation.message_program is not None
-                              and memo.get(validation.program.source) is runtime.FALSE)
+    false = runtime.FALSE
+    messages = batch.distinct(message for source, message in plan.messages if memo.get(source) is false)
     if len(messages) > 1:
         policy_set.message_batches.run(messages, bound, shared[(False, id(None))][3])
     return memo
