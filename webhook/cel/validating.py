@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -161,12 +161,28 @@ def _error_message(program: runtime.Program, error: str) -> str:
     return f"expression '{program.source}' resulted in error: {error}"
 
 
+class _Shared(NamedTuple):
+    """What the policies of a review without composited variables share (per param)."""
+
+    values: dict[str, Any]
+    bound: Any
+    """The cel-expr-python activation: the object is converted once, on first use."""
+    memo: dict[str, runtime.Result]
+    """Results of conditions and validations, by source."""
+    messages: dict[str, runtime.Result]
+    """Results of messageExpressions already computed by a batch, by source."""
+
+
+_NO_PARAM_KEY = (False, id(None))
+"""The shared key of the policies without ``paramKind``."""
+
+
 class _Evaluation:
     """One (policy, binding, param): the activation and the variables, computed once."""
 
     def __init__(
         self, policy: documents.ValidatingPolicy, base: Mapping[str, Any], param: Any,
-        shared: dict[tuple[bool, int], Any],
+        shared: dict[tuple[bool, int], _Shared],
     ) -> None:
         self.policy = policy
         self.declared, needed = policy.declared, policy.needed
@@ -187,7 +203,7 @@ class _Evaluation:
                 if policy.param_kind is not None:
                     common["params"] = param
                 common["variables"] = {}
-                found = shared[key] = (common, runtime.activation(common, declared=self.declared), {}, {})
+                found = shared[key] = _Shared(common, runtime.activation(common, declared=self.declared), {}, {})
             self.values, self.bound, self.memo, self.messages = found
             return
         values: dict[str, Any] = dict(base)
@@ -320,7 +336,7 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     }
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
-    shared: dict[tuple[bool, int], Any] = {}
+    shared: dict[tuple[bool, int], _Shared] = {}
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     for policy, binding in policy_set.candidates(ctx):
         if not policy.match_constraints.any_object and not matching.selectors_match(policy.match_constraints, ctx, obj):
@@ -374,18 +390,19 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
 
 def _batch(
     policy_set: PolicySet, selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Any]],
-    base: Mapping[str, Any], shared: dict[tuple[bool, int], Any],
+    base: Mapping[str, Any], shared: dict[tuple[bool, int], _Shared],
 ) -> dict[str, runtime.Result] | None:
-    """Evaluate the match conditions, then the validations of the policies they let through, of
-    every selected policy that uses the shared activation, as two :mod:`webhook.cel.batch` calls;
-    the results land in the shared memo (returned), where each policy's own evaluation finds them."""
+    """Evaluate the match conditions, then the validations of the policies they let through, then
+    the messageExpressions of the validations that failed, of every selected policy on the shared
+    activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos (the
+    conditions' and validations' one is returned), where each policy's own evaluation finds them."""
     policies = [policy for policy, _, _ in selected if policy.param_kind is None and not policy.needed]
     if not policies:
         return None
     plan = policy_set.batches.plan(policies)
-    _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memo
-    bound = shared[(False, id(None))][1]
-    memo: dict[str, runtime.Result] = shared[(False, id(None))][2]
+    _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
+    found = shared[_NO_PARAM_KEY]
+    bound, memo = found.bound, found.memo
     if len(plan.conditions) > 1:
         policy_set.batches.run(plan.conditions, bound, memo)
     validations: list[runtime.Program] = []
@@ -402,7 +419,7 @@ def _batch(
     false = runtime.FALSE
     messages = batch.distinct(message for source, message in plan.messages if memo.get(source) is false)
     if len(messages) > 1:
-        policy_set.message_batches.run(messages, bound, shared[(False, id(None))][3])
+        policy_set.message_batches.run(messages, bound, found.messages)
     return memo
 
 
