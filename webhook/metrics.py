@@ -185,6 +185,8 @@ class Metrics:
         # known kinds, operations, decisions), so these stay small.
         self._answered: dict[tuple[str, str, str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
+        self._decided: dict[tuple[str, str, str, str], Any] = {}
+        self._failed: dict[str, Any] = {}
 
     def answered(self, path: str, kind: str, operation: str, decision: str, seconds: float) -> None:
         """One review answered: ``admission_requests_total`` and its latency."""
@@ -197,6 +199,22 @@ class Metrics:
         if histogram is None:
             histogram = self._latencies[path] = self.latency.labels(path)
         histogram.observe(seconds)
+
+    def policy_decided(self, policy: str, binding: str, chain: str, decision: str) -> None:
+        """An admission policy's binding denied, warned, audited or patched a review. Bounded: the
+        names come from the policy files."""
+        key = (policy, binding, chain, decision)
+        counter = self._decided.get(key)
+        if counter is None:
+            counter = self._decided[key] = self.admission_policy_decisions.labels(*key)
+        counter.inc()
+
+    def policy_failed(self, policy_id: str) -> None:
+        """A built-in policy raised while evaluating a review (bounded by the registry)."""
+        counter = self._failed.get(policy_id)
+        if counter is None:
+            counter = self._failed[policy_id] = self.policy_errors.labels(policy_id)
+        counter.inc()
 
     def render(self) -> bytes:
         return prom.generate_latest(self.registry)

@@ -163,10 +163,10 @@ async def _answer(
     if outcome.allowed and outcome.patch:
         decision = "patched"
     for policy_id in outcome.failed_policies:
-        stats.policy_errors.labels(policy_id).inc()
+        stats.policy_failed(policy_id)
     for decided in outcome.decided_by:  # admission policies: labels bounded by the policy files
         policy_name, _, binding_name = decided.partition("/")
-        stats.admission_policy_decisions.labels(policy_name, binding_name, chain, decision).inc()
+        stats.policy_decided(policy_name, binding_name, chain, decision)
     # Label values must stay few: the kind comes from the caller, so unknown kinds share one label.
     kind_label = ctx.kind if ctx.kind in policies.kinds or ctx.kind in KNOWN_KINDS else "other"
     stats.answered(path, kind_label, ctx.operation, decision, latency)
