@@ -200,3 +200,15 @@ class FakeAuthorizer:
 
     def close(self) -> None:
         pass
+
+
+class CountingAuthorizer(FakeAuthorizer):
+    """Gives ``answer`` to every question and counts the SubjectAccessReviews asked for."""
+
+    def __init__(self, answer: bool | None = None) -> None:
+        self.answer = answer
+        self.asked = 0
+
+    def allowed(self, **_: Any) -> bool | None:
+        self.asked += 1
+        return self.answer

@@ -18,8 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import conftest, test_plan
 from tests import test_cel_examples as examples
-from tests import test_plan
 from webhook.cel import batch, runtime, validating
 from webhook.policy import model
 
@@ -193,30 +193,16 @@ def test_a_policy_its_conditions_opt_out_of_is_not_evaluated(monkeypatch: pytest
     assert calls == ["false"]
 
 
-class CountingAuthorizer:
-    """Allows everything and counts the SubjectAccessReviews it was asked for."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def allowed(self, **_: Any) -> bool | None:
-        self.asked += 1
-        return True
-
-    def close(self) -> None:
-        pass
-
-
 def test_an_expression_asking_the_authorizer_runs_only_where_the_api_server_runs_it() -> None:
     check = "authorizer.group('').resource('nodes').check('get').allowed()"
     opted_out = _policies("true", "false", check, condition=f"object.metadata.name == 'other' && {check}")
     running = _policies("true", "object.spec.nodeName == 'x'", check, f"!{check}")
     for chosen in (opted_out, unbatched(opted_out)):
-        authorizer = CountingAuthorizer()
+        authorizer = conftest.CountingAuthorizer(answer=True)
         assert validating.evaluate(chosen, POD, examples.pod_context(POD, authorizer=authorizer)).warnings == []
         assert authorizer.asked == 0  # the conditions are false before the check
     for chosen in (running, unbatched(running)):
-        authorizer = CountingAuthorizer()
+        authorizer = conftest.CountingAuthorizer(answer=True)
         verdict = validating.evaluate(chosen, POD, examples.pod_context(POD, authorizer=authorizer))
         assert [w.split(": ", 1)[1] for w in verdict.warnings] == [
             "expression 'object.spec.nodeName == 'x'' resulted in error: no such key: nodeName",

@@ -434,15 +434,6 @@ def test_checks_with_equal_result_keys_run_once_per_review(tmp_path: Path) -> No
     assert outcome.warnings == ["lv.same: found (always)"]
 
 
-class CountingAuthorizer:
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def allowed(self, **_: Any) -> bool | None:
-        self.asked += 1
-        return None
-
-
 @pytest.mark.parametrize(
     ("labels", "asked"),
     [
@@ -459,7 +450,7 @@ def test_access_review_is_asked_only_when_nothing_cheaper_decides(
         "demoPods:\n  scope: {objectSelector: {matchLabels: {checked: 'yes'}}}\n"
         "  exemptions:\n    objectLabels: {legacy: 'yes'}\n    accessReview: {name: privileged-pods}\n",
     )
-    authorizer = CountingAuthorizer()
+    authorizer = conftest.CountingAuthorizer()
     parsed = review.parse(conftest.admission_review(conftest.pod(labels=labels, containers=PRIVILEGED)))
     parsed.context.authorizer = authorizer
     outcome = engine.evaluate(ps, parsed.object, parsed.context, chain="validating")

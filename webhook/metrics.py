@@ -183,38 +183,32 @@ class Metrics:
         # Children bound once per label set: ``labels()`` checks and joins its values on every
         # call, a third of what counting a review cost. The label values are bounded (routes,
         # known kinds, operations, decisions), so these stay small.
-        self._answered: dict[tuple[str, str, str, str], Any] = {}
-        self._latencies: dict[str, Any] = {}
-        self._decided: dict[tuple[str, str, str, str], Any] = {}
-        self._failed: dict[str, Any] = {}
+        self._answered: dict[tuple[str, ...], Any] = {}
+        self._latencies: dict[tuple[str, ...], Any] = {}
+        self._decided: dict[tuple[str, ...], Any] = {}
+        self._failed: dict[tuple[str, ...], Any] = {}
 
     def answered(self, path: str, kind: str, operation: str, decision: str, seconds: float) -> None:
         """One review answered: ``admission_requests_total`` and its latency."""
-        key = (path, kind, operation, decision)
-        counter = self._answered.get(key)
-        if counter is None:
-            counter = self._answered[key] = self.requests.labels(*key)
-        counter.inc()
-        histogram = self._latencies.get(path)
-        if histogram is None:
-            histogram = self._latencies[path] = self.latency.labels(path)
-        histogram.observe(seconds)
+        _bound(self._answered, self.requests, (path, kind, operation, decision)).inc()
+        _bound(self._latencies, self.latency, (path,)).observe(seconds)
 
     def policy_decided(self, policy: str, binding: str, chain: str, decision: str) -> None:
         """An admission policy's binding denied, warned, audited or patched a review. Bounded: the
         names come from the policy files."""
-        key = (policy, binding, chain, decision)
-        counter = self._decided.get(key)
-        if counter is None:
-            counter = self._decided[key] = self.admission_policy_decisions.labels(*key)
-        counter.inc()
+        _bound(self._decided, self.admission_policy_decisions, (policy, binding, chain, decision)).inc()
 
     def policy_failed(self, policy_id: str) -> None:
         """A built-in policy raised while evaluating a review (bounded by the registry)."""
-        counter = self._failed.get(policy_id)
-        if counter is None:
-            counter = self._failed[policy_id] = self.policy_errors.labels(policy_id)
-        counter.inc()
+        _bound(self._failed, self.policy_errors, (policy_id,)).inc()
 
     def render(self) -> bytes:
         return prom.generate_latest(self.registry)
+
+
+def _bound(children: dict[tuple[str, ...], Any], metric: Any, labels: tuple[str, ...]) -> Any:
+    """``metric.labels(*labels)``, bound once per label set and kept in ``children``."""
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.labels(*labels)
+    return child

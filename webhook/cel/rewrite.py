@@ -132,6 +132,11 @@ class Rewritten:
                 f" | {quoted}\n | {_caret(quoted, column)}")
 
 
+def unchanged(source: str) -> Rewritten:
+    """``source`` as is: every character from its own position."""
+    return Rewritten(source, source, (*range(len(source)), len(source)))
+
+
 _ISSUE = re.compile(
     r"(?P<level>ERROR|WARNING): <input>:(?P<line>\d+):(?P<col>\d+): (?P<message>[^\n]*)\n \| [^\n]*\n \| [.．]*[\^＾]"
 )
@@ -220,7 +225,7 @@ def rewrite(source: str) -> Rewritten:
     """``source`` with its typed literals as map literals; raises :class:`SyntaxProblem`."""
     tokens = _tokens(source)
     if not any(t.kind == "ident" and t.text in (OBJECT, JSONPATCH, "jsonpatch") for t in tokens):
-        return Rewritten(source, source, (*range(len(source)), len(source)))
+        return unchanged(source)
     writer = _Writer(source)
     stack: list[_Frame] = []
     mismatches: list[str] = []
@@ -318,7 +323,7 @@ def format_calls(source: str) -> Rewritten:
     :func:`restore_format_names` puts the user's names back into compile messages."""
     tokens = _tokens(source)
     if not any(t.kind == "ident" and t.text in _FORMAT_NAMES for t in tokens):
-        return Rewritten(source, source, (*range(len(source)), len(source)))
+        return unchanged(source)
     writer = _Writer(source)
     wrapped: list[bool] = []  # per open bracket: whether its closing ``)`` ends a rewritten call
     call_next = False
@@ -373,7 +378,7 @@ def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
     of its own type is the identity. ``has(variables.x)`` and ``variables.?x`` are left as written."""
     wanted = {name: _CONVERSIONS[kind] for name, kind in types.items() if kind in _CONVERSIONS}
     if not wanted:
-        return Rewritten(source, source, (*range(len(source)), len(source)))
+        return unchanged(source)
     tokens = _tokens(source)
     writer: _Writer | None = None
     for index, token in enumerate(tokens[:-2]):
@@ -392,6 +397,6 @@ def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
         end = name.start + len(name.text)
         writer.replace(token.start, end, f"{wanted[name.text]}({source[token.start:end]})")
     if writer is None:
-        return Rewritten(source, source, (*range(len(source)), len(source)))
+        return unchanged(source)
     text, origins = writer.finish()
     return Rewritten(source, text, origins)

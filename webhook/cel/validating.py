@@ -339,10 +339,9 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     shared: dict[tuple[bool, int], _Shared] = {}
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     for policy, binding in policy_set.candidates(ctx):
-        if not policy.match_constraints.any_object and not matching.selectors_match(policy.match_constraints, ctx, obj):
+        if not matching.selectors_match(policy.match_constraints, ctx, obj):
             continue
-        narrowed = binding.match_resources
-        if narrowed is not None and not narrowed.any_object and not matching.selectors_match(narrowed, ctx, obj):
+        if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
             continue
         if policy.param_kind is None:
             selected.append((policy, binding, params.NO_PARAMS))
