@@ -76,20 +76,22 @@ OVERRIDES = """
 """
 
 
-def _policy_dir(name: str) -> Path:
+def _load(name: str) -> files.PolicyConfig:
     if name != "overrides":
-        return POLICIES
-    folder = Path(tempfile.mkdtemp(prefix="plan-policies-"))
-    for source in POLICIES.glob("*.yaml"):
-        text = source.read_text()
-        if source.name.startswith("10-"):
-            text = text.replace("\n  scope:\n", OVERRIDES + "  scope:\n", 1)
-        (folder / source.name).write_text(text)
-    return folder
+        return files.load([POLICIES], overrides=VARIANTS[name], catalog=catalog.REGISTRY)
+    # Read at import: the copy is gone once loaded (it used to stay behind in /tmp, one per run).
+    with tempfile.TemporaryDirectory(prefix="plan-policies-") as scratch:
+        folder = Path(scratch)
+        for source in POLICIES.glob("*.yaml"):
+            text = source.read_text()
+            if source.name.startswith("10-"):
+                text = text.replace("\n  scope:\n", OVERRIDES + "  scope:\n", 1)
+            (folder / source.name).write_text(text)
+        return files.load([folder], overrides=VARIANTS[name], catalog=catalog.REGISTRY)
 
 
 def _policy_sets(name: str) -> tuple[engine.PolicySet, engine.PolicySet]:
-    config = files.load([_policy_dir(name)], overrides=VARIANTS[name], catalog=catalog.REGISTRY)
+    config = _load(name)
     return (engine.PolicySet(config, catalog=catalog.REGISTRY),
             engine.PolicySet(config, catalog=catalog.REGISTRY, planned=False))
 
