@@ -396,6 +396,73 @@ def test_a_variable_used_against_its_type_is_refused_at_load_as_upstream_refuses
         " | variables.name > 1\n | ...............^"]
 
 
+def _invalid(expression: str, detail: str, field: str = "validations[0].expression") -> list[str]:
+    return ['p.yaml (document 1):1: ValidatingAdmissionPolicy.admissionregistration.k8s.io "demo-policy.example.com" '
+            f'is invalid: spec.{field}: Invalid value: "{expression}": {detail}']
+
+
+def test_list_map_and_quantity_variables_are_typed_as_upstream_types_them() -> None:
+    # The API server declares every composited variable with its expression's type, lists and maps
+    # included, so these policies are refused when created, not denied at each review.
+    spec = ("  variables:\n  - {name: names, expression: 'object.spec.template.spec.containers.map(c, c.name)'}\n"
+            "  - {name: teams, expression: \"['web', 'data']\"}\n"
+            "  - {name: limits, expression: \"{'web': 3}\"}\n"
+            "  - {name: memory, expression: \"quantity('1Gi')\"}\n"
+            "  - {name: team, expression: \"'web'\"}\n"
+            "  - {name: suffixed, expression: \"variables.teams.map(t, t + '-team')\"}\n")
+
+    def problems(validation: str) -> list[str]:
+        return refused(policy(validations=validation, spec=spec) + binding())
+
+    assert problems("  - expression: variables.names") == _invalid(
+        "variables.names", "must evaluate to bool but got list(dyn)")
+    assert problems("  - expression: variables.names + 1 == []") == _invalid(
+        "variables.names + 1 == []", "compilation failed: ERROR: <input>:1:17: found no matching overload for '_+_' "
+        "applied to '(list(dyn), int)'\n | variables.names + 1 == []\n | ................^")
+    assert problems("  - expression: variables.teams.exists(t, t > 1)") == _invalid(
+        "variables.teams.exists(t, t > 1)", "compilation failed: ERROR: <input>:1:29: found no matching overload for "
+        "'_>_' applied to '(string, int)'\n | variables.teams.exists(t, t > 1)\n | ............................^")
+    assert problems("  - expression: \"variables.limits['web'] == 'three'\"") == _invalid(
+        "variables.limits['web'] == 'three'", "compilation failed: ERROR: <input>:1:25: found no matching overload "
+        "for '_==_' applied to '(int, string)'\n | variables.limits['web'] == 'three'\n"
+        " | ........................^")
+    assert problems("  - expression: variables.memory > 1") == _invalid(
+        "variables.memory > 1", "compilation failed: ERROR: <input>:1:18: found no matching overload for '_>_' "
+        "applied to '(kubernetes.Quantity, int)'\n | variables.memory > 1\n | .................^")
+    assert problems("  - expression: variables.team.name == 'x'") == _invalid(
+        "variables.team.name == 'x'", "compilation failed: ERROR: <input>:1:15: type 'string' does not support field "
+        "selection\n | variables.team.name == 'x'\n | ..............^")
+    # A variable built from another keeps the type it computes: list(string), not list(dyn).
+    assert problems("  - expression: variables.suffixed") == _invalid(
+        "variables.suffixed", "must evaluate to bool but got list(string)")
+    assert problems("  - {expression: 'true', messageExpression: variables.teams}") == _invalid(
+        "variables.teams", "must evaluate to string but got list(string)", "validations[0].messageExpression")
+
+
+def test_typed_list_map_and_quantity_variables_evaluate_as_before() -> None:
+    spec = ("  variables:\n  - {name: names, expression: 'object.spec.template.spec.containers.map(c, c.name)'}\n"
+            "  - {name: allowed, expression: \"['web', 'sidecar']\"}\n"
+            "  - {name: limits, expression: \"{'web': 3}\"}\n"
+            "  - {name: most, expression: \"quantity('5')\"}\n")
+    validations = ("  - expression: variables.names.all(n, n in variables.allowed)\n"
+                   "    messageExpression: \"'containers ' + variables.names.filter(n, !(n in variables.allowed))"
+                   ".join(', ') + ' are not allowed'\"\n"
+                   "  - expression: \"quantity(string(object.spec.replicas)).isLessThan(variables.most) || "
+                   "object.spec.replicas <= variables.limits['web']\"\n"
+                   "    message: too many replicas\n")
+    loaded = policy_set(policy(validations=validations, spec=spec) + binding())
+    verdict = validating.evaluate(loaded, DEPLOYMENT, ctx())
+    assert verdict.denial is not None and verdict.denial.message == (
+        "ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied "
+        "request: containers nginx are not allowed")
+    web = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 3, "template": {
+        **DEPLOYMENT["spec"]["template"], "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+    assert validating.evaluate(loaded, web, ctx()).denial is None
+    crowded = {**web, "spec": {**web["spec"], "replicas": 7}}
+    verdict = validating.evaluate(loaded, crowded, ctx())
+    assert verdict.denial is not None and verdict.denial.message.endswith("denied request: too many replicas")
+
+
 def test_has_and_optional_selection_of_a_typed_variable_are_left_as_written() -> None:
     spec = "  variables:\n  - {name: ok, expression: 'true'}\n"
     validations = "  - expression: has(variables.ok) && variables.?ok.orValue(false) && variables.ok"

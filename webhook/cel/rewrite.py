@@ -364,20 +364,13 @@ def restore_format_names(message: str) -> str:
     return message.replace(f"format.{FORMAT_NAMED}", "format.named").replace(FORMAT_VALIDATE, "validate")
 
 
-_CONVERSIONS = {"BOOL": "bool", "INT": "int", "UINT": "uint", "DOUBLE": "double", "STRING": "string",
-                "BYTES": "bytes"}
-"""Checked result types of a composited variable that a conversion function can restore."""
-
-
-def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
-    """``variables.<name>`` as ``bool(variables.<name>)`` (``int``, ``string``, ...) where the
-    variable's own expression was checked to that scalar type, so the checker sees what the API
-    server's does: it declares each composited variable with its expression's type, and here
-    ``variables`` is a map of ``dyn``. A validation that is only ``variables.allowed`` is then a
-    ``bool``, and ``variables.name > 1`` is refused as upstream refuses it. The conversion of a value
-    of its own type is the identity. ``has(variables.x)`` and ``variables.?x`` are left as written."""
-    wanted = {name: _CONVERSIONS[kind] for name, kind in types.items() if kind in _CONVERSIONS}
-    if not wanted:
+def variable_references(source: str, names: Mapping[str, str]) -> Rewritten:
+    """``variables.<name>`` as the identifier ``names[name]``, for a check in an environment that
+    declares those identifiers with the variables' own types (:func:`webhook.cel.runtime.compile`):
+    the API server declares each composited variable with its expression's type, where the program
+    sees ``variables`` as a map of ``dyn``. ``has(variables.x)``, ``variables.?x``, a call
+    ``variables.x(...)`` and a field ``.variables.x`` of something else are left as written."""
+    if not names:
         return unchanged(source)
     tokens = _tokens(source)
     writer: _Writer | None = None
@@ -385,7 +378,7 @@ def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
         if token.kind != "ident" or token.text != "variables":
             continue
         dot, name = tokens[index + 1], tokens[index + 2]
-        if dot.text != "." or name.kind != "ident" or name.text not in wanted:
+        if dot.text != "." or name.kind != "ident" or name.text not in names:
             continue
         if index > 0 and tokens[index - 1].text == "." and tokens[index - 1].kind == "punct":
             continue  # a field named variables of something else
@@ -394,8 +387,7 @@ def typed_variables(source: str, types: Mapping[str, str]) -> Rewritten:
         if index + 3 < len(tokens) and tokens[index + 3].text == "(":
             continue  # a call, not the variable
         writer = writer or _Writer(source)
-        end = name.start + len(name.text)
-        writer.replace(token.start, end, f"{wanted[name.text]}({source[token.start:end]})")
+        writer.replace(token.start, name.start + len(name.text), names[name.text])
     if writer is None:
         return unchanged(source)
     text, origins = writer.finish()
