@@ -28,5 +28,7 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8443
 # No HEALTHCHECK: Kubernetes probes /readyz and /healthz (see deploy/base/deployment.yaml).
-ENTRYPOINT ["python", "-m", "webhook"]
+# -OO: no docstrings in memory, 2 MB less per worker (the webhook reads none while serving; the
+# `policies` command reads check descriptions from source). Every command runs this way.
+ENTRYPOINT ["python", "-OO", "-m", "webhook"]
 CMD ["serve", "--host", "0.0.0.0"]

@@ -50,4 +50,4 @@ experiment: $(VENV)/.installed
 	$(BIN)/python -m webhook experiment --webhooks deploy/experiment/webhooks.yaml --out experiment-report
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis .benchmarks .bench

@@ -229,6 +229,37 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
     return out
 
 
+RUNTIME_VENV = ROOT / ".bench" / "runtime"
+
+
+def interpreter() -> tuple[list[str], str]:
+    """How the servers run: as the image runs the webhook, ``python -OO`` with the runtime
+    dependencies only, in a virtualenv under ``.bench/`` made from pyproject.toml's dependencies
+    (again when they change; the webhook itself runs from this checkout). The development
+    virtualenv holds test tools that the webhook would load if present (structlog imports rich: 3 MB
+    a worker), so memory measured there is not a deployed worker's. Without the package index, the
+    development interpreter, and the results say so."""
+    import hashlib
+    import tomllib
+
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    digest = hashlib.sha256("\n".join(wanted).encode()).hexdigest()
+    python, stamp = RUNTIME_VENV / "bin" / "python", RUNTIME_VENV / ".installed"
+    if not (stamp.exists() and stamp.read_text() == digest and python.exists()):
+        print("making the runtime-only virtualenv in .bench/runtime ...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True,
+                           capture_output=True, timeout=300)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wanted],
+                           check=True, capture_output=True, timeout=900)
+        except (OSError, subprocess.SubprocessError) as exc:
+            stderr = getattr(exc, "stderr", None)
+            detail = stderr.decode(errors="replace").strip()[-300:] if isinstance(stderr, bytes) else str(exc)
+            return [sys.executable, "-OO"], f"python -OO, development virtualenv (runtime-only one failed: {detail})"
+        stamp.write_text(digest)
+    return [str(python), "-OO"], "python -OO, runtime dependencies only (as the image)"
+
+
 def _timed(fn: Any, repeat: int) -> float:
     """Microseconds per call: the fastest of 15 batches. Other tenants only ever add time, so the
     minimum is the steadiest estimate on a shared machine (medians were ~30% noisier here)."""
@@ -279,10 +310,11 @@ def evaluation_micro(repeat: int = 3000) -> dict[str, float]:
     return out
 
 
-def rss_cluster_client_mb() -> dict[str, float]:
+def rss_cluster_client_mb(python: list[str]) -> dict[str, float]:
     """What loading the kubernetes client adds to a worker (it is imported only with credentials,
     and no cluster is at hand here): the serving stack and the default policies imported in a
-    fresh process, then the client modules :mod:`webhook.cluster` loads."""
+    fresh process run by ``python`` (the servers' interpreter), then the client modules
+    :mod:`webhook.cluster` loads."""
     code = (
         "import os\n"
         "def rss():\n"
@@ -295,7 +327,7 @@ def rss_cluster_client_mb() -> dict[str, float]:
         "from kubernetes.client.exceptions import ApiException\n"
         "print(before, rss())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run([*python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     before, after = (int(v) / 1024 for v in done.stdout.split())
     return {"stack_mb": round(before, 1), "with_client_mb": round(after, 1), "client_mb": round(after - before, 1)}
 
@@ -486,7 +518,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['settings']['seconds']}s "
         f"per phase, {results['settings']['rounds']} interleaved saturation rounds, median shown), "
         f"{env['pinning']}. Reviews: Pod {env['review_bytes']['pod']} B, Deployment "
-        f"{env['review_bytes']['deployment']} B, each on /validate and /mutate in turn.",
+        f"{env['review_bytes']['deployment']} B, each on /validate and /mutate in turn. Servers run by "
+        f"{env.get('servers_run_by', 'the development interpreter')}.",
         "",
         "| server | saturation req/s (rounds) | p50 / p90 / p99 ms at saturation | rate at half "
         "| p50 / p90 / p99 ms at half | failed | peak RSS MB per worker |",
@@ -595,10 +628,11 @@ def main() -> int:
 
     from webhook import certs
 
+    python, serving = interpreter()
     results: dict[str, Any] = {
         "environment": {
             "when": started_at, "machine": platform.platform(), "cpus": cpus,
-            "python": platform.python_version(), "loader": kind,
+            "python": platform.python_version(), "loader": kind, "servers_run_by": serving,
             "pinning": "servers on CPU 0, load on CPU 1" if server_cpu is not None else "no pinning",
             "review_bytes": {name: len(body) for name, body in reviews.bodies().items()},
         },
@@ -615,9 +649,9 @@ def main() -> int:
         loader = Loader(kind=kind, workdir=work, cpu=load_cpu)
         ports = {"bare": free_port(), "webhook": free_port()}
         bases = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
-        bare = _bare([sys.executable, "-m", "bench.bare", "--port", str(ports["bare"]), "--cert", str(cert),
+        bare = _bare([*python, "-m", "bench.bare", "--port", str(ports["bare"]), "--cert", str(cert),
                       "--key", str(key)], work=work, cpu=server_cpu)
-        serve = [sys.executable, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
+        serve = [*python, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
                  "--cert", str(cert), "--key", str(key), "--policies", str(ROOT / "policies"),
                  "--drain-seconds", "0", "--log-format", "json"]
         full = started([*serve, "--workers", str(args.workers)],
@@ -643,7 +677,7 @@ def main() -> int:
                 results["cel"] = cel_micro_fresh(work)
                 cel_port = free_port()
                 cel_base = f"https://127.0.0.1:{cel_port}"
-                cel_serve = [sys.executable, "-m", "webhook", "serve", "--port", str(cel_port), "--cert", str(cert),
+                cel_serve = [*python, "-m", "webhook", "serve", "--port", str(cel_port), "--cert", str(cert),
                              "--key", str(key), "--policies", str(cel_policy_dir(work)), "--drain-seconds", "0",
                              "--log-format", "json"]
                 with started(cel_serve, ready_url=f"{cel_base}/readyz", log=work / "cel.log", cpu=server_cpu) as cel:
@@ -656,7 +690,7 @@ def main() -> int:
             results["scaling"] = scaling(serve, bases["webhook"], Loader(kind=kind, workdir=work, cpu=None),
                                          workers=counts, seconds=args.seconds, connections=args.connections,
                                          work=work)
-    results["rss_cluster"] = rss_cluster_client_mb()
+    results["rss_cluster"] = rss_cluster_client_mb(python)
     print("timing the audit's evaluation in process ...", flush=True)
     results["audit"] = audit_micro()
     results["targets"] = verdicts(results)

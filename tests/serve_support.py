@@ -75,10 +75,13 @@ def review_body(name: str = "web", **kwargs: Any) -> bytes:
 # --- subprocesses ---------------------------------------------------------------------------------
 
 
-def start(cert_dir: Path, port: int, *args: str, log: Path, policies: Path = POLICIES) -> subprocess.Popen[bytes]:
-    """``python -m webhook serve`` on ``port`` with the default policies (or ``policies``); logs (JSON) to ``log``."""
+def start(
+    cert_dir: Path, port: int, *args: str, log: Path, policies: Path = POLICIES, python_flags: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """``python -m webhook serve`` on ``port`` with the default policies (or ``policies``); logs (JSON)
+    to ``log``. ``python_flags`` go to the interpreter (the image runs it with ``-OO``)."""
     command = [
-        sys.executable, "-m", "webhook", "serve", "--port", str(port), "--cert", str(cert_dir / "tls.crt"),
+        sys.executable, *python_flags, "-m", "webhook", "serve", "--port", str(port), "--cert", str(cert_dir / "tls.crt"),
         "--key", str(cert_dir / "tls.key"), "--policies", str(policies), "--log-format", "json", *args,
     ]
     # Append mode: the supervisor and its workers share this file, and only O_APPEND makes each

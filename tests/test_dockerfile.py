@@ -93,7 +93,7 @@ def test_the_image_runs_as_a_numeric_non_root_user(dockerfile: list[Instruction]
 def test_it_serves_on_all_interfaces_on_8443_through_the_cli(dockerfile: list[Instruction]) -> None:
     (entrypoint,) = in_stage(dockerfile, 1, "ENTRYPOINT")
     (cmd,) = in_stage(dockerfile, 1, "CMD")
-    assert entrypoint.exec_form() == ["python", "-m", "webhook"]
+    assert entrypoint.exec_form() == ["python", "-OO", "-m", "webhook"]  # see test_serve_startup for -OO
     assert cmd.exec_form() == ["serve", "--host", "0.0.0.0"]
     assert [e.args for e in in_stage(dockerfile, 1, "EXPOSE")] == ["8443"]
     args = cli.build_parser().parse_args(cmd.exec_form())

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,37 @@ def test_a_missing_certificate_names_the_file_and_the_flag(tmp_path: Path) -> No
         f"error: {tmp_path / 'tls.crt'}: cannot read certificate file: No such file or directory (the files come "
         "from --cert/--key or WEBHOOK_CERT/WEBHOOK_KEY, --client-ca or WEBHOOK_CLIENT_CA; `make certs` creates "
         "development certificates)\n")
+
+
+def test_the_image_s_interpreter_flags_change_no_answer_and_no_listing(cert_dir: Path, tmp_path: Path) -> None:
+    """The image runs ``python -OO`` (no docstrings: 2 MB less per worker): its answers are the
+    same as without, and ``policies`` still prints every check's description, read from source."""
+    import asyncio
+
+    import aiohttp
+
+    from bench import reviews
+
+    requests = [(path, body) for _, path, body in reviews.requests()]
+
+    async def answers(base: str) -> list[tuple[int, dict[str, Any]]]:
+        connector = aiohttp.TCPConnector(ssl=serve_support.client_context(cert_dir))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            return [await serve_support.post(session, base + path, body) for path, body in requests]
+
+    found = []
+    for flags in ((), ("-OO",)):
+        port = serve_support.free_port()
+        process = serve_support.start(cert_dir, port, log=tmp_path / f"serve{len(flags)}.log", python_flags=flags)
+        with serve_support.reaped(process):
+            serve_support.wait_ready(f"https://127.0.0.1:{port}", cert_dir, process)
+            found.append(asyncio.run(answers(f"https://127.0.0.1:{port}")))
+    assert found[0] == found[1]
+    assert any(response["response"].get("patch") for _, response in found[0])  # the mutating chain ran
+    assert any(response["response"].get("warnings") for _, response in found[0])  # and the validating one
+
+    listings = [subprocess.run([sys.executable, *flags, "-m", "webhook", "policies", "--output", "json"],
+                               cwd=conftest.REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+                for flags in ((), ("-OO",))]
+    assert listings[0] == listings[1]
+    assert "Containers must set securityContext.readOnlyRootFilesystem=true." in listings[1]

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from webhook import catalog, config
+from webhook.policy import registry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,7 +57,7 @@ def listing(paths: list[Path], overrides: list[str]) -> dict[str, Any]:
                     if mode != "off" and mode not in modes:
                         modes.append(mode)
                 policies.append({"id": policy.id, "mode": "+".join(modes) or "off", "kinds": sorted(policy.kinds),
-                                 "description": policy.description})
+                                 "description": registry.describe(policy)})
             groups.append({"name": name, "chain": chain, "section": group.key, "mode": settings.mode,
                            "path": f"/{'validate' if chain == 'validating' else 'mutate'}/{name}",
                            "description": group.description, "policies": policies})

@@ -32,6 +32,7 @@ def pod_spec_unchanged(pod: model.PodTarget, ctx: model.ReviewContext) -> bool:
 def _named(check: Check, fn: Check) -> Check:
     check.__doc__ = fn.__doc__
     check.__name__ = fn.__name__
+    check.__wrapped__ = fn  # type: ignore[attr-defined]  # where registry.describe finds the docstring under -OO
     return check
 
 
