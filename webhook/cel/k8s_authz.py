@@ -266,13 +266,11 @@ class Binding:
             fields: dict[str, str] = {}
             ctx = self._ctx
             if ctx is not None:
-                raw: Mapping[str, Any] = ctx.request if ctx.request is not None else {}
-                original = raw.get("requestResource")
                 fields = {"group": ctx.group, "resource": ctx.resource, "subresource": ctx.sub_resource,
                           "namespace": ctx.namespace, "name": ctx.name}
-                if isinstance(original, Mapping) and original.get("resource"):
-                    fields.update(group=str(original.get("group") or ""), resource=str(original.get("resource")),
-                                  subresource=str(raw.get("requestSubResource") or ""))
+                made = ctx.request_resource()
+                if made is not None:
+                    fields.update(group=made[0], resource=made[2], subresource=made[3])
             self._variables = {
                 "authorizer": k8s_types.new(k8s_types.AUTHORIZER),
                 "authorizer.requestResource": k8s_types.new(k8s_types.RESOURCE_CHECK, **fields),

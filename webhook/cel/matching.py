@@ -42,14 +42,8 @@ def request_resources(ctx: model.ReviewContext) -> tuple[Resource, Resource | No
     """The resource as the request was made, and the one the object was sent in when the API server
     converted it (``None`` when it did not, or when the review has no ``requestResource``)."""
     sent = (ctx.group, ctx.version, ctx.resource, ctx.sub_resource)
-    raw = ctx.request
-    made = raw.get("requestResource") if raw is not None else None
-    if not isinstance(made, dict) or raw is None:
-        return sent, None
-    sub_resource = raw.get("requestSubResource", ctx.sub_resource)
-    original = (str(made.get("group") or ""), str(made.get("version") or ""), str(made.get("resource") or ""),
-                sub_resource if isinstance(sub_resource, str) else "")
-    return (sent, None) if original == sent else (original, sent)
+    made = ctx.request_resource()
+    return (sent, None) if made is None or made == sent else (made, sent)
 
 
 def rule_matches(rule: documents.Rule, ctx: model.ReviewContext, resource: Resource | None = None) -> bool:

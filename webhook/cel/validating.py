@@ -395,7 +395,7 @@ def _batch(
     the messageExpressions of the validations that failed, of every selected policy on the shared
     activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos (the
     conditions' and validations' one is returned), where each policy's own evaluation finds them."""
-    policies = [policy for policy, _, _ in selected if policy.param_kind is None and not policy.needed]
+    policies = [policy for policy, _, _ in selected if policy.same_for_every_policy]
     if not policies:
         return None
     plan = policy_set.batches.plan(policies)
@@ -427,7 +427,7 @@ def _passes(policy: documents.ValidatingPolicy, memo: Mapping[str, runtime.Resul
     nothing: a condition false (the policy does not apply), or every condition and validation true,
     with no audit annotation to compute. Anything else (an error, a failed validation, an
     expression not batched) goes through the full evaluation, which builds the decisions."""
-    if policy.param_kind is not None or policy.needed or policy.audit_annotations:
+    if not policy.same_for_every_policy or policy.audit_annotations:
         return False
     true = runtime.TRUE
     for condition in policy.match_conditions:

@@ -100,6 +100,18 @@ class ReviewContext:
     """The request's Namespace object when known whole (``review`` given a Namespace manifest);
     otherwise CEL's ``namespaceObject`` is built from the name and ``namespace_labels``."""
 
+    def request_resource(self) -> tuple[str, str, str, str] | None:
+        """(group, version, resource, subresource) as the request was made, when the review says so
+        (``requestResource``, ``requestSubResource``): the API server may have converted the object
+        to another version (``resource``) for us. ``None`` when the review does not say."""
+        raw = self.request
+        made = raw.get("requestResource") if raw is not None else None
+        if raw is None or not isinstance(made, Mapping) or not made.get("resource"):
+            return None
+        sub_resource = raw.get("requestSubResource", self.sub_resource)
+        return (str(made.get("group") or ""), str(made.get("version") or ""), str(made["resource"]),
+                sub_resource if isinstance(sub_resource, str) else "")
+
     @property
     def service_account(self) -> str | None:
         """``namespace/name`` when the requester is a service account, else ``None``."""
