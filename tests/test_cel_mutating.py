@@ -413,6 +413,19 @@ VARIABLES = ("  variables:\n  - {name: team, expression: 'object.metadata.labels
              "  - {name: unused, expression: 'object.spec.missing'}\n")
 
 
+def test_mutations_see_variables_with_their_expressions_types() -> None:
+    # As in a ValidatingAdmissionPolicy: the API server declares each variable with its type, so a
+    # mutation using one against it is refused when the policy is created.
+    spec = "  variables:\n  - {name: team, expression: \"'web'\"}\n"
+    expression = "[JSONPatch{op: 'add', path: '/metadata/labels/team', value: variables.team + 1}]"
+    assert refused(policy(json_patch(expression), spec=spec)) == [
+        f"p.yaml (document 1):1: {INVALID}spec.mutations[0].jsonPatch.expression: Invalid value: "
+        f"\"{expression}\": compilation failed: ERROR: <input>:1:76: found no matching overload for '_+_' "
+        f"applied to '(string, int)'\n | {expression}\n | {'.' * 75}^"]
+    good = "[JSONPatch{op: 'add', path: '/metadata/labels', value: {'team': variables.team + '-x'}}]"
+    assert refused(policy(json_patch(good), spec=spec)) == []
+
+
 def test_variables_are_evaluated_for_each_mutation_when_used() -> None:
     label = apply_configuration("Object{metadata: Object.metadata{labels: {'owner': variables.team}}}")
     policy_set = load(policy(label, spec=VARIABLES))

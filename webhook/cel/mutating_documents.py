@@ -131,7 +131,9 @@ def _go_type(name: str) -> str:
     return f"{head.lower()}({', '.join(_go_type(p) for p in params)})"
 
 
-def _mutations(value: Any, problems: documents._Problems, declared: runtime.Declarations) -> tuple[Mutation, ...]:
+def _mutations(
+    value: Any, problems: documents._Problems, declared: runtime.Declarations, variable_types: Mapping[str, str]
+) -> tuple[Mutation, ...]:
     items = documents._list(value)
     if not items:
         problems.add(documents.required("spec.mutations", "mutations must contain at least one item"))
@@ -152,7 +154,7 @@ def _mutations(value: Any, problems: documents._Problems, declared: runtime.Decl
             problems.add(documents.required(f"{where}.{own}", f"must be specified when patchType is {patch_type}"))
         else:
             mutation = _mutation(patch_type, documents._dict(item.get(own)).get("expression"),
-                                 f"{where}.{own}.expression", problems, declared)
+                                 f"{where}.{own}.expression", problems, declared, variable_types)
         if item.get(other) is not None:
             problems.add(documents.invalid(f"{where}.{other}", "{" + other + "}",
                                            f"must not be specified when patchType is {patch_type}"))
@@ -162,7 +164,8 @@ def _mutations(value: Any, problems: documents._Problems, declared: runtime.Decl
 
 
 def _mutation(
-    patch_type: PatchType, source: Any, path: str, problems: documents._Problems, declared: runtime.Declarations
+    patch_type: PatchType, source: Any, path: str, problems: documents._Problems, declared: runtime.Declarations,
+    variable_types: Mapping[str, str],
 ) -> Mutation | None:
     text = source if isinstance(source, str) else ""
     # The API server validates the trimmed expression (columns count from its first character) and
@@ -177,7 +180,7 @@ def _mutation(
         problems.add(documents.invalid(path, trimmed, f"compilation failed: {exc}"))
         return None
     try:
-        program = runtime.compile(found.text, declared=declared, returns=None)
+        program = runtime.compile(found.text, declared=declared, returns=None, variable_types=variable_types)
     except runtime.CompileError as exc:
         problems.add(documents.invalid(path, trimmed, found.restore(str(exc))))
         return None
@@ -205,7 +208,7 @@ def mutating_policy(document: Mapping[str, Any], *, source: str) -> MutatingPoli
     declared = runtime.Declarations(params=spec.get("paramKind") is not None)
     conditions = documents._match_conditions(spec.get("matchConditions"), problems, declared)
     variables = documents._variables(spec.get("variables"), problems, declared)
-    mutations = _mutations(spec.get("mutations"), problems, declared)
+    mutations = _mutations(spec.get("mutations"), problems, declared, documents.variable_types(variables))
     reinvocation = spec.get("reinvocationPolicy")
     if not reinvocation:
         problems.add(documents.required("spec.reinvocationPolicy"))
