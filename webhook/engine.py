@@ -200,6 +200,7 @@ class PolicySet:
                 raise errors.PolicyConfigError("\n".join(problems))
         self._index: dict[tuple[str, str, str, str], tuple[Instance, ...]] = {}
         self._plans: dict[tuple[str, str, str], plan.Validation | None] = {}
+        self._copies: dict[tuple[str, str, str], CopyTree | None] = {}
 
     @classmethod
     def empty(cls) -> PolicySet:
@@ -248,6 +249,56 @@ class PolicySet:
         if kind in self.kinds:  # bounded, as in select
             self._plans[key] = compiled
         return compiled
+
+
+    def copy_tree(self, group: str | None, kind: str, operation: str) -> CopyTree | None:
+        """What a mutating pass over ``kind`` copies of the object (:func:`copy_along`): the pod's
+        ``spec`` and ``metadata`` and every path its mutations write (:attr:`registry.Policy.writes`),
+        from the root; ``None`` copies the whole object (a mutation without a declared write set,
+        a kind without a pod, or ``planned=False``, the reference this is tested against)."""
+        key = (group or "", kind, operation)
+        try:
+            return self._copies[key]
+        except KeyError:
+            pass
+        holder = workloads.TEMPLATE_HOLDERS.get(kind)
+        instances = self.select("mutating", group, kind, operation)
+        tree: CopyTree | None = None
+        if self.planned and holder is not None and all(i.policy.writes is not None for i in instances):
+            tree = {}
+            node = tree
+            for part in holder:
+                node = node.setdefault(part, {})
+            for path in ("spec", "metadata", *(p for i in instances for p in i.policy.writes or ())):
+                below = node
+                for part in path.replace("[*]", ".*").split("."):
+                    below = below.setdefault(part, {})
+        if kind in self.kinds:  # bounded, as in select
+            self._copies[key] = tree
+        return tree
+
+
+CopyTree = dict[str, "CopyTree"]
+"""Keys (``*``: every item of a list) down to the maps and lists a mutating pass may change."""
+
+
+def copy_along(value: Any, tree: CopyTree) -> Any:
+    """``value`` with the maps and lists on ``tree``'s paths copied and everything else shared: what
+    the mutations never change stays the object as sent, so copying costs what they write, not the
+    object's size, and the diff passes over shared parts by identity (``is``)."""
+    if isinstance(value, dict):
+        out = dict(value)
+        for key, below in tree.items():
+            child = out.get(key)
+            if isinstance(child, (dict, list)):
+                out[key] = copy_along(child, below)
+        return out
+    if isinstance(value, list):
+        items = tree.get("*")
+        if items is None:
+            return list(value)
+        return [copy_along(item, items) if isinstance(item, (dict, list)) else item for item in value]
+    return value
 
 
 def evaluate(
@@ -618,8 +669,9 @@ def _run_built_in(
     if not instances:
         return obj
     skipped: set[str] = set()
+    tree = policy_set.copy_tree(group, ctx.kind, ctx.operation)
     while True:
-        mutated: dict[str, Any] = _clone(obj)
+        mutated: dict[str, Any] = _clone(obj) if tree is None else copy_along(obj, tree)
         restart = _run_mutations(instances, mutated, ctx, outcome, skipped)
         if not restart:
             break

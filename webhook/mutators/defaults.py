@@ -130,6 +130,10 @@ def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for field, _, c in workloads.containers(spec) if field != "ephemeralContainers"]
 
 
+CONTAINERS = ("spec.containers[*]", "spec.initContainers[*]")
+"""The containers the defaults edit (:func:`_containers`), as write paths (:attr:`registry.Policy.writes`)."""
+
+
 def _missing_dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
     """``parent[key]`` when it is a dict or absent (then created lazily by the caller), else ``None``."""
     value = parent.get(key)
@@ -141,7 +145,8 @@ def _missing_dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
 # --- labels / annotations -----------------------------------------------------------------------
 
 
-@registry.mutation("defaults.labels", group=GROUP, pod_spec=True, order=10)
+@registry.mutation("defaults.labels", group=GROUP, pod_spec=True, order=10,
+                   writes=("metadata.labels", "metadata.annotations"))
 def default_labels(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
     """Add the configured labels and annotations to the pod (template) where the key is absent.
 
@@ -162,7 +167,8 @@ def default_labels(target: model.PodTarget, ctx: model.ReviewContext, params: De
 # --- resources ----------------------------------------------------------------------------------
 
 
-@registry.mutation("defaults.resources", group=GROUP, pod_spec=True, order=20)
+@registry.mutation("defaults.resources", group=GROUP, pod_spec=True, order=20,
+                   writes=tuple(f"{c}.resources.{f}" for c in CONTAINERS for f in ("requests", "limits")))
 def default_resources(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
     """Default ``resources.requests``/``limits`` per container, from the first entry matching the namespace.
 
@@ -231,7 +237,7 @@ def _moving_tag(image: str) -> bool:
     return ":" not in last or last.rsplit(":", 1)[1] == "latest"
 
 
-@registry.mutation("defaults.imagePullPolicy", group=GROUP, pod_spec=True, order=30)
+@registry.mutation("defaults.imagePullPolicy", group=GROUP, pod_spec=True, order=30, writes=CONTAINERS)
 def default_image_pull_policy(
     target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
 ) -> None:
@@ -274,7 +280,8 @@ def _adds_sys_admin(sc: dict[str, Any]) -> bool:
     return isinstance(added, list) and any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN") for c in added)
 
 
-@registry.mutation("defaults.securityContext", group=GROUP, pod_spec=True, order=40)
+@registry.mutation("defaults.securityContext", group=GROUP, pod_spec=True, order=40,
+                   writes=("spec.securityContext", *(f"{c}.securityContext.capabilities" for c in CONTAINERS)))
 def default_security_context(
     target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
 ) -> None:
@@ -329,7 +336,7 @@ def default_security_context(
 # --- pod-level scalars --------------------------------------------------------------------------
 
 
-@registry.mutation("defaults.serviceAccountToken", group=GROUP, pod_spec=True, order=50)
+@registry.mutation("defaults.serviceAccountToken", group=GROUP, pod_spec=True, order=50, writes=("spec",))
 def default_service_account_token(
     target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
 ) -> None:
@@ -341,7 +348,7 @@ def default_service_account_token(
         target.spec["automountServiceAccountToken"] = params.automountServiceAccountToken
 
 
-@registry.mutation("defaults.terminationGracePeriod", group=GROUP, pod_spec=True, order=60)
+@registry.mutation("defaults.terminationGracePeriod", group=GROUP, pod_spec=True, order=60, writes=("spec",))
 def default_termination_grace_period(
     target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
 ) -> None:
@@ -358,7 +365,7 @@ def _normal_toleration(toleration: Any) -> Any:
     return {"operator": "Equal", **{k: v for k, v in toleration.items() if v is not None}}
 
 
-@registry.mutation("defaults.tolerations", group=GROUP, pod_spec=True, order=70)
+@registry.mutation("defaults.tolerations", group=GROUP, pod_spec=True, order=70, writes=("spec",))
 def default_tolerations(target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings) -> None:
     """Append the configured tolerations the pod does not already have (tolerations only widen
     where a pod may run; the user's own are kept as written)."""
@@ -373,7 +380,7 @@ def default_tolerations(target: model.PodTarget, ctx: model.ReviewContext, param
         target.spec["tolerations"] = [*(current or []), *missing]
 
 
-@registry.mutation("defaults.priorityClassName", group=GROUP, pod_spec=True, order=80)
+@registry.mutation("defaults.priorityClassName", group=GROUP, pod_spec=True, order=80, writes=("spec",))
 def default_priority_class_name(
     target: model.PodTarget, ctx: model.ReviewContext, params: DefaultsSettings
 ) -> None:

@@ -173,7 +173,8 @@ def _wanted_env(container: dict[str, Any], params: DownwardAPISettings) -> list[
     return env
 
 
-@registry.mutation("downward-api.env", group=GROUP, pod_spec=True, order=10)
+@registry.mutation("downward-api.env", group=GROUP, pod_spec=True, order=10,
+                   writes=("spec.containers[*]", "spec.initContainers[*]"))
 def inject_env(target: model.PodTarget, ctx: model.ReviewContext, params: DownwardAPISettings) -> None:
     """Add the configured Downward API variables each container does not define itself."""
     for container in _targets(target.spec, params):
@@ -192,7 +193,8 @@ def inject_env(target: model.PodTarget, ctx: model.ReviewContext, params: Downwa
             container["env"] = [*current, *missing]
 
 
-@registry.mutation("downward-api.volume", group=GROUP, pod_spec=True, order=20)
+@registry.mutation("downward-api.volume", group=GROUP, pod_spec=True, order=20,
+                   writes=("spec", "spec.containers[*]", "spec.initContainers[*]"))
 def inject_volume(target: model.PodTarget, ctx: model.ReviewContext, params: DownwardAPISettings) -> None:
     """Add a ``downwardAPI`` volume with labels/annotations and mount it read-only into each container.
 

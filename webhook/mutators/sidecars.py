@@ -217,7 +217,8 @@ def _list(spec: dict[str, Any], field: str) -> list[Any] | None:
     return value if isinstance(value, list) else None
 
 
-@registry.mutation("sidecars.inject", group=GROUP, pod_spec=True, order=10)
+@registry.mutation("sidecars.inject", group=GROUP, pod_spec=True, order=10,
+                   writes=("spec", "spec.containers[*]", "metadata.annotations"))
 def inject(target: model.PodTarget, ctx: model.ReviewContext, params: SidecarsSettings) -> None:
     """Inject the selected sidecars into an opted-in pod (template), once, refusing name clashes."""
     if not params.sidecars or not wants_injection(target, ctx, params):

@@ -102,6 +102,13 @@ class Policy:
     """A hashable key equal for params that give the same result (Pod Security: the check revision
     in force, the same at ``baseline:latest`` and ``restricted:latest`` for the baseline checks), so
     a review runs the check once for all of them. ``None``: params that compare equal."""
+    writes: tuple[str, ...] | None = None
+    """A pod-spec mutation's write set: the maps and lists under the pod (``metadata.labels``,
+    ``spec.containers[*].resources.requests``) it changes in place, by setting a key, updating or
+    appending; what it replaces it only assigns into one of these (or into ``spec``/``metadata``,
+    always included). The engine copies only what a pass's mutations write and shares the rest
+    with the object as sent (:func:`webhook.engine.copier`); ``None`` (not declared) copies the
+    whole object."""
 
 
 class Registry:
@@ -178,6 +185,7 @@ def _register(
     registry: Registry,
     active: Callable[[Any], bool] | None = None,
     result_key: Callable[[Any], Any] | None = None,
+    writes: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if pod_spec and kinds is not None:
         raise ValueError(f"policy {policy_id!r}: pod_spec units apply to every pod-carrying kind; omit kinds")
@@ -199,6 +207,7 @@ def _register(
                 description=_first_line(fn.__doc__),
                 active=active,
                 result_key=result_key,
+                writes=writes,
             )
         )
         return fn
@@ -269,6 +278,7 @@ def mutation(
     operations: Iterable[str] = ("CREATE", "UPDATE"),
     order: int = 100,
     registry: Registry = REGISTRY,
+    writes: tuple[str, ...] | None = None,
 ) -> Callable[[MutateFn], MutateFn]:
     """Register a mutation ``fn(target, ctx, params) -> None`` that edits ``target`` in place.
 
@@ -277,8 +287,10 @@ def mutation(
     editing when it refuses an object. A pod-spec mutation edits its target in place
     (``target.spec`` and the dicts under it, ``target.metadata_for_write()`` for metadata) and never
     puts a new ``spec`` or ``metadata`` dict into the object: the engine hands the same target to
-    every mutation of a pass.
+    every mutation of a pass. ``writes`` (pod-spec mutations): see :attr:`Policy.writes`.
     """
+    if writes is not None and not pod_spec:
+        raise ValueError(f"policy {policy_id!r}: writes are paths under the pod; an object mutation has none")
     return _register(
         "mutating",
         policy_id,
@@ -288,4 +300,5 @@ def mutation(
         operations=operations,
         order=order,
         registry=registry,
+        writes=writes,
     )
