@@ -676,7 +676,7 @@ def _run_built_in(
         if not restart:
             break
     if outcome.allowed:
-        _report_advisory(instances, mutated, ctx, outcome)
+        _report_advisory(instances, mutated, ctx, outcome, tree)
     return mutated
 
 
@@ -785,13 +785,15 @@ def _run_mutations(
 
 
 def _report_advisory(
-    instances: tuple[Instance, ...], mutated: dict[str, Any], ctx: model.ReviewContext, outcome: review.Outcome
+    instances: tuple[Instance, ...], mutated: dict[str, Any], ctx: model.ReviewContext, outcome: review.Outcome,
+    tree: CopyTree | None,
 ) -> None:
-    """warn/audit-mode mutations: run on a scratch copy and report what they would change."""
+    """warn/audit-mode mutations: run on a scratch copy (copied as the pass was: ``tree``) and
+    report what they would change."""
     for inst in instances:
         if inst.mode not in ("warn", "audit"):
             continue
-        scratch = _clone(mutated)
+        scratch = _clone(mutated) if tree is None else copy_along(mutated, tree)
         applies, pod = _Pass(scratch, ctx).targets(inst)
         if not applies:
             continue
