@@ -463,6 +463,35 @@ def test_typed_list_map_and_quantity_variables_evaluate_as_before() -> None:
     assert verdict.denial is not None and verdict.denial.message.endswith("denied request: too many replicas")
 
 
+def test_numbers_of_different_types_compare_as_in_the_api_server() -> None:
+    # CrossTypeNumericComparisons (the base environment since 1.28): <, <=, >, >= across int, uint
+    # and double compile and evaluate; == between them is still refused, as cel-go refuses it.
+    spec = "  variables:\n  - {name: ratios, expression: '[0.5, 1.5]'}\n"
+    validations = "  - expression: variables.ratios.all(r, r < 2) && object.spec.replicas > 6.5 && 1u <= 1.0"
+    assert validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                               ctx()).denial is None  # replicas is 7
+    assert refused(policy(validations="  - expression: 1 == 1.0") + binding()) == _invalid(
+        "1 == 1.0", "compilation failed: ERROR: <input>:1:3: found no matching overload for '_==_' applied to "
+        "'(int, double)'\n | 1 == 1.0\n | ..^")
+
+
+def test_a_comprehension_variable_named_variables_is_not_the_composited_variables() -> None:
+    spec = "  variables:\n  - {name: x, expression: \"'text'\"}\n"
+    validations = "  - expression: \"[{'x': 1}].all(variables, variables.x == 1)\""
+    assert validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
+                               ctx()).denial is None
+
+
+def test_the_resource_as_requested_comes_from_the_review() -> None:
+    request = {"requestResource": {"group": "apps", "version": "v1", "resource": "deployments"}}
+    # The API server omits requestSubResource when it is empty: absent is "", whatever subResource says.
+    assert ctx(request=request, sub_resource="scale").request_resource() == ("apps", "v1", "deployments", "")
+    request["requestSubResource"] = "scale"
+    assert ctx(request=request).request_resource() == ("apps", "v1", "deployments", "scale")
+    assert ctx(request={"requestResource": {"group": "apps"}}).request_resource() is None
+    assert ctx().request_resource() is None
+
+
 def test_has_and_optional_selection_of_a_typed_variable_are_left_as_written() -> None:
     spec = "  variables:\n  - {name: ok, expression: 'true'}\n"
     validations = "  - expression: has(variables.ok) && variables.?ok.orValue(false) && variables.ok"

@@ -47,6 +47,14 @@ def test_labels_do_nothing_when_every_key_is_present() -> None:
     assert ms.run_one(defaults.default_labels, obj, params(labels={"team": "web"}))[0] == []
 
 
+def test_labels_written_as_null_are_replaced_by_the_defaults() -> None:
+    # `labels: null` reads as absent to the API server; the default used to fail (None.update).
+    obj = ms.pod({"containers": [APP]})
+    obj["metadata"]["labels"] = None
+    ops, _ = ms.run_one(defaults.default_labels, obj, params(labels={"team": "web"}))
+    assert ops == [{"op": "replace", "path": "/metadata/labels", "value": {"team": "web"}}]
+
+
 # -- resources --------------------------------------------------------------------------------------
 
 RESOURCES = {"resources": [{"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}]}

@@ -322,6 +322,27 @@ def _typed_declarations() -> list[Any]:
     ]
 
 
+_NUMBERS = {"int": ("int64", cel.Type.INT), "uint": ("uint64", cel.Type.UINT), "double": ("double", cel.Type.DOUBLE)}
+
+
+def _cross_numeric_comparisons() -> list[Any]:
+    """For the checker: cel-go's ``CrossTypeNumericComparisons``, in the API server's base
+    environment since 1.28: ``<``, ``<=``, ``>``, ``>=`` between int, uint and double
+    (``variables.ratio > 1`` on a double), with cel-go's overload ids. cel-cpp's runtime already
+    compares mixed numbers; only its checker lacks the declarations. Equality stays between equal
+    types, as in cel-go."""
+    pairs = [(a, b) for a in _NUMBERS for b in _NUMBERS if a != b]
+    return [
+        cel.FunctionDecl(function, [
+            cel.Overload(f"{name}_{_NUMBERS[a][0]}_{_NUMBERS[b][0]}", cel.Type.BOOL, [_NUMBERS[a][1], _NUMBERS[b][1]],
+                         is_member=False)
+            for a, b in pairs
+        ])
+        for function, name in (("_<_", "less"), ("_<=_", "less_equals"), ("_>_", "greater"),
+                               ("_>=_", "greater_equals"))
+    ]
+
+
 def _shape(overload: _Typed) -> tuple[str, bool, tuple[str, ...]]:
     """What cel-cpp's runtime dispatches on: name, receiver style and argument *kinds*; all message
     types are one kind (``struct``)."""
@@ -363,5 +384,5 @@ def extensions(*, patch_types: bool = False, runtime: bool = False) -> list[Any]
     """The Kubernetes functions as one cel-cpp extension: with every typed overload for the
     checker (``runtime=False``), or with one implementation per runtime shape (``runtime=True``);
     see the module docstring for why the two differ."""
-    typed = _runtime_declarations() if runtime else _typed_declarations()
+    typed = _runtime_declarations() if runtime else _typed_declarations() + _cross_numeric_comparisons()
     return [cel.CelExtension("kubernetes", _untyped(patch_types=patch_types) + typed)]

@@ -373,6 +373,12 @@ def variable_references(source: str, names: Mapping[str, str]) -> Rewritten:
     if not names:
         return unchanged(source)
     tokens = _tokens(source)
+    for index, token in enumerate(tokens[1:-1], start=1):
+        # ``variables`` bound by a comprehension (``.all(variables, ...)``, ``.map(i, variables, ...)``)
+        # is that value, not the composited variables: the check then declares nothing more.
+        if (token.kind == "ident" and token.text == "variables" and tokens[index - 1].text in ("(", ",")
+                and tokens[index + 1].text == ","):
+            return unchanged(source)
     writer: _Writer | None = None
     for index, token in enumerate(tokens[:-2]):
         if token.kind != "ident" or token.text != "variables":

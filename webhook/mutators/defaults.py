@@ -161,7 +161,10 @@ def default_labels(target: model.PodTarget, ctx: model.ReviewContext, params: De
         existing = (target.metadata or {}).get(field)
         if not missing or (existing is not None and not isinstance(existing, dict)):
             continue
-        target.metadata_for_write().setdefault(field, {}).update(missing)
+        if existing is None:  # absent, or written as null (which the API server reads as absent)
+            target.metadata_for_write()[field] = missing
+        else:
+            existing.update(missing)
 
 
 # --- resources ----------------------------------------------------------------------------------

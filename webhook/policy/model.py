@@ -103,12 +103,13 @@ class ReviewContext:
     def request_resource(self) -> tuple[str, str, str, str] | None:
         """(group, version, resource, subresource) as the request was made, when the review says so
         (``requestResource``, ``requestSubResource``): the API server may have converted the object
-        to another version (``resource``) for us. ``None`` when the review does not say."""
+        to another version (``resource``) for us. ``None`` when the review does not say. The API
+        server omits an empty ``requestSubResource``, so an absent one is ``""``."""
         raw = self.request
         made = raw.get("requestResource") if raw is not None else None
         if raw is None or not isinstance(made, Mapping) or not made.get("resource"):
             return None
-        sub_resource = raw.get("requestSubResource", self.sub_resource)
+        sub_resource = raw.get("requestSubResource")
         return (str(made.get("group") or ""), str(made.get("version") or ""), str(made["resource"]),
                 sub_resource if isinstance(sub_resource, str) else "")
 
