@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
-import multiprocessing
-import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -29,13 +26,16 @@ import socket
 import stat
 import tempfile
 import time
-from multiprocessing.context import ForkProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from webhook import appstate, catalog, config, deadlines, errors, httpserver, logs, metrics, server, tls
+
+if TYPE_CHECKING:  # the supervisor's modules load only with --workers N (0.4 MB a single worker spares)
+    import multiprocessing.connection
+    from multiprocessing.context import ForkProcess
 
 log = logs.get("webhook.runner")
 
@@ -153,6 +153,8 @@ def run(settings: config.ServeSettings) -> int:
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM this worker when the supervisor dies (even by SIGKILL), so an orphan
     never keeps the port; the worker then drains like on any SIGTERM."""
+    import ctypes  # noqa: PLC0415 - workers only
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
@@ -232,6 +234,8 @@ class Supervisor:
             raise errors.WebhookError("--workers needs a fixed --port: with port 0 each worker binds its own")
         self.settings = settings
         self.startup_timeout = startup_timeout
+        import multiprocessing  # noqa: PLC0415 - workers only
+
         self.context = multiprocessing.get_context("fork")
         self.workers: dict[int, _Worker] = {}
         self.backoff: dict[int, float] = {}
@@ -338,7 +342,7 @@ class Supervisor:
         while not self.stopping:
             sentinels = {w.process.sentinel: w for w in self.workers.values()}
             timeout = max(min(pending.values()) - time.monotonic(), 0.0) if pending else None
-            ready = multiprocessing.connection.wait([*sentinels, wake_read], timeout=timeout)
+            ready = _wait([*sentinels, wake_read], timeout=timeout)
             if wake_read in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)
@@ -389,3 +393,10 @@ class Supervisor:
         self.workers.clear()
         log.info("stopped", exit_codes=codes)
         return 0 if all(code == 0 for code in codes) else 1
+
+
+def _wait(handles: list[Any], *, timeout: float | None) -> list[Any]:
+    """``multiprocessing.connection.wait``, imported by the supervisor only."""
+    import multiprocessing.connection  # noqa: PLC0415 - workers only
+
+    return multiprocessing.connection.wait(handles, timeout=timeout)
