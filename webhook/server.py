@@ -17,33 +17,20 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 from aiohttp import hdrs, typedefs, web
 
-from webhook import (
-    appstate,
-    catalog,
-    config,
-    deadlines,
-    engine,
-    errors,
-    faults,
-    logs,
-    metrics,
-    recorder,
-    review,
-    tls,
-)
+from webhook import appstate, catalog, config, deadlines, engine, errors, logs, metrics, review, tls
 from webhook.policy import files, model, yamlsafe
 
-log = logs.get("webhook.server")
+if TYPE_CHECKING:  # imported by build_app only when asked for (--record, --faults, --admin-port)
+    from webhook import faults as faults_module
+    from webhook import recorder as recorder_module
 
-# build_app's keyword arguments ``faults`` and ``recorder`` shadow these module names inside it.
-_faults_module = faults
-_recorder_module = recorder
+log = logs.get("webhook.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -409,7 +396,7 @@ def param_kinds(policy_set: engine.PolicySet) -> set[tuple[str, str]]:
     return {(kind.api_version, kind.kind) for kind in kinds if kind is not None}
 
 
-def _recorder_context(sink: recorder.Recorder) -> Callable[[web.Application], AsyncIterator[None]]:
+def _recorder_context(sink: recorder_module.Recorder) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
         await asyncio.to_thread(sink.close)
@@ -426,8 +413,8 @@ def build_app(
     *,
     policy_set: engine.PolicySet | None = None,
     timeouts: deadlines.Timeouts | None = None,
-    recorder: recorder.Recorder | None = None,
-    faults: faults.State | None = None,
+    recorder: recorder_module.Recorder | None = None,
+    faults: faults_module.State | None = None,
     certificates: tls.CertReloader | None = None,
     cluster: bool = False,
     limits: review.Limits | None = None,
@@ -452,18 +439,22 @@ def build_app(
     4. :func:`webhook.faults.middleware`, with fault injection only: innermost, so an injected
        delay counts against the deadline and shows in metrics and logs like real slowness.
     """
-    if faults is None and (settings.faults is not None or settings.admin_port is not None):
-        # Fault injection for failurePolicy experiments: off unless asked for.
-        faults = _faults_module.State(_faults_module.load(settings.faults) if settings.faults is not None else None)
+    if faults is not None or settings.faults is not None or settings.admin_port is not None:
+        from webhook import faults as faults_module  # noqa: PLC0415 - fault injection only
+
+        if faults is None:  # fault injection for failurePolicy experiments: off unless asked for
+            faults = faults_module.State(faults_module.load(settings.faults) if settings.faults is not None else None)
     if recorder is None and settings.record is not None:
-        recorder = _recorder_module.Recorder.from_settings(settings)
+        from webhook import recorder as recorder_module  # noqa: PLC0415 - recording only
+
+        recorder = recorder_module.Recorder.from_settings(settings)
 
     middlewares: list[typedefs.Middleware] = [error_middleware]
     if settings.client_ca is not None:
         middlewares.append(require_client_certificate)
     middlewares.append(deadlines.middleware)
     if faults is not None:
-        middlewares.append(_faults_module.middleware)
+        middlewares.append(faults_module.middleware)
 
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[appstate.SETTINGS] = settings
@@ -489,9 +480,9 @@ def build_app(
         app[appstate.RECORDER] = recorder
         app.cleanup_ctx.append(_recorder_context(recorder))
     if faults is not None:
-        app[_faults_module.FAULTS] = faults
+        app[faults_module.FAULTS] = faults
         if settings.admin_port is not None:
-            app.cleanup_ctx.append(_faults_module.admin_context(faults, port=settings.admin_port))
+            app.cleanup_ctx.append(faults_module.admin_context(faults, port=settings.admin_port))
     if certificates is not None:
         lifecycle.certificate_expired = lambda: certificates.expired
         lifecycle.certificate_problem = lambda: certificates.last_error
