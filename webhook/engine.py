@@ -250,7 +250,6 @@ class PolicySet:
             self._plans[key] = compiled
         return compiled
 
-
     def copy_tree(self, group: str | None, kind: str, operation: str) -> CopyTree | None:
         """What a mutating pass over ``kind`` copies of the object (:func:`copy_along`): the pod's
         ``spec`` and ``metadata`` and every path its mutations write (:attr:`registry.Policy.writes`),

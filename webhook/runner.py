@@ -33,7 +33,7 @@ from aiohttp import web
 
 from webhook import appstate, catalog, config, deadlines, errors, httpserver, logs, metrics, server, tls
 
-if TYPE_CHECKING:  # the supervisor's modules load only with --workers N (0.4 MB a single worker spares)
+if TYPE_CHECKING:  # the supervisor's modules load only with --workers N (0.65 MB a single worker spares)
     import multiprocessing.connection
     from multiprocessing.context import ForkProcess
 
@@ -338,11 +338,13 @@ class Supervisor:
 
     def _watch(self, wake_read: int) -> None:
         """Sleep until a worker exits or a signal arrives; restart dead workers until told to stop."""
+        import multiprocessing.connection  # noqa: PLC0415 - workers only
+
         pending: dict[int, float] = {}  # slot -> monotonic time to restart at
         while not self.stopping:
             sentinels = {w.process.sentinel: w for w in self.workers.values()}
             timeout = max(min(pending.values()) - time.monotonic(), 0.0) if pending else None
-            ready = _wait([*sentinels, wake_read], timeout=timeout)
+            ready = multiprocessing.connection.wait([*sentinels, wake_read], timeout=timeout)
             if wake_read in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)
@@ -394,9 +396,3 @@ class Supervisor:
         log.info("stopped", exit_codes=codes)
         return 0 if all(code == 0 for code in codes) else 1
 
-
-def _wait(handles: list[Any], *, timeout: float | None) -> list[Any]:
-    """``multiprocessing.connection.wait``, imported by the supervisor only."""
-    import multiprocessing.connection  # noqa: PLC0415 - workers only
-
-    return multiprocessing.connection.wait(handles, timeout=timeout)

@@ -174,13 +174,12 @@ def _typed_identifier(name: str) -> str:
 
 _DECLARABLE = {"BOOL": "bool", "INT": "int", "UINT": "uint", "DOUBLE": "double", "STRING": "string",
                "BYTES": "bytes", "DURATION": "duration", "TIMESTAMP": "timestamp", "NULL": "null_type",
-               "NULL_TYPE": "null_type"}
+               "NULL_TYPE": "null_type", "DYN": "dyn"}
 
 
 def _declarable(output: str) -> str | None:
     """cel-cpp's printed type (``LIST<STRING>``) in the form ``cel.Type`` declares (``list<string>``);
-    ``None`` for ``dyn`` and for what has no declarable form here (optional and type values), which
-    stay ``dyn`` as before."""
+    ``None`` for what has no declarable form here (optional and type values), which stays ``dyn``."""
     found = _DECLARABLE.get(output)
     if found is not None:
         return found
@@ -189,8 +188,7 @@ def _declarable(output: str) -> str | None:
     match = re.fullmatch(r"(LIST|MAP)<(.*)>", output)
     if match is None:
         return None
-    arguments = [_declarable(part.strip()) or ("dyn" if part.strip() == "DYN" else None)
-                 for part in _type_arguments(match.group(2))]
+    arguments = [_declarable(part.strip()) for part in _type_arguments(match.group(2))]
     if None in arguments:
         return None
     return f"{match.group(1).lower()}<{', '.join(a for a in arguments if a is not None)}>"
@@ -224,11 +222,10 @@ def compile(
     API server checks it, while the program itself reads ``variables`` as a map of ``dyn`` (a
     variable's value is put there at evaluation). Raises :class:`CompileError` with the API
     server's wording."""
-    typed = {}
-    for name in referenced_variables(source) & (variable_types or {}).keys():
-        kind = _declarable((variable_types or {})[name])
-        if kind is not None:
-            typed[name] = kind
+    referenced = referenced_variables(source)
+    types = variable_types or {}
+    declared_as = {name: _declarable(types[name]) for name in referenced & types.keys()}
+    typed = {name: kind for name, kind in declared_as.items() if kind not in (None, "dyn")}
     output = None
     if typed:
         checker = _typing_checker(declared, tuple(sorted((_typed_identifier(n), k) for n, k in typed.items())))
@@ -242,7 +239,7 @@ def compile(
             raise CompileError(f"must evaluate to {wanted} but got {_go_type(output)}")
         listed = " ".join(_go_type(name) for name in returns)
         raise CompileError(f"must evaluate to one of [{listed}] but got {_go_type(output)}")
-    return Program(source, expression, output, referenced_variables(source), mentions_authorizer(source))
+    return Program(source, expression, output, referenced, mentions_authorizer(source))
 
 
 def _checked(compile_text: Any, first: rewrite.Rewritten) -> Any:

@@ -107,7 +107,7 @@ class Policy:
     ``spec.containers[*].resources.requests``) it changes in place, by setting a key, updating or
     appending; what it replaces it only assigns into one of these (or into ``spec``/``metadata``,
     always included). The engine copies only what a pass's mutations write and shares the rest
-    with the object as sent (:func:`webhook.engine.copier`); ``None`` (not declared) copies the
+    with the object as sent (:meth:`webhook.engine.PolicySet.copy_tree`); ``None`` (not declared) copies the
     whole object."""
 
 

@@ -9,6 +9,7 @@ are sorted so messages are stable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,10 +31,9 @@ def pod_spec_unchanged(pod: model.PodTarget, ctx: model.ReviewContext) -> bool:
 
 
 def _named(check: Check, fn: Check) -> Check:
-    check.__doc__ = fn.__doc__
-    check.__name__ = fn.__name__
-    check.__wrapped__ = fn  # type: ignore[attr-defined]  # where registry.describe finds the docstring under -OO
-    return check
+    """``check`` named and documented as ``fn``, with ``__wrapped__`` (where ``registry.describe``
+    finds the docstring when ``-OO`` strips it)."""
+    return functools.update_wrapper(check, fn)
 
 
 def object_check(
