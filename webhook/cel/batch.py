@@ -151,7 +151,8 @@ class Batches:
         # Each member on its own lines: a trailing ``//`` comment cannot swallow the separator.
         text = "[" + ",".join(f"(\n{source}\n)" for source in key) + "]"
         try:
-            combined: runtime.Program | None = runtime.compile(text, declared=self.declared, returns=None)
+            combined: runtime.Program | None = runtime.compile(text, declared=self.declared, returns=None,
+                                                               reads=False)
         except runtime.CompileError:
             combined = None  # beyond the parser's limits: the members run alone, for good
         self.budget -= size  # a refused list is remembered too, and must not grow without bound

@@ -43,6 +43,7 @@ from typing import Any
 from cel_expr_python import cel
 
 from webhook.cel import k8s_authz, k8s_types, library, rewrite
+from webhook.cel import reads as reads_module
 
 COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 """cel-go's text when an expression passes the per-call cost limit (``CostLimit(PerCallLimit)``)."""
@@ -93,6 +94,8 @@ class Program:
     asks_authorizer: bool = False
     """Whether the expression mentions ``authorizer``: its checks ask the cluster, so it is never
     evaluated speculatively (:mod:`webhook.cel.batch`)."""
+    reads: reads_module.Reads = dataclasses.field(default_factory=lambda: dict(reads_module.EVERYTHING))
+    """What it can read of the per-review variables (:mod:`webhook.cel.reads`)."""
 
 
 class _Environment:
@@ -108,8 +111,10 @@ class _Environment:
         self.checker = checker
         self.runner = runner
 
-    def compile(self, source: str) -> Any:
-        return self.runner.deserialize(self.checker.compile(source).serialize())
+    def compile(self, source: str) -> tuple[Any, bytes]:
+        """The runtime's program for ``source`` and its checked syntax tree, serialized."""
+        checked = self.checker.compile(source).serialize()
+        return self.runner.deserialize(checked), checked
 
     def Activation(self, values: Mapping[str, Any], functions: list[Any] | None = None) -> Any:  # noqa: N802
         return self.runner.Activation(values, functions=functions)
@@ -214,13 +219,14 @@ def mentions_authorizer(source: str) -> bool:
 
 def compile(
     source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",),
-    variable_types: Mapping[str, str] | None = None,
+    variable_types: Mapping[str, str] | None = None, reads: bool = True,
 ) -> Program:
     """Parse and type-check ``source``; ``returns`` lists the result types the context allows
     (``None``: any); ``variable_types`` are the checked types of the composited variables it may
     use (``{"allowed": "BOOL", "names": "LIST<STRING>"}``): it is type-checked with them, as the
     API server checks it, while the program itself reads ``variables`` as a map of ``dyn`` (a
-    variable's value is put there at evaluation). Raises :class:`CompileError` with the API
+    variable's value is put there at evaluation). ``reads=False`` skips working out what it reads
+    (for a program whose members' reads are known already). Raises :class:`CompileError` with the API
     server's wording."""
     referenced = referenced_variables(source)
     types = variable_types or {}
@@ -231,7 +237,7 @@ def compile(
         checker = _typing_checker(declared, tuple(sorted((_typed_identifier(n), k) for n, k in typed.items())))
         references = rewrite.variable_references(source, {name: _typed_identifier(name) for name in typed})
         output = str(_checked(checker.compile, references).return_type())
-    expression = _checked(_environment(declared).compile, rewrite.unchanged(source))
+    expression, checked = _checked(_environment(declared).compile, rewrite.unchanged(source))
     output = output or str(expression.return_type())
     if returns is not None and output not in returns:
         wanted = " or ".join(_go_type(name) for name in returns)
@@ -239,7 +245,8 @@ def compile(
             raise CompileError(f"must evaluate to {wanted} but got {_go_type(output)}")
         listed = " ".join(_go_type(name) for name in returns)
         raise CompileError(f"must evaluate to one of [{listed}] but got {_go_type(output)}")
-    return Program(source, expression, output, referenced, mentions_authorizer(source))
+    return Program(source, expression, output, referenced, mentions_authorizer(source),
+                   reads_module.of_checked(checked) if reads else dict(reads_module.EVERYTHING))
 
 
 def _checked(compile_text: Any, first: rewrite.Rewritten) -> Any:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook.cel import batch, documents, k8s_authz, matching, pairing, params, runtime
+from webhook.cel import reads as reads_module
 from webhook.policy import model
 
 FAILURE_ANNOTATION = "validation.policy.admission.k8s.io/validation_failure"
@@ -88,6 +89,12 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     asks_authorizer: bool = dataclasses.field(init=False, repr=False, compare=False)
     """Whether any expression mentions ``authorizer``; when none does, reviews skip binding the
     requester's authorizer into the activation (two values and a function a review)."""
+    reads: reads_module.Reads = dataclasses.field(init=False, repr=False, compare=False)
+    """What the expressions together can read of the per-review variables: a review converts only
+    that into CEL values (:mod:`webhook.cel.reads`)."""
+    projected: bool = True
+    """Whether reviews hand the expressions only what they read; False hands them the variables
+    whole (the reference the tests compare with)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,6 +102,10 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
                     for named in (*policy.match_conditions, *policy.variables, *policy.audit_annotations)]
         programs += [validation.program for policy in self.policies for validation in policy.validations]
         object.__setattr__(self, "asks_authorizer", any(program.asks_authorizer for program in programs))
+        programs += [validation.message_program for policy in self.policies for validation in policy.validations
+                     if validation.message_program is not None]
+        found = reads_module.union(program.reads for program in programs) if self.projected else reads_module.EVERYTHING
+        object.__setattr__(self, "reads", found)
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -325,11 +336,13 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     verdict = Verdict()
     if policy_set.empty or _exempt(ctx):
         return verdict
+    reads = policy_set.reads
+    project = reads_module.project
     base = {
-        "object": obj,
-        "oldObject": ctx.old_object,
-        "request": request_variable(ctx),
-        "namespaceObject": namespace_object(ctx),
+        "object": project(obj, reads.get("object", {})),
+        "oldObject": project(ctx.old_object, reads.get("oldObject", {})),
+        "request": project(request_variable(ctx), reads.get("request", {})),
+        "namespaceObject": project(namespace_object(ctx), reads.get("namespaceObject", {})),
         # The user's access, asked per check; a set whose expressions never mention ``authorizer``
         # gets the shared placeholder (nothing can reach it), not a binding built per review.
         "authorizer": k8s_authz.Binding.for_review(ctx) if policy_set.asks_authorizer else k8s_authz.UNAVAILABLE,
