@@ -623,3 +623,15 @@ def test_log_shipper_sidecar_example() -> None:
 )
 def test_the_rewrite_turns_typed_literals_into_maps_and_leaves_strings_alone(source: str, text: str) -> None:
     assert rewrite.rewrite(source).text == text
+
+
+def test_an_optional_valued_variable_feeds_a_mutation() -> None:
+    """``object.metadata.?labels[?'team']`` is an optional variable, unwrapped where it is used."""
+    spec = "  variables:\n  - {name: team, expression: \"object.metadata.?labels[?'team']\"}\n"
+    expression = ("Object{metadata: Object.metadata{labels: {'owner': "
+                  "variables.team.hasValue() ? variables.team.value() : 'platform'}}}")
+    policy_set = load(policy(apply_configuration(expression), spec=spec))
+    assert ops(policy_set) == [{"op": "add", "path": "/metadata/labels/owner", "value": "platform"}]
+    labelled = copy.deepcopy(POD)
+    labelled["metadata"]["labels"] = {"team": "shop"}
+    assert ops(policy_set, labelled) == [{"op": "add", "path": "/metadata/labels/owner", "value": "shop"}]

@@ -4,6 +4,7 @@ docs/reference/cel-admission-facts.md)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -318,15 +319,53 @@ def test_list_valued_variables_feed_later_expressions() -> None:
         "denied request: failed expression: variables.containers.all(c, c.image.startsWith('registry.example.com/'))")
 
 
-def test_an_optional_valued_variable_is_an_error_not_a_crash() -> None:
-    spec = "  variables:\n  - {name: paused, expression: \"object.spec.?paused\"}\n"
-    validations = "  - expression: variables.paused == true"
-    denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT,
-                                 ctx()).denial
-    assert denial is not None and denial.message.endswith(
-        "denied request: expression 'variables.paused == true' resulted in error: composited variable \"paused\" "
-        "fails to evaluate: the result is an optional value, which this webhook's CEL runtime cannot hold; unwrap it "
-        "in the expression (for example with .orValue(...))")
+OPTIONAL_VARIABLES = (
+    "  variables:\n"
+    "  - {name: replicas, expression: \"object.spec.?replicas\"}\n"
+    "  - {name: paused, expression: \"object.spec.?paused\"}\n"
+    "  - {name: budget, expression: \"variables.replicas.orValue(1) * 2\"}\n"
+    "  - {name: halved, expression: \"variables.replicas.optMap(r, r / 0)\"}\n"
+)
+
+
+@pytest.mark.parametrize(("validation", "replicas", "expected"), [
+    # the Deployment sets replicas (7) and not paused
+    ("variables.replicas.orValue(1) <= 5", 7, "failed expression: variables.replicas.orValue(1) <= 5"),
+    ("variables.replicas.orValue(1) <= 5", None, None),
+    ("variables.replicas.hasValue() && !variables.paused.hasValue()", 7, None),
+    ("variables.replicas.value() == 7 && variables.paused == optional.none()", 7, None),
+    ("variables.budget < 10", 7, "failed expression: variables.budget < 10"),
+    ("variables.budget == 2", None, None),
+    # a variable whose value is an optional fails as any other, where it is used
+    ("!variables.replicas.hasValue() || variables.halved.hasValue()", 7,
+     "expression '!variables.replicas.hasValue() || variables.halved.hasValue()' resulted in error: composited "
+     'variable "halved" fails to evaluate: division by zero'),
+    ("!variables.replicas.hasValue() || variables.halved.hasValue()", None, None),
+])
+def test_optional_valued_variables_hold_their_optionals(validation: str, replicas: int | None,
+                                                         expected: str | None) -> None:
+    """As the API server: ``object.spec.?replicas`` is an ``optional_type(dyn)`` variable, unwrapped
+    where it is used, absent fields give ``optional.none()``."""
+    deployment = copy.deepcopy(DEPLOYMENT)
+    if replicas is None:
+        deployment["spec"].pop("replicas")
+    else:
+        assert deployment["spec"]["replicas"] == replicas
+    denial = validating.evaluate(policy_set(policy(validations=f'  - expression: "{validation}"',
+                                                   spec=OPTIONAL_VARIABLES) + binding()), deployment, ctx()).denial
+    if expected is None:
+        assert denial is None
+    else:
+        assert denial is not None and denial.message == (
+            "ValidatingAdmissionPolicy 'demo-policy.example.com' with binding 'demo-binding-test.example.com' "
+            f"denied request: {expected}")
+
+
+def test_an_optional_variable_used_as_its_value_is_refused_at_load_as_upstream_refuses_it() -> None:
+    assert refused(policy(validations="  - expression: variables.paused == true", spec=OPTIONAL_VARIABLES)
+                   + binding()) == _invalid(
+        "variables.paused == true", "compilation failed: ERROR: <input>:1:18: found no matching overload for '_==_' "
+        "applied to '(optional_type(dyn), bool)'\n | variables.paused == true\n | .................^")
 
 
 def test_params_from_the_cluster_are_found_and_a_file_object_of_the_same_name_wins() -> None:

@@ -283,13 +283,15 @@ def _match_resources(value: Any, path: str, problems: _Problems, *, rules_requir
 def _compile(
     source: Any, path: str, problems: _Problems, *, declared: runtime.Declarations,
     returns: tuple[str, ...] | None, what: str = "expression", variable_types: Mapping[str, str] | None = None,
+    variable: bool = False,
 ) -> runtime.Program | None:
     text = source if isinstance(source, str) else ""
     if not text.strip():
         problems.add(required(path, f"{what} is not specified"))
         return None
     try:
-        return runtime.compile(text, declared=declared, returns=returns, variable_types=variable_types)
+        return runtime.compile(text, declared=declared, returns=returns, variable_types=variable_types,
+                               variable=variable)
     except runtime.CompileError as exc:
         problems.add(invalid(path, text, str(exc)))
         return None
@@ -306,7 +308,7 @@ def _variables(value: Any, problems: _Problems, declared: runtime.Declarations) 
         elif not _IDENTIFIER.match(name) or name in _RESERVED:
             problems.add(invalid(f"{where}.name", name, "name is not a valid CEL identifier"))
         program = _compile(item.get("expression"), f"{where}.expression", problems, declared=declared, returns=None,
-                           variable_types=variable_types(found))
+                           variable_types=variable_types(found), variable=True)
         if program is not None and isinstance(name, str):
             later = sorted(program.variables - known)
             if later:

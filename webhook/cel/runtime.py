@@ -219,25 +219,31 @@ def mentions_authorizer(source: str) -> bool:
 
 def compile(
     source: str, *, declared: Declarations, returns: tuple[str, ...] | None = ("BOOL",),
-    variable_types: Mapping[str, str] | None = None, reads: bool = True,
+    variable_types: Mapping[str, str] | None = None, reads: bool = True, variable: bool = False,
 ) -> Program:
     """Parse and type-check ``source``; ``returns`` lists the result types the context allows
     (``None``: any); ``variable_types`` are the checked types of the composited variables it may
     use (``{"allowed": "BOOL", "names": "LIST<STRING>"}``): it is type-checked with them, as the
     API server checks it, while the program itself reads ``variables`` as a map of ``dyn`` (a
-    variable's value is put there at evaluation). ``reads=False`` skips working out what it reads
-    (for a program whose members' reads are known already). Raises :class:`CompileError` with the API
+    variable's value is put there at evaluation). ``variable=True`` compiles a composited
+    variable's own expression: one whose value is an optional gives it in the form
+    :func:`optional_variable` describes. ``reads=False`` skips working out what it reads (for a
+    program whose members' reads are known already). Raises :class:`CompileError` with the API
     server's wording."""
     referenced = referenced_variables(source)
     types = variable_types or {}
     declared_as = {name: _declarable(types[name]) for name in referenced & types.keys()}
     typed = {name: kind for name, kind in declared_as.items() if kind not in (None, "dyn")}
+    optional = {name: optional_reference(name) for name in referenced & types.keys()
+                if types[name].startswith(_OPTIONAL_TYPE)}
     output = None
     if typed:
         checker = _typing_checker(declared, tuple(sorted((_typed_identifier(n), k) for n, k in typed.items())))
-        references = rewrite.variable_references(source, {name: _typed_identifier(name) for name in typed})
+        references = rewrite.variable_references(
+            source, {**{name: _typed_identifier(name) for name in typed}, **optional})
         output = str(_checked(checker.compile, references).return_type())
-    expression, checked = _checked(_environment(declared).compile, rewrite.unchanged(source))
+    first = rewrite.variable_references(source, optional)
+    expression, checked = _checked(_environment(declared).compile, first)
     output = output or str(expression.return_type())
     if returns is not None and output not in returns:
         wanted = " or ".join(_go_type(name) for name in returns)
@@ -245,8 +251,26 @@ def compile(
             raise CompileError(f"must evaluate to {wanted} but got {_go_type(output)}")
         listed = " ".join(_go_type(name) for name in returns)
         raise CompileError(f"must evaluate to one of [{listed}] but got {_go_type(output)}")
+    if variable and output.startswith(_OPTIONAL_TYPE):
+        # Each member on its own lines: a trailing ``//`` comment cannot swallow the call.
+        expression, checked = _environment(declared).compile(f"(\n{first.text}\n).optMap(o, [o]).orValue([])")
     return Program(source, expression, output, referenced, mentions_authorizer(source),
                    reads_module.of_checked(checked) if reads else dict(reads_module.EVERYTHING))
+
+
+_OPTIONAL_TYPE = "optional_type<"
+
+
+def optional_reference(name: str) -> str:
+    """How an expression reads a composited variable whose value is an optional.
+
+    cel-expr-python cannot hand an optional back to Python, nor take one in an activation. So such
+    a variable's program gives a list instead, ``[]`` for ``optional.none()`` and ``[v]`` for
+    ``optional.of(v)``, which is what ``variables.<name>`` holds; each expression that uses it reads
+    ``variables.<name>`` through this text, which turns the list back into the same optional. A
+    variable that failed is missing from ``variables``, so using it fails as any other does."""
+    held = f"variables.{name}"
+    return f"({held}.size() == 0 ? optional.none() : optional.of({held}[0]))"
 
 
 def _checked(compile_text: Any, first: rewrite.Rewritten) -> Any:
