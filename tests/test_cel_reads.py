@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from tests import test_cel_batch, test_plan
 from tests import test_cel_examples as examples
-from webhook.cel import reads, runtime, validating
+from webhook.cel import loading, mutating, reads, runtime, validating
+from webhook.policy import files
 
 DECLARED = runtime.Declarations()
 EACH = reads.EACH
@@ -242,3 +243,38 @@ def test_every_example_set_over_every_example_manifest(folder: Any) -> None:
         for obj in yaml.safe_load_all(path.read_text()):
             for ctx in contexts_for(obj):
                 assert validating.evaluate(policy_set, obj, ctx) == validating.evaluate(reference, obj, ctx), path
+
+
+MUTATING_DIRS = [d for d in examples.EXAMPLE_DIRS if "mutating" in d.parts]
+
+
+def _mutating(folder: Any) -> mutating.PolicySet:
+    problems: list[str] = []
+    documents = examples.documents_of(*sorted(folder.glob("*.yaml")))
+    found = loading.load([files.Document(f"test (document {i + 1})", d) for i, d in enumerate(documents)],
+                         problems).mutating
+    assert problems == []
+    return found
+
+
+MUTATING_SETS = {folder: _mutating(folder) for folder in MUTATING_DIRS}
+
+
+@pytest.mark.parametrize("folder", MUTATING_DIRS, ids=lambda d: str(d.relative_to(examples.EXAMPLES)))
+def test_every_mutating_example_over_every_example_manifest(folder: Any) -> None:
+    policy_set = MUTATING_SETS[folder]
+    assert policy_set.reads != reads.EVERYTHING
+    reference = dataclasses.replace(policy_set, projected=False)
+    for path in sorted(examples.MANIFESTS.glob("*.yaml")):
+        for obj in yaml.safe_load_all(path.read_text()):
+            for ctx in contexts_for(obj):
+                assert mutating.apply(policy_set, obj, ctx) == mutating.apply(reference, obj, ctx), path
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(test_plan.POD)
+def test_mutating_examples_over_generated_pods(pod: dict[str, Any]) -> None:
+    for folder, policy_set in MUTATING_SETS.items():
+        reference = dataclasses.replace(policy_set, projected=False)
+        for ctx in contexts_for(dict(pod, kind="Pod")):
+            assert mutating.apply(policy_set, pod, ctx) == mutating.apply(reference, pod, ctx), folder

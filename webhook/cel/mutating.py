@@ -49,6 +49,7 @@ import orjson
 from webhook import jsonpointer
 from webhook.cel import k8s_authz, matching, pairing, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
+from webhook.cel import reads as reads_module
 from webhook.policy import model
 
 CODE = 403
@@ -107,8 +108,24 @@ class Result:
 Pair = tuple[mdocs.MutatingPolicy, mdocs.MutatingBinding]
 
 
+@dataclasses.dataclass(frozen=True)
 class PolicySet(pairing.Pairing[mdocs.MutatingPolicy, mdocs.MutatingBinding]):
     """The mutating policies of a policy set with their bindings and param objects."""
+
+    reads: reads_module.Reads = dataclasses.field(init=False, repr=False, compare=False)
+    """What the expressions together can read of the per-review variables: each activation converts
+    only that into CEL values (:mod:`webhook.cel.reads`)."""
+    projected: bool = True
+    """Whether activations get only what the expressions read; False gives them the variables whole
+    (the reference the tests compare with)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        programs = [named.program for policy in self.policies
+                    for named in (*policy.match_conditions, *policy.variables)]
+        programs += [mutation.program for policy in self.policies for mutation in policy.mutations]
+        found = reads_module.union(program.reads for program in programs) if self.projected else reads_module.EVERYTHING
+        object.__setattr__(self, "reads", found)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,10 +159,11 @@ def apply(
         return result
     if reinvocation is not None and not _same(obj, state.last_output):
         state.require()  # another plugin changed the object since the policies' last pass
+    reads, project = policy_set.reads, reads_module.project
     base = {
-        "oldObject": ctx.old_object,
-        "request": validating.request_variable(ctx),
-        "namespaceObject": validating.namespace_object(ctx),
+        "oldObject": project(ctx.old_object, reads.get("oldObject", {})),
+        "request": project(validating.request_variable(ctx), reads.get("request", {})),
+        "namespaceObject": project(validating.namespace_object(ctx), reads.get("namespaceObject", {})),
         "authorizer": k8s_authz.Binding.for_review(ctx),  # the user's access, asked per check
     }
     errors: list[_Error] = []
@@ -164,7 +182,7 @@ def apply(
         invocations.extend((policy, binding, param) for param in found)
     current = obj
     for policy, binding, param in invocations:
-        invocation = _Invocation(policy, param, base)
+        invocation = _Invocation(policy, param, base, reads.get("object", {}))
         proceed, failed = invocation.conditions(current)
         if failed is not None:
             errors.append(_Error(policy, binding, failed, "Invalid"))
@@ -226,8 +244,11 @@ class _Invocation:
     """One (policy, binding, param); every expression gets an activation on the current object
     with the composited variables it uses (the API server builds one per evaluation)."""
 
-    def __init__(self, policy: mdocs.MutatingPolicy, param: Any, base: Mapping[str, Any]) -> None:
+    def __init__(self, policy: mdocs.MutatingPolicy, param: Any, base: Mapping[str, Any],
+                 object_reads: reads_module.Tree) -> None:
         self.policy = policy
+        self.object_reads = object_reads
+        """What the policy set's expressions read of ``object`` (projected per activation)."""
         self.values = dict(base)
         if policy.param_kind is not None:
             self.values["params"] = param
@@ -239,7 +260,7 @@ class _Invocation:
         for variable in reversed(self.policy.variables):  # a variable may only use those declared before it
             if variable.name in needed:
                 needed |= variable.program.variables
-        values = {**self.values, "object": obj}
+        values = {**self.values, "object": reads_module.project(obj, self.object_reads)}
         variables: dict[str, Any] = {}
         failed: dict[str, str] = {}
         declared = self.policy.declared
