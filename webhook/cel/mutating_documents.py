@@ -105,30 +105,8 @@ def _returns(patch_type: PatchType, output: str, found: rewrite.Rewritten) -> st
         ))
     if ok:
         return None
-    got = found.whole if found.whole is not None else _go_type(output)
+    got = found.whole if found.whole is not None else runtime.go_type(output)
     return f"must evaluate to {wanted} but got {got}"
-
-
-_SCALARS = {"NULL_TYPE": "null_type", "NULL": "null_type", "DURATION": "google.protobuf.Duration",
-            "TIMESTAMP": "google.protobuf.Timestamp"}
-
-
-def _go_type(name: str) -> str:
-    """cel-cpp's type name as cel-go prints it, nested parameters included
-    (``LIST<MAP<STRING, DYN>>`` -> ``list(map(string, dyn))``)."""
-    head, _, rest = name.partition("<")
-    if not rest:
-        return _SCALARS.get(name, name.lower())
-    params, depth, current = [], 0, ""
-    for ch in rest[:-1]:
-        if ch == "," and depth == 0:
-            params.append(current.strip())
-            current = ""
-            continue
-        depth += {"<": 1, ">": -1}.get(ch, 0)
-        current += ch
-    params.append(current.strip())
-    return f"{head.lower()}({', '.join(_go_type(p) for p in params)})"
 
 
 def _mutations(

@@ -246,11 +246,11 @@ def compile(
     expression, checked = _checked(_environment(declared).compile, first)
     output = output or str(expression.return_type())
     if returns is not None and output not in returns:
-        wanted = " or ".join(_go_type(name) for name in returns)
+        wanted = " or ".join(go_type(name) for name in returns)
         if len(returns) == 1:
-            raise CompileError(f"must evaluate to {wanted} but got {_go_type(output)}")
-        listed = " ".join(_go_type(name) for name in returns)
-        raise CompileError(f"must evaluate to one of [{listed}] but got {_go_type(output)}")
+            raise CompileError(f"must evaluate to {wanted} but got {go_type(output)}")
+        listed = " ".join(go_type(name) for name in returns)
+        raise CompileError(f"must evaluate to one of [{listed}] but got {go_type(output)}")
     if variable and output.startswith(_OPTIONAL_TYPE):
         # Each member on its own lines: a trailing ``//`` comment cannot swallow the call.
         expression, checked = _environment(declared).compile(f"(\n{first.text}\n).optMap(o, [o]).orValue([])")
@@ -354,17 +354,19 @@ _GO_TYPES = {"BOOL": "bool", "STRING": "string", "DYN": "dyn", "INT": "int", "UI
              "TIMESTAMP": "google.protobuf.Timestamp"}
 
 
-def _go_type(name: str) -> str:
-    """cel-cpp's type name as cel-go prints it (``LIST<DYN>`` -> ``list(dyn)``)."""
+def go_type(name: str) -> str:
+    """cel-cpp's type name as cel-go prints it, nested parameters included (``LIST<DYN>`` ->
+    ``list(dyn)``, ``MAP<STRING, LIST<INT>>`` -> ``map(string, list(int))``, ``type<DYN>`` ->
+    ``type(dyn)``); a message type keeps its full name (``kubernetes.Quantity``)."""
     lowered = _GO_TYPES.get(name)
     if lowered is not None:
         return lowered
-    if "." in name and "<" not in name:
-        return name  # a message type keeps its full name (kubernetes.Quantity, net.IP)
-    match = re.fullmatch(r"(LIST|MAP|optional_type)<(.*)>", name)
-    if match:
-        args = ", ".join(_go_type(part.strip()) for part in _type_arguments(match.group(2)))
-        return f"{match.group(1).lower()}({args})"
+    head, _, rest = name.partition("<")
+    if rest.endswith(">"):
+        args = ", ".join(go_type(part.strip()) for part in _type_arguments(rest[:-1]))
+        return f"{head.lower()}({args})"
+    if "." in name:
+        return name
     return name.lower()
 
 
