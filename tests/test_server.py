@@ -235,7 +235,8 @@ async def test_policy_reload_swaps_good_files_and_keeps_serving_on_broken_ones(
     monkeypatch.setattr(
         server.catalog,
         "load",
-        lambda paths, overrides=(): engine.PolicySet(files.load(list(paths), catalog=catalog), catalog=catalog),
+        lambda paths, overrides=(), kubernetes_minor=None: engine.PolicySet(files.load(list(paths), catalog=catalog),
+                                                                            catalog=catalog),
     )
     app = make_app(tmp_path, "demoPods:\n  mode: enforce\n")
     client = await aiohttp_client(app)
@@ -301,7 +302,8 @@ async def test_policy_watcher_reloads_a_changed_directory_by_itself(
     monkeypatch.setattr(
         server.catalog,
         "load",
-        lambda paths, overrides=(): engine.PolicySet(files.load(list(paths), catalog=catalog), catalog=catalog),
+        lambda paths, overrides=(), kubernetes_minor=None: engine.PolicySet(files.load(list(paths), catalog=catalog),
+                                                                            catalog=catalog),
     )
     policy = tmp_path / "p.yaml"
     policy.write_text("apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\ndemoPods:\n  mode: enforce\n")

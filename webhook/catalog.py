@@ -19,8 +19,12 @@ from webhook.validators import pod_security, rbac, security_context, storage  # 
 REGISTRY = registry.REGISTRY
 
 
-def load(paths: Sequence[Path], *, overrides: Sequence[str] = ()) -> engine.PolicySet:
+def load(
+    paths: Sequence[Path], *, overrides: Sequence[str] = (), kubernetes_minor: int | None = None
+) -> engine.PolicySet:
     """Read, validate and compile the policy files at ``paths`` with ``dotted.path=value``
-    ``overrides`` against the full catalog (raises PolicyConfigError naming file and line)."""
+    ``overrides`` against the full catalog (raises PolicyConfigError naming file and line);
+    admission policies' expressions are checked as an API server of version
+    1.``kubernetes_minor`` checks them (``None``: the newest libraries)."""
     config = files.load(list(paths), overrides=list(overrides), catalog=REGISTRY)
-    return engine.PolicySet(config, catalog=REGISTRY)
+    return engine.PolicySet(config, catalog=REGISTRY, kubernetes_minor=kubernetes_minor)

@@ -45,6 +45,10 @@ class ServeSettings(pydantic_settings.BaseSettings):
     policies: tuple[Path, ...] = (DEFAULT_POLICIES,)
     set: tuple[str, ...] = ()
     """``dotted.path=value`` overrides applied over the policy files."""
+    kubernetes_version: str | None = pydantic.Field(None, pattern=r"^v?1\.[0-9]{1,3}$")
+    """The cluster's API server version (``1.33``): admission policies' expressions are checked at
+    load as it checks a new policy, with the CEL libraries of its compatibility version; unset,
+    the newest libraries there are."""
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
     max_body_bytes: int = pydantic.Field(7 * 1024 * 1024, ge=1024)
@@ -72,3 +76,10 @@ class ServeSettings(pydantic_settings.BaseSettings):
     faults: Path | None = None
     admin_port: int | None = pydantic.Field(None, ge=0, le=65535)
     workers: int = pydantic.Field(1, ge=1, le=64)
+
+    @property
+    def kubernetes_minor(self) -> int | None:
+        """N of ``kubernetes_version`` 1.N, or ``None``."""
+        if self.kubernetes_version is None:
+            return None
+        return int(self.kubernetes_version.removeprefix("v").partition(".")[2])

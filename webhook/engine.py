@@ -130,10 +130,14 @@ class PolicySet:
     """An immutable, compiled policy configuration; the server swaps whole sets on reload."""
 
     def __init__(
-        self, config: files.PolicyConfig, *, catalog: registry.Registry = registry.REGISTRY, planned: bool = True
+        self, config: files.PolicyConfig, *, catalog: registry.Registry = registry.REGISTRY, planned: bool = True,
+        kubernetes_minor: int | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
+        self.kubernetes_minor = kubernetes_minor
+        """The API server version (1.N) whose checks admission policies' expressions pass at load
+        (:func:`webhook.cel.loading.load`); ``None``: the newest libraries there are."""
         self.planned = planned
         """Run the compiled plans (:mod:`webhook.plan`); ``False`` runs every instance one by one,
         the reference the plans are tested against."""
@@ -194,7 +198,7 @@ class PolicySet:
             from webhook.cel import loading as cel_loading
 
             problems: list[str] = []
-            loaded = cel_loading.load(config.documents, problems)
+            loaded = cel_loading.load(config.documents, problems, kubernetes_minor=kubernetes_minor)
             self.cel, self.cel_mutating = loaded.validating, loaded.mutating
             if problems:
                 raise errors.PolicyConfigError("\n".join(problems))

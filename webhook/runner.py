@@ -291,7 +291,7 @@ class Supervisor:
         in single-process mode (one clear error, exit 2) instead of by every worker."""
         settings = self.settings
         tls.server_context(cert=settings.cert, key=settings.key, client_ca=settings.client_ca)
-        catalog.load(settings.policies, overrides=settings.set)
+        catalog.load(settings.policies, overrides=settings.set, kubernetes_minor=settings.kubernetes_minor)
         # Bind once as the workers will (SO_REUSEPORT): a port another program holds fails here,
         # with one clear error, instead of as N workers that each fail to start.
         with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:

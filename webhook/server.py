@@ -320,7 +320,8 @@ def _load_if_changed(settings: config.ServeSettings, known: str) -> tuple[str, e
     if current == known:
         return current, None, None
     try:
-        return current, catalog.load(settings.policies, overrides=settings.set), None
+        return current, catalog.load(settings.policies, overrides=settings.set,
+                                     kubernetes_minor=settings.kubernetes_minor), None
     except errors.PolicyConfigError as exc:
         return current, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - see the docstring
@@ -468,7 +469,7 @@ def build_app(
     )
     deadlines.install(app, timeouts or deadlines.Timeouts(), always_timed=faults is not None)
     if policy_set is None:
-        policy_set = catalog.load(settings.policies, overrides=settings.set)
+        policy_set = catalog.load(settings.policies, overrides=settings.set, kubernetes_minor=settings.kubernetes_minor)
         app.cleanup_ctx.append(
             supervised("policy-reload", lambda: _reload(app), interval=lambda: settings.reload_interval)
         )

@@ -478,7 +478,7 @@ def _refuse(kind: str, name: str, problems: _Problems) -> None:
         raise Refused(f'{kind}.{GROUP} "{name}" is invalid: {listed}')
 
 
-def validating_policy(document: Mapping[str, Any], *, source: str) -> ValidatingPolicy:
+def validating_policy(document: Mapping[str, Any], *, source: str, libraries: int = runtime.NEWEST) -> ValidatingPolicy:
     """A ValidatingAdmissionPolicy, validated and compiled; raises :class:`Refused`."""
     problems = _Problems()
     name = _name(document, problems)
@@ -491,7 +491,7 @@ def validating_policy(document: Mapping[str, Any], *, source: str) -> Validating
     constraints = _match_resources(spec.get("matchConstraints"), "spec.matchConstraints", problems,
                                    rules_required="matchConstraints" in spec)
     param_kind = _param_kind(spec.get("paramKind"), problems)
-    declared = runtime.Declarations(params=spec.get("paramKind") is not None)
+    declared = runtime.Declarations(params=spec.get("paramKind") is not None, libraries=libraries)
     conditions = _match_conditions(spec.get("matchConditions"), problems, declared)
     variables = _variables(spec.get("variables"), problems, declared)
     types = variable_types(variables)
@@ -550,7 +550,7 @@ def _param_ref(value: Any, problems: _Problems) -> ParamRef | None:
     )
 
 
-def validating_binding(document: Mapping[str, Any], *, source: str) -> Binding:
+def validating_binding(document: Mapping[str, Any], *, source: str, libraries: int = runtime.NEWEST) -> Binding:
     """A ValidatingAdmissionPolicyBinding, validated; raises :class:`Refused`."""
     problems = _Problems()
     name = _name(document, problems)

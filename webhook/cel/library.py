@@ -313,12 +313,14 @@ def _grouped(overloads: Sequence[_Typed], key: Callable[[_Typed], Any]) -> dict[
     return groups
 
 
-def _typed_declarations() -> list[Any]:
-    """For the checker: every upstream overload with its types (and no implementation)."""
+def _typed_declarations(libraries: int) -> list[Any]:
+    """For the checker: every upstream overload of the base environment of version ``libraries``
+    with its types (and no implementation)."""
+    present = [o for o in _TYPED if since(o) <= libraries]
     return [
         cel.FunctionDecl(function, [cel.Overload(o.id, _type(o.returns), [_type(p) for p in o.params],
                                                  is_member=o.member) for o in overloads])
-        for function, overloads in _grouped(_TYPED, lambda o: o.function).items()
+        for function, overloads in _grouped(present, lambda o: o.function).items()
     ]
 
 
@@ -380,9 +382,31 @@ def _runtime_declarations() -> list[Any]:
     return declarations
 
 
-def extensions(*, patch_types: bool = False, runtime: bool = False) -> list[Any]:
-    """The Kubernetes functions as one cel-cpp extension: with every typed overload for the
-    checker (``runtime=False``), or with one implementation per runtime shape (``runtime=True``);
-    see the module docstring for why the two differ."""
-    typed = _runtime_declarations() if runtime else _typed_declarations() + _cross_numeric_comparisons()
+NEWEST = 34
+"""The newest base environment whose libraries are all here (1.33 brought semver, the last)."""
+IP_CIDR, FORMAT, AUTHZ_SELECTORS, SEMVER = 30, 31, 31, 33
+"""The base environment versions that brought these libraries (``environment/base.go``; the authz
+selectors behind the AuthorizeWithSelectors feature, on by default since 1.32)."""
+
+
+def since(overload: _Typed) -> int:
+    """The base environment version that brought ``overload``'s library (0: always there)."""
+    if overload.id.startswith(("string_to_semver", "string_bool_to_semver", "is_semver", "semver_")):
+        return SEMVER
+    if overload.id.startswith("format"):
+        return FORMAT
+    if overload.id in ("authorizer_fieldselector", "authorizer_labelselector"):
+        return AUTHZ_SELECTORS
+    if overload.id.startswith(("string_to_ip", "is_ip", "ip_", "string_to_cidr", "is_cidr", "cidr_")):
+        return IP_CIDR
+    return 0
+
+
+def extensions(*, patch_types: bool = False, runtime: bool = False, libraries: int = NEWEST) -> list[Any]:
+    """The Kubernetes functions as one cel-cpp extension: with the typed overloads of the base
+    environment of version ``libraries`` for the checker (``runtime=False``), or with one
+    implementation per runtime shape of all of them (``runtime=True``); see the module docstring
+    for why the two differ."""
+    typed = (_runtime_declarations() if runtime
+             else _typed_declarations(libraries) + _cross_numeric_comparisons())
     return [cel.CelExtension("kubernetes", _untyped(patch_types=patch_types) + typed)]

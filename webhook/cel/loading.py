@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from webhook.cel import documents, mutating, params, validating
+from webhook.cel import documents, mutating, params, runtime, validating
 from webhook.cel import mutating_documents as mdocs
 from webhook.policy import files
 
@@ -40,8 +40,13 @@ class Loaded:
         return self.validating.empty and self.mutating.empty
 
 
-def load(objects: Iterable[files.Document], problems: list[str]) -> Loaded:
-    """Compile the policies and bindings in ``objects``; append what is refused to ``problems``."""
+def load(objects: Iterable[files.Document], problems: list[str], *, kubernetes_minor: int | None = None) -> Loaded:
+    """Compile the policies and bindings in ``objects``; append what is refused to ``problems``.
+
+    Expressions are checked as an API server of version 1.``kubernetes_minor`` checks a policy
+    being created (:func:`webhook.cel.runtime.libraries_of`); ``None``: against the newest base
+    environment there is."""
+    libraries = runtime.NEWEST if kubernetes_minor is None else runtime.libraries_of(kubernetes_minor)
     found: dict[str, list[Any]] = {kind: [] for kind in _LOADERS}
     param_objects: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], str] = {}
@@ -57,7 +62,7 @@ def load(objects: Iterable[files.Document], problems: list[str]) -> Loaded:
                             f"{' or '.join(_VERSIONS[kind])}")
             continue
         try:
-            loaded = _LOADERS[kind](body, source=obj.where)
+            loaded = _LOADERS[kind](body, source=obj.where, libraries=libraries)
         except documents.Refused as exc:
             problems.append(f"{obj.where}: {exc}")
             continue

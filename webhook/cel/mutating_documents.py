@@ -169,7 +169,7 @@ def _mutation(
     return Mutation(patch_type, dataclasses.replace(program, source=text), found.mismatches)
 
 
-def mutating_policy(document: Mapping[str, Any], *, source: str) -> MutatingPolicy:
+def mutating_policy(document: Mapping[str, Any], *, source: str, libraries: int = runtime.NEWEST) -> MutatingPolicy:
     """A MutatingAdmissionPolicy, validated and compiled; raises :class:`documents.Refused`."""
     problems = documents._Problems()
     name = documents._name(document, problems)
@@ -183,7 +183,7 @@ def mutating_policy(document: Mapping[str, Any], *, source: str) -> MutatingPoli
     constraints = documents._match_resources(spec.get("matchConstraints"), "spec.matchConstraints", problems,
                                              rules_required="matchConstraints" in spec)
     _mutating_operations(constraints, "spec.matchConstraints.resourceRules.operations", problems)
-    declared = runtime.Declarations(params=spec.get("paramKind") is not None)
+    declared = runtime.Declarations(params=spec.get("paramKind") is not None, libraries=libraries)
     conditions = documents._match_conditions(spec.get("matchConditions"), problems, declared)
     variables = documents._variables(spec.get("variables"), problems, declared)
     mutations = _mutations(spec.get("mutations"), problems, declared, documents.variable_types(variables))
@@ -197,7 +197,7 @@ def mutating_policy(document: Mapping[str, Any], *, source: str) -> MutatingPoli
                           str(reinvocation), source, declared)
 
 
-def mutating_binding(document: Mapping[str, Any], *, source: str) -> MutatingBinding:
+def mutating_binding(document: Mapping[str, Any], *, source: str, libraries: int = runtime.NEWEST) -> MutatingBinding:
     """A MutatingAdmissionPolicyBinding, validated; raises :class:`documents.Refused`."""
     problems = documents._Problems()
     name = documents._name(document, problems)

@@ -48,18 +48,30 @@ from webhook.cel import reads as reads_module
 COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 """cel-go's text when an expression passes the per-call cost limit (``CostLimit(PerCallLimit)``)."""
 
-_EXTENSIONS = """
-extensions:
-  - name: strings
-  - name: optional
-  - name: lists
-  - name: sets
-  - name: two-var-comprehensions
-"""
+_EXTENSIONS = ("strings", "optional", "lists", "sets")
 """The cel-go extension libraries the API server's base environment enables (strings v2, sets,
-lists v3, optional types, two-variable comprehensions), as cel-cpp names them; not ``bindings``,
-``math``, ``encoders`` or cel-go's ``regex`` (Kubernetes has its own ``find``/``findAll``), which
-the API server refuses."""
+lists v3, optional types; two-variable comprehensions since 1.32: :data:`TWO_VAR_COMPREHENSIONS`),
+as cel-cpp names them; not ``bindings``, ``math``, ``encoders`` or cel-go's ``regex`` (Kubernetes
+has its own ``find``/``findAll``), which the API server refuses."""
+
+TWO_VAR_COMPREHENSIONS = 32
+"""The base environment's version that brings ``all(i, v, ...)``, ``transformList`` and the like."""
+
+NEWEST = library.NEWEST
+"""The newest base environment this runtime provides: every library below."""
+
+OLDEST = 30
+"""The oldest base environment a policy may be checked against (ValidatingAdmissionPolicy is GA
+in 1.30; older environments lack what the policies here rely on)."""
+
+
+def libraries_of(kubernetes_minor: int) -> int:
+    """The base environment an API server of version 1.``kubernetes_minor`` checks new policies
+    against: its compatibility version, one minor below its own
+    (``environment.DefaultCompatibilityVersion``; an expression is compiled with it when a policy
+    is created or the expression changed), so a library is usable in new policies one release
+    after it ships (``semver()``, 1.33, from 1.34 on)."""
+    return max(OLDEST, min(NEWEST, kubernetes_minor - 1))
 
 
 class CompileError(Exception):
@@ -78,6 +90,9 @@ class Declarations:
     """``authorizer`` is declared everywhere but in ``messageExpression``."""
     patch_types: bool = False
     """``Object{...}``, ``JSONPatch{...}`` and ``jsonpatch.escapeKey`` (mutations only)."""
+    libraries: int = NEWEST
+    """The minor version (1.N) of the API server's base environment the expressions are checked
+    against: the libraries and language options introduced up to it (:func:`libraries_of`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,10 +139,14 @@ _ENVIRONMENTS: dict[Declarations, _Environment] = {}
 
 
 def _environment(declared: Declarations) -> _Environment:
+    """The checker of ``declared`` (its base environment's version included) with the runtime of
+    the newest: a program checked against an older environment uses nothing the newest lacks, so
+    all versions share one runtime (and one activation per review)."""
     found = _ENVIRONMENTS.get(declared)
     if found is None:
-        checker, runner = (_new_env(declared, _names(declared), runtime=runtime) for runtime in (False, True))
-        found = _ENVIRONMENTS[declared] = _Environment(checker, runner)
+        newest = dataclasses.replace(declared, libraries=NEWEST)
+        runner = _environment(newest).runner if declared != newest else _new_env(newest, _names(newest), runtime=True)
+        found = _ENVIRONMENTS[declared] = _Environment(_new_env(declared, _names(declared), runtime=False), runner)
     return found
 
 
@@ -151,10 +170,12 @@ def _names(declared: Declarations) -> dict[str, Any]:
 
 
 def _new_env(declared: Declarations, names: dict[str, Any], *, runtime: bool) -> Any:
+    extensions = [*_EXTENSIONS, *(["two-var-comprehensions"] if declared.libraries >= TWO_VAR_COMPREHENSIONS else [])]
     return cel.NewEnv(
         descriptor_pool=k8s_types.POOL,
-        config=cel.NewEnvConfigFromYaml(_EXTENSIONS),
-        extensions=library.extensions(patch_types=declared.patch_types, runtime=runtime),
+        config=cel.NewEnvConfigFromYaml("extensions:\n" + "".join(f"  - name: {name}\n" for name in extensions)),
+        extensions=library.extensions(patch_types=declared.patch_types, runtime=runtime,
+                                      libraries=declared.libraries),
         variables=names,
     )
 
@@ -241,9 +262,9 @@ def compile(
         checker = _typing_checker(declared, tuple(sorted((_typed_identifier(n), k) for n, k in typed.items())))
         references = rewrite.variable_references(
             source, {**{name: _typed_identifier(name) for name in typed}, **optional})
-        output = str(_checked(checker.compile, references).return_type())
+        output = str(_checked(checker.compile, references, declared.libraries).return_type())
     first = rewrite.variable_references(source, optional)
-    expression, checked = _checked(_environment(declared).compile, first)
+    expression, checked = _checked(_environment(declared).compile, first, declared.libraries)
     output = output or str(expression.return_type())
     if returns is not None and output not in returns:
         wanted = " or ".join(go_type(name) for name in returns)
@@ -273,10 +294,11 @@ def optional_reference(name: str) -> str:
     return f"({held}.size() == 0 ? optional.none() : optional.of({held}[0]))"
 
 
-def _checked(compile_text: Any, first: rewrite.Rewritten) -> Any:
-    """``compile_text`` of ``first.text`` with the ``format`` calls rewritten; its issues as cel-go
-    words them, at the positions of the source the user wrote."""
-    found = rewrite.format_calls(first.text)
+def _checked(compile_text: Any, first: rewrite.Rewritten, libraries: int = NEWEST) -> Any:
+    """``compile_text`` of ``first.text`` with the ``format`` calls rewritten (where the base
+    environment has the format library); its issues as cel-go words them, at the positions of the
+    source the user wrote."""
+    found = rewrite.format_calls(first.text) if libraries >= library.FORMAT else rewrite.unchanged(first.text)
     try:
         return compile_text(found.text)
     except RuntimeError as exc:

@@ -73,7 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     shape.add_argument("--kubernetes-version", type=_minor, default=offline.Shape().kubernetes_version,
                        metavar="1.N",
                        help="the API server's version, for the defaults and field resets it applies to a "
-                       f"manifest before admission (default 1.{offline.Shape().kubernetes_version})")
+                       "manifest before admission and the CEL libraries admission policies may use "
+                       f"(default 1.{offline.Shape().kubernetes_version})")
     shape.add_argument("--old-object", type=Path, metavar="FILE",
                        help="the object as stored, sent as oldObject with --operation UPDATE or DELETE")
     add("--namespace-label", action="append", type=_label, default=[], metavar="KEY=VALUE",
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         namespace_labels=labels, kubernetes_version=args.kubernetes_version,
     )
     try:
-        policy_set = catalog.load(args.policies or [config.DEFAULT_POLICIES], overrides=args.set)
+        policy_set = catalog.load(args.policies or [config.DEFAULT_POLICIES], overrides=args.set,
+                                  kubernetes_minor=args.kubernetes_version)
     except errors.PolicyConfigError as exc:
         raise errors.PolicyConfigError(f"policy files: {exc}") from None
     if sys.stderr.isatty():

@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="PATH=VALUE",
         help="override a policy setting, e.g. podSecurity.level=restricted",
     )
+    add("--kubernetes-version", metavar="1.N",
+        help="the cluster's version: admission policies are checked with the CEL libraries its API server "
+        "allows in new policies (default: the newest)")
     add("--log-format", choices=["json", "console"], help="json (default) or console")
     add("--log-level", help="debug, info (default), warning, error")
     add("--max-body-bytes", type=int, help="largest accepted request body (default 7 MiB)")
