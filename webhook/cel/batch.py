@@ -33,7 +33,7 @@ which of their conditions hold).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from webhook.cel import runtime
@@ -72,6 +72,9 @@ class _Policy(Protocol):
     @property
     def validations(self) -> Sequence[_Validation]: ...
 
+    @property
+    def audit_annotations(self) -> Sequence[Any]: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
@@ -83,6 +86,31 @@ class Plan:
     """Per policy: the sources of its conditions (all must be true) and its validations."""
     messages: list[tuple[str, runtime.Program]]
     """(validation source, its messageExpression) for the third batch, of the validations that fail."""
+    checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]]
+    """Per policy without audit annotations: its name and the sources of its conditions and
+    validations, for :meth:`passing`."""
+
+    def passing(self, memo: Mapping[str, runtime.Result]) -> set[str]:
+        """The policies whose results in ``memo`` alone show that they decide nothing: a condition
+        false (the policy does not apply), or every condition and validation true. Anything else
+        (an error, a failed validation, an expression not batched) needs the full evaluation,
+        which builds the decisions."""
+        true, false = runtime.TRUE, runtime.FALSE
+        found: set[str] = set()
+        for name, conditions, validations in self.checks:
+            for source in conditions:
+                result = memo.get(source)
+                if result is not true:
+                    if result is false:
+                        found.add(name)
+                    break
+            else:
+                for source in validations:
+                    if memo.get(source) is not true:
+                        break
+                else:
+                    found.add(name)
+        return found
 
 
 class Batches:
@@ -111,6 +139,9 @@ class Batches:
                   distinct(validation.program for validation in policy.validations)) for policy in policies],
                 [(validation.program.source, validation.message_program) for policy in policies
                  for validation in policy.validations if validation.message_program is not None],
+                [(policy.name, tuple(condition.program.source for condition in policy.match_conditions),
+                  tuple(validation.program.source for validation in policy.validations))
+                 for policy in policies if not policy.audit_annotations],
             )
             if len(self._plans) >= CACHE_LIMIT:
                 self._plans.clear()

@@ -363,11 +363,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
             selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
         except params.ConfigurationError as exc:
             selected.append((policy, binding, str(exc)))
-    memo: dict[str, runtime.Result] | None = None
+    passing: set[str] = set()
     if policy_set.batched and len(selected) > 1:
-        memo = _batch(policy_set, selected, base, shared)
+        passing = _batch(policy_set, selected, base, shared)
     for policy, binding, found in selected:
-        if memo is not None and found is params.NO_PARAMS and _passes(policy, memo):
+        if policy.name in passing:
             continue
         failure_policy = policy.failure_policy
         if isinstance(found, str):
@@ -403,14 +403,15 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
 def _batch(
     policy_set: PolicySet, selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Any]],
     base: Mapping[str, Any], shared: dict[tuple[bool, int], _Shared],
-) -> dict[str, runtime.Result] | None:
+) -> set[str]:
     """Evaluate the match conditions, then the validations of the policies they let through, then
     the messageExpressions of the validations that failed, of every selected policy on the shared
-    activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos (the
-    conditions' and validations' one is returned), where each policy's own evaluation finds them."""
+    activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos, where
+    each policy's own evaluation finds them. Returns the policies the results show decide nothing
+    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own."""
     policies = [policy for policy, _, _ in selected if policy.same_for_every_policy]
     if not policies:
-        return None
+        return set()
     plan = policy_set.batches.plan(policies)
     _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
     found = shared[_NO_PARAM_KEY]
@@ -432,24 +433,7 @@ def _batch(
     messages = batch.distinct(message for source, message in plan.messages if memo.get(source) is false)
     if len(messages) > 1:
         policy_set.message_batches.run(messages, bound, found.messages)
-    return memo
-
-
-def _passes(policy: documents.ValidatingPolicy, memo: Mapping[str, runtime.Result]) -> bool:
-    """Whether the batches' results alone show that a policy on the shared activation decides
-    nothing: a condition false (the policy does not apply), or every condition and validation true,
-    with no audit annotation to compute. Anything else (an error, a failed validation, an
-    expression not batched) goes through the full evaluation, which builds the decisions."""
-    if not policy.same_for_every_policy or policy.audit_annotations:
-        return False
-    true = runtime.TRUE
-    for condition in policy.match_conditions:
-        found = memo.get(condition.program.source)
-        if found is runtime.FALSE:
-            return True
-        if found is not true:
-            return False
-    return all(memo.get(validation.program.source) is true for validation in policy.validations)
+    return plan.passing(memo)
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
