@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests import conftest, test_plan
 from tests import test_cel_examples as examples
-from webhook.cel import batch, runtime, validating
+from webhook.cel import batch, rewrite, runtime, validating
 from webhook.policy import model
 
 PSS = examples.PSS
@@ -227,3 +227,52 @@ def test_a_set_that_never_mentions_the_authorizer_does_not_bind_one_per_review()
     assert _policies("true", "authorizer.group('').resource('nodes').check('get').allowed()").asks_authorizer
     assert _policies("true", condition="has(authorizer.requestResource.name)").asks_authorizer
     assert not _policies("has(object.metadata.authorizer)", "'authorizer' != ''").asks_authorizer
+
+
+# --- subexpressions repeated across a batch ----------------------------------------------------------
+
+JOINED = "(object.spec.?initContainers.orValue([]) + object.spec.?containers.orValue([]))"
+
+
+def test_a_repeated_group_is_computed_once_for_the_batch() -> None:
+    bindings, members = rewrite.hoist_common([
+        f"!{JOINED}.exists(c, c.x)",
+        f"{JOINED}.all(c, c.y) && size(object.spec) > 0",
+        f"[1].all(object, {JOINED}.size() > 0)",  # binds ``object``: left as written
+        "has(object.spec) && size(object.spec.containers) > 0",  # call arguments are not groups
+        "(c.name + object.metadata.name) == '' || (c.name + object.metadata.name) == 'x'",  # c is free
+    ], batch.HOIST_ROOTS)
+    assert bindings == [("hoisted0", JOINED)]
+    assert members == [
+        "!hoisted0.exists(c, c.x)",
+        "hoisted0.all(c, c.y) && size(object.spec) > 0",
+        f"[1].all(object, {JOINED}.size() > 0)",
+        "has(object.spec) && size(object.spec.containers) > 0",
+        "(c.name + object.metadata.name) == '' || (c.name + object.metadata.name) == 'x'",
+    ]
+    # A name already in use is not taken.
+    assert rewrite.hoist_common([f"{JOINED}.size() == hoisted0", f"{JOINED}.size() > 0"],
+                                batch.HOIST_ROOTS)[0] == [("hoisted0_", JOINED)]
+
+
+def test_the_pod_security_set_computes_the_joined_container_lists_once() -> None:
+    sources = [validation.program.source for policy in PSS.policies for validation in policy.validations]
+    bindings, members = rewrite.hoist_common(sources, batch.HOIST_ROOTS)
+    assert [text.count("orValue([])") for _, text in bindings] == [3]
+    assert sum("hoisted0" in member for member in members) == 15
+
+
+def test_a_failing_group_falls_back_to_each_member_alone() -> None:
+    """``true || <error>`` is true in CEL: computed once up front, the group's error fails the whole
+    batch, and each member then gives what it gives alone."""
+    group = "(object.spec.containers.size() + object.metadata.name.size() + object.spec.replicas)"
+    policy_set = _policies(f"true || {group} > 0", f"{group} > 0", f"false || {group} > 1")
+    for _ in range(3):
+        verdict = validating.evaluate(policy_set, POD, examples.pod_context(POD))
+        assert verdict == validating.evaluate(unbatched(policy_set), POD, examples.pod_context(POD))
+    assert verdict.warnings == [
+        f"Validation failed for ValidatingAdmissionPolicy 'p1' with binding 'p1': expression '{group} > 0' "
+        "resulted in error: no such key: replicas",
+        f"Validation failed for ValidatingAdmissionPolicy 'p2' with binding 'p2': expression 'false || {group} > 1' "
+        "resulted in error: no such key: replicas",
+    ]

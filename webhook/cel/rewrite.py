@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 OBJECT = "Object"
 JSONPATCH = "JSONPatch"
@@ -398,3 +398,103 @@ def variable_references(source: str, names: Mapping[str, str]) -> Rewritten:
         return unchanged(source)
     text, origins = writer.finish()
     return Rewritten(source, text, origins)
+
+
+HOIST_LIMIT = 8
+"""Common subexpressions :func:`hoist_common` binds at most."""
+HOIST_MIN_TOKENS = 8
+"""The shortest parenthesized group worth binding (``(a + b)`` is cheaper to recompute)."""
+
+
+def hoist_common(sources: Sequence[str], roots: frozenset[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Parenthesized subexpressions that several of ``sources`` repeat word for word, each to be
+    computed once: ``(names, texts)`` pairs and the sources with each occurrence replaced by its
+    name, for :mod:`webhook.cel.batch` to evaluate as ``[(group)].map(name, [...])[0]``.
+
+    Only a group of the form ``(...)`` that is not a call's argument list, whose free identifiers
+    are all among ``roots`` (the activation's variables) and of at least
+    :data:`HOIST_MIN_TOKENS` tokens, is bound; a source that binds one of ``roots`` as a
+    comprehension variable (``.all(object, ...)``) is left as written, so every occurrence replaced
+    means in its place exactly what the bound group means outside. CEL has no side effects: the
+    value is the same computed once or each time; a group that fails fails the whole batch, whose
+    members then run alone."""
+    token_lists = [_tokens(source) for source in sources]
+    in_use = {token.text for tokens in token_lists for token in tokens if token.kind == "ident"}
+    counts: dict[tuple[str, ...], int] = {}
+    groups: list[list[tuple[int, int, tuple[str, ...]]]] = []
+    for tokens in token_lists:
+        found: list[tuple[int, int, tuple[str, ...]]] = []
+        if not _binds_any(tokens, roots):
+            opened: list[int] = []
+            for index, token in enumerate(tokens):
+                if token.kind != "punct" or token.text not in "()":
+                    continue
+                if token.text == "(":
+                    opened.append(index)
+                    continue
+                if not opened:
+                    break  # unbalanced: the compiler will say so
+                first = opened.pop()
+                if first > 0 and tokens[first - 1].kind in ("ident", "backquoted"):
+                    continue  # a call's arguments, a macro's body
+                if index - first + 1 < HOIST_MIN_TOKENS or not _only_roots_free(tokens[first:index + 1], roots):
+                    continue
+                key = tuple(token.text for token in tokens[first:index + 1])
+                found.append((first, index, key))
+                counts[key] = counts.get(key, 0) + 1
+        groups.append(found)
+    common = sorted((key for key, count in counts.items() if count > 1), key=len, reverse=True)[:HOIST_LIMIT]
+    if not common:
+        return [], list(sources)
+    names: dict[tuple[str, ...], str] = {}
+    texts: dict[tuple[str, ...], str] = {}
+    rewritten: list[str] = []
+    for source, tokens, found in zip(sources, token_lists, groups, strict=True):
+        taken: list[tuple[int, int]] = []
+        for key in common:
+            for first, last, group in found:
+                if group != key or any(first <= end and start <= last for start, end in taken):
+                    continue
+                taken.append((first, last))
+                if key not in names:
+                    names[key] = _fresh(f"hoisted{len(names)}", in_use)
+                    end = tokens[last].start + len(tokens[last].text)
+                    texts[key] = source[tokens[first].start:end]
+        text = source
+        for first, last in sorted(taken, reverse=True):
+            start, end = tokens[first].start, tokens[last].start + len(tokens[last].text)
+            text = text[:start] + names[tuple(t.text for t in tokens[first:last + 1])] + text[end:]
+        rewritten.append(text)
+    return [(names[key], texts[key]) for key in common if key in names], rewritten
+
+
+def _binds_any(tokens: list[_Token], roots: frozenset[str]) -> bool:
+    """Whether one of ``roots`` is a comprehension's variable somewhere (``.all(object, ...)``,
+    ``.map(i, request, ...)``): then its name means something else there."""
+    return any(
+        token.kind == "ident" and token.text in roots and tokens[index - 1].text in ("(", ",")
+        and tokens[index + 1].text == ","
+        for index, token in enumerate(tokens[1:-1], start=1)
+    )
+
+
+def _only_roots_free(tokens: list[_Token], roots: frozenset[str]) -> bool:
+    """Whether every identifier of a group is a field or function name or one of ``roots``."""
+    for index, token in enumerate(tokens):
+        if token.kind != "ident" or token.text in ("true", "false", "null"):
+            continue
+        before = tokens[index - 1].text if index > 0 else ""
+        if before == "." or (before == "?" and index > 1 and tokens[index - 2].text == "."):
+            continue  # a field or a method
+        if index + 1 < len(tokens) and tokens[index + 1].text == "(":
+            continue  # a global function
+        if token.text not in roots:
+            return False
+    return True
+
+
+def _fresh(name: str, in_use: set[str]) -> str:
+    while name in in_use:
+        name += "_"
+    in_use.add(name)
+    return name
