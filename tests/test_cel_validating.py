@@ -599,3 +599,50 @@ def test_exclude_rules_follow_the_match_policy_too(match_policy: str, checked: b
 """
     verdict = validating.evaluate(_event_policy(match_policy, "", exclude=exclude), EVENT, _converted_event())
     assert (verdict.denial is not None) is checked
+
+
+def test_null_results_do_not_use_up_references_to_none() -> None:
+    """cel-expr-python 0.1 drops a reference to ``None`` for each null it converts; on Python 3.11
+    that aborted the interpreter (``none_dealloc``) after some thousands of reviews whose audit
+    annotations or variables were null. runtime.evaluate gives them back."""
+    import gc
+    import sys
+
+    from webhook.cel import runtime
+
+    declared = runtime.Declarations()
+    bound = runtime.activation({"object": {"a": None, "b": [None, 1]}, "oldObject": None, "request": {},
+                                "namespaceObject": None, "variables": {}}, declared=declared)
+    for source in ("null", "[null, null]", "{'a': null, 'b': [null]}", "object.b", "oldObject"):
+        program = runtime.compile(source, declared=declared, returns=None)
+        runtime.evaluate(program, bound)
+        gc.collect()
+        before = sys.getrefcount(None)
+        for _ in range(5000):
+            runtime.evaluate(program, bound)
+        gc.collect()
+        assert sys.getrefcount(None) - before > -100, source  # a leak would be -5,000 per null
+
+
+def test_a_list_holding_an_optional_is_an_error_not_a_crash() -> None:
+    from webhook.cel import runtime
+
+    declared = runtime.Declarations()
+    program = runtime.compile("[optional.none()]", declared=declared, returns=None)
+    bound = runtime.activation({"object": None, "oldObject": None, "request": {}, "namespaceObject": None,
+                                "variables": {}}, declared=declared)
+    assert runtime.evaluate(program, bound) == runtime.Result(error=runtime.UNSUPPORTED_RESULT)
+
+
+def test_an_optional_variable_from_the_format_library_loads() -> None:
+    """format.named() gives an optional: its variable is rewritten for the runtime like any other
+    use of the format library (found in review: it raised out of the loader)."""
+    spec = "  variables:\n  - {name: fmt, expression: \"format.named('dns1123Label')\"}\n"
+    validations = "  - expression: \"variables.fmt.hasValue() && !variables.fmt.value().validate(object.metadata.name).hasValue()\""
+    verdict = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), DEPLOYMENT, ctx())
+    assert verdict.denial is None
+    bad = copy.deepcopy(DEPLOYMENT)
+    bad["metadata"]["name"] = "Not_A_Label"
+    denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), bad, ctx()).denial
+    assert denial is not None and denial.message.endswith("failed expression: variables.fmt.hasValue() && "
+                                                          "!variables.fmt.value().validate(object.metadata.name).hasValue()")

@@ -34,6 +34,7 @@ says so.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import re
@@ -274,7 +275,8 @@ def compile(
         raise CompileError(f"must evaluate to one of [{listed}] but got {go_type(output)}")
     if variable and output.startswith(_OPTIONAL_TYPE):
         # Each member on its own lines: a trailing ``//`` comment cannot swallow the call.
-        expression, checked = _environment(declared).compile(f"(\n{first.text}\n).optMap(o, [o]).orValue([])")
+        wrapped = rewrite.unchanged(f"(\n{first.text}\n).optMap(o, [o]).orValue([])")
+        expression, checked = _checked(_environment(declared).compile, wrapped, declared.libraries)
     return Program(source, expression, output, referenced, mentions_authorizer(source),
                    reads_module.of_checked(checked) if reads else dict(reads_module.EVERYTHING))
 
@@ -446,11 +448,40 @@ def evaluate(program: Program, bound: Any) -> Result:
             return TRUE
         if plain is False:
             return FALSE
+        if plain is None or isinstance(plain, (list, dict)):
+            _give_back_nones(plain)
         if value.type() == _ERROR_TYPE:
             return _failed(str(plain))
-    except TypeError:
+    except (TypeError, SystemError):
+        # An optional cannot be converted: alone it is a TypeError, inside a list a SystemError.
         return Result(error=UNSUPPORTED_RESULT)
     return Result(value=plain)
+
+
+_INCREF = ctypes.pythonapi.Py_IncRef
+_INCREF.argtypes = [ctypes.py_object]
+_INCREF.restype = None
+
+
+def _give_back_nones(plain: Any) -> None:
+    """Take back the references to ``None`` that cel-expr-python 0.1 drops.
+
+    Each ``null`` a converted result holds costs ``None`` one reference that cel-expr-python
+    never took (measured: a result of ``[null, null]`` loses two each time). On Python 3.11,
+    where ``None`` is not immortal, its count reaches zero after some thousands of such results
+    and the interpreter aborts (``Fatal Python error: none_dealloc``). So each one is given back."""
+    for _ in range(_nones(plain)):
+        _INCREF(None)
+
+
+def _nones(plain: Any) -> int:
+    if plain is None:
+        return 1
+    if isinstance(plain, list):
+        return sum(_nones(item) for item in plain)
+    if isinstance(plain, dict):
+        return sum(_nones(item) for item in plain.values())
+    return 0
 
 
 _ERROR_TYPE = cel.Type.ERROR
