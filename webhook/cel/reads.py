@@ -43,8 +43,9 @@ ROOTS = ("object", "oldObject", "request", "namespaceObject")
 """The variables a review converts per request, the ones worth projecting."""
 
 EACH = "[*]"
-"""The key standing for every element of a list in a :data:`Tree` (not a valid field name... of a
-Kubernetes object's JSON, and kept apart from field names anyway: see :func:`project`)."""
+"""The key standing for every element of a list in a :data:`Tree`. A real map key ``[*]`` only
+makes :func:`project` keep more of that map than is read (it keeps every key of a map whose tree
+holds this one)."""
 
 Tree = dict[str, "Tree"] | None
 """The parts of a value that are read: ``None`` the whole value, else the read keys (or
@@ -180,17 +181,27 @@ _EQUALITY = frozenset({"_==_", "_!=_"})
 _NULL_CONST = 1
 
 
-_Path = tuple[str, tuple[str, ...]]
-"""A value known to be a part of a root variable: the root's name and the keys down to it."""
+class _Wrap:
+    """In a path: a list whose elements are the value before it (``[c]``, ``[object.spec.containers]``);
+    an element of it (:data:`EACH`) is that value again. Not a string, so that no key of a real
+    map can be taken for it."""
 
-_WRAP = "[]"
-"""In a path: a list whose elements are the value before it (``[c]``, ``[object.spec.containers]``);
-an element of it (:data:`EACH`) is that value again."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "[]"
 
 
-def _step(path: _Path, key: str) -> _Path:
+_WRAP = _Wrap()
+
+_Path = tuple[str, tuple[Any, ...]]
+"""A value known to be a part of a root variable: the root's name and the keys down to it (field
+names, :data:`EACH`, :data:`_WRAP`)."""
+
+
+def _step(path: _Path, key: Any) -> _Path:
     root, keys = path
-    if key == EACH and keys and keys[-1] == _WRAP:
+    if key == EACH and keys and keys[-1] is _WRAP:
         return root, keys[:-1]
     return root, (*keys, key)
 
@@ -220,8 +231,8 @@ class _Walker:
         """``tree`` of the value at ``path`` is read (by default the whole value)."""
         root, keys = path
         while _WRAP in keys:
-            if keys[-1] == _WRAP and tree is not None and list(tree) == [EACH]:
-                keys, tree = keys[:-1], tree[EACH]  # the elements of [x]: x
+            if keys[-1] is _WRAP and tree is not None and set(tree) <= {EACH}:
+                keys, tree = keys[:-1], tree.get(EACH, {})  # the elements of [x] (or [x] is there): x
             else:
                 keys, tree = keys[:keys.index(_WRAP)], WHOLE  # anything else of [x]: x whole
         for key in reversed(keys):
@@ -343,6 +354,10 @@ class _Walker:
         if iter_range is None or init is None or condition is None or step is None or result is None:
             raise _Unreadable("incomplete comprehension")
         ranged = self.paths(iter_range, scope)
+        for path in ranged:
+            # Iterating needs the range as it is: its type, every list element, every map key
+            # (even when the body reads none of them: ``.all(k, v, k.startsWith('a'))``).
+            self.read(path, {EACH: {}})
         names = _literal_strings(iter_range)
         element: _Bound = (tuple(_step(path, EACH) for path in ranged) if ranged
                            else _Names(names) if names is not None else None)
