@@ -543,3 +543,24 @@ def test_find_uses_re2_so_no_pattern_runs_away() -> None:
     backreference = runtime.compile(r"object.s.find('(a)\\1') == ''", declared=declared)
     error = runtime.evaluate(backreference, bound).error
     assert error is not None and error.startswith("error parsing regexp: invalid escape sequence")
+
+
+# cel-go ext/comprehensions.go (TwoVarComprehensions, in the base environment since 1.32): transformMap
+# and transformMapEntry build their result with cel.@mapInsert, which cel-expr-python's runtime lacks;
+# a duplicate key is types.mutableMap.Insert's "insert failed: key %v already exists".
+TWO_VARIABLE_MAPS = [
+    ("transformMap", "{'a': 1, 'b': 2}.transformMap(k, v, v * 10)", {"a": 10, "b": 20}),
+    ("transformMap filtered", "{'a': 1, 'b': 3}.transformMap(k, v, v > 1, v + 1)", {"b": 4}),
+    ("transformMap of a list", "['x', 'y'].transformMap(i, v, v + string(i)) == {0: 'x0', 1: 'y1'}", True),
+    ("transformMapEntry", "{'a': 1}.transformMapEntry(k, v, {k + 'x': v})", {"ax": 1}),
+    ("transformMapEntry duplicate", "{'a': 1, 'b': 2}.transformMapEntry(k, v, {'same': v})",
+     Error("insert failed: key same already exists")),
+    ("transformMapEntry duplicate bool", "{'a': 1, 'b': 2}.transformMapEntry(k, v, {true: v})",
+     Error("insert failed: key true already exists")),
+    ("transformList", "[1, 2].transformList(i, v, i + v)", [1, 3]),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), TWO_VARIABLE_MAPS, ids=_ids(TWO_VARIABLE_MAPS))
+def test_two_variable_comprehensions_build_maps(name: str, source: str, expected: Any) -> None:
+    check(source, expected)

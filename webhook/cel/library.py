@@ -151,6 +151,33 @@ def _escape_key(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+def _map_insert(target: dict[Any, Any], key: Any, value: Any) -> dict[Any, Any]:
+    """``cel.@mapInsert(m, k, v)``, which ``transformMap`` and ``transformMapEntry`` expand to:
+    cel-expr-python's runtime lacks it. A new map with the entry; a key already there is cel-go's
+    ``mutableMap.Insert`` error."""
+    if key in target:
+        shown = ("true" if key else "false") if isinstance(key, bool) else key  # Go's %v of a map key
+        raise ValueError(f"insert failed: key {shown} already exists")
+    return {**target, key: value}
+
+
+def _map_merge(target: dict[Any, Any], entries: dict[Any, Any]) -> dict[Any, Any]:
+    """``cel.@mapInsert(m, {k: v, ...})``: each entry inserted as :func:`_map_insert` does."""
+    for key, value in entries.items():
+        target = _map_insert(target, key, value)
+    return target
+
+
+def _runtime_only() -> list[Any]:
+    """Functions the checker's extensions declare but cel-expr-python's runtime does not implement."""
+    any_map = cel.Type("map<dyn, dyn>")
+    return [cel.FunctionDecl("cel.@mapInsert", [
+        cel.Overload("k8s_runtime_map_insert_key_value", any_map, [any_map, cel.Type.DYN, cel.Type.DYN],
+                     is_member=False, impl=_map_insert),
+        cel.Overload("k8s_runtime_map_insert_map", any_map, [any_map, any_map], is_member=False, impl=_map_merge),
+    ])]
+
+
 def _overload(signature: str, returns: Any, impl: Any) -> Any:
     return cel.Overload(signature=signature, return_type=returns, impl=impl)
 
@@ -407,6 +434,6 @@ def extensions(*, patch_types: bool = False, runtime: bool = False, libraries: i
     environment of version ``libraries`` for the checker (``runtime=False``), or with one
     implementation per runtime shape of all of them (``runtime=True``); see the module docstring
     for why the two differ."""
-    typed = (_runtime_declarations() if runtime
+    typed = (_runtime_declarations() + _runtime_only() if runtime
              else _typed_declarations(libraries) + _cross_numeric_comparisons())
     return [cel.CelExtension("kubernetes", _untyped(patch_types=patch_types) + typed)]
