@@ -244,8 +244,8 @@ def test_a_repeated_group_is_computed_once_for_the_batch() -> None:
     ], batch.HOIST_ROOTS)
     assert bindings == [("hoisted0", JOINED)]
     assert members == [
-        "!hoisted0.exists(c, c.x)",
-        "hoisted0.all(c, c.y) && size(object.spec) > 0",
+        "! hoisted0 .exists(c, c.x)",
+        " hoisted0 .all(c, c.y) && size(object.spec) > 0",
         f"[1].all(object, {JOINED}.size() > 0)",
         "has(object.spec) && size(object.spec.containers) > 0",
         "(c.name + object.metadata.name) == '' || (c.name + object.metadata.name) == 'x'",
@@ -276,3 +276,12 @@ def test_a_failing_group_falls_back_to_each_member_alone() -> None:
         f"Validation failed for ValidatingAdmissionPolicy 'p2' with binding 'p2': expression 'false || {group} > 1' "
         "resulted in error: no such key: replicas",
     ]
+
+
+@pytest.mark.parametrize("sources", [
+    # found in review: each made the whole batch fail to compile, so the list ran unbatched for good
+    ["(object.metadata.name + object.metadata.name)in ['a']", "(object.metadata.name + object.metadata.name).size() > 0"],
+    ["has(((object.spec.foo.bar.baz)))", "has(((object.spec.foo.bar.baz)))  || true"],
+])
+def test_a_hoisted_batch_compiles_where_the_plain_one_does(sources: list[str]) -> None:
+    runtime.compile(batch.combined_source(sources), declared=runtime.Declarations(), returns=None)

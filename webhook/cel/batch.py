@@ -191,12 +191,7 @@ class Batches:
             self._seen[key] = seen
             return None
         self._seen.pop(key, None)
-        # Subexpressions several members repeat are computed once (rewrite.hoist_common). Each
-        # member on its own lines: a trailing ``//`` comment cannot swallow the separator.
-        bindings, members = rewrite.hoist_common(key, HOIST_ROOTS)
-        text = "[" + ",".join(f"(\n{source}\n)" for source in members) + "]"
-        for name, group in reversed(bindings):
-            text = f"[\n{group}\n].map({name}, {text})[0]"
+        text = combined_source(key)
         try:
             combined: runtime.Program | None = runtime.compile(text, declared=self.declared, returns=None,
                                                                reads=False)
@@ -205,6 +200,17 @@ class Batches:
         self.budget -= size  # a refused list is remembered too, and must not grow without bound
         self._compiled[key] = combined
         return combined
+
+
+def combined_source(sources: Sequence[str]) -> str:
+    """One list expression whose element ``i`` is ``sources[i]``, with the subexpressions several
+    members repeat computed once (:func:`webhook.cel.rewrite.hoist_common`). Each member on its own
+    lines: a trailing ``//`` comment cannot swallow the separator."""
+    bindings, members = rewrite.hoist_common(sources, HOIST_ROOTS)
+    text = "[" + ",".join(f"(\n{source}\n)" for source in members) + "]"
+    for name, group in reversed(bindings):
+        text = f"[\n{group}\n].map({name}, {text})[0]"
+    return text
 
 
 def distinct(programs: Iterable[runtime.Program]) -> list[runtime.Program]:

@@ -364,13 +364,15 @@ def restore_format_names(message: str) -> str:
     return message.replace(f"format.{FORMAT_NAMED}", "format.named").replace(FORMAT_VALIDATE, "validate")
 
 
-def variable_references(source: str, names: Mapping[str, str]) -> Rewritten:
+def variable_references(source: str, names: Mapping[str, str], selects: Mapping[str, str] | None = None) -> Rewritten:
     """``variables.<name>`` as the identifier ``names[name]``, for a check in an environment that
     declares those identifiers with the variables' own types (:func:`webhook.cel.runtime.compile`):
     the API server declares each composited variable with its expression's type, where the program
-    sees ``variables`` as a map of ``dyn``. ``has(variables.x)``, ``variables.?x``, a call
-    ``variables.x(...)`` and a field ``.variables.x`` of something else are left as written."""
-    if not names:
+    sees ``variables`` as a map of ``dyn``. ``has(variables.x)``, a call ``variables.x(...)`` and a
+    field ``.variables.x`` of something else are left as written; ``variables.?x`` becomes
+    ``selects[x]`` when given (else it is left as written)."""
+    selects = selects or {}
+    if not names and not selects:
         return unchanged(source)
     tokens = _tokens(source)
     for index, token in enumerate(tokens[1:-1], start=1):
@@ -384,10 +386,16 @@ def variable_references(source: str, names: Mapping[str, str]) -> Rewritten:
         if token.kind != "ident" or token.text != "variables":
             continue
         dot, name = tokens[index + 1], tokens[index + 2]
-        if dot.text != "." or name.kind != "ident" or name.text not in names:
-            continue
         if index > 0 and tokens[index - 1].text == "." and tokens[index - 1].kind == "punct":
             continue  # a field named variables of something else
+        if (dot.text == "." and name.text == "?" and index + 3 < len(tokens) and tokens[index + 3].kind == "ident"
+                and tokens[index + 3].text in selects):
+            writer = writer or _Writer(source)
+            selected = tokens[index + 3]
+            writer.replace(token.start, selected.start + len(selected.text), selects[selected.text])
+            continue
+        if dot.text != "." or name.kind != "ident" or name.text not in names:
+            continue
         if index > 1 and tokens[index - 1].text == "(" and tokens[index - 2].text == "has":
             continue  # has() needs the field selection itself
         if index + 3 < len(tokens) and tokens[index + 3].text == "(":
@@ -437,6 +445,8 @@ def hoist_common(sources: Sequence[str], roots: frozenset[str]) -> tuple[list[tu
                 first = opened.pop()
                 if first > 0 and tokens[first - 1].kind in ("ident", "backquoted"):
                     continue  # a call's arguments, a macro's body
+                if any(opener > 0 and tokens[opener - 1].text == "has" for opener in opened):
+                    continue  # has() takes a field selection as written, parentheses and all
                 if index - first + 1 < HOIST_MIN_TOKENS or not _only_roots_free(tokens[first:index + 1], roots):
                     continue
                 key = tuple(token.text for token in tokens[first:index + 1])
@@ -463,7 +473,8 @@ def hoist_common(sources: Sequence[str], roots: frozenset[str]) -> tuple[list[tu
         text = source
         for first, last in sorted(taken, reverse=True):
             start, end = tokens[first].start, tokens[last].start + len(tokens[last].text)
-            text = text[:start] + names[tuple(t.text for t in tokens[first:last + 1])] + text[end:]
+            # Spaces around the name: ``(a + b)in [...]`` must not become one identifier.
+            text = text[:start] + " " + names[tuple(t.text for t in tokens[first:last + 1])] + " " + text[end:]
         rewritten.append(text)
     return [(names[key], texts[key]) for key in common if key in names], rewritten
 
