@@ -341,6 +341,10 @@ OPTIONAL_VARIABLES = (
      "expression '!variables.replicas.hasValue() || variables.halved.hasValue()' resulted in error: composited "
      'variable "halved" fails to evaluate: division by zero'),
     ("!variables.replicas.hasValue() || variables.halved.hasValue()", None, None),
+    # variables.?name: the variable's value wrapped once more (found in review: never evaluated)
+    ("variables.?replicas.hasValue() && variables.?replicas.value().hasValue()", 7, None),
+    ("variables.?replicas.value().orValue(0) == 7", 7, None),
+    ("variables.?budget.orValue(0) == 2", None, None),
 ])
 def test_optional_valued_variables_hold_their_optionals(validation: str, replicas: int | None,
                                                          expected: str | None) -> None:

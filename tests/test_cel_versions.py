@@ -20,18 +20,19 @@ FORMAT = "!format.dns1123Label().validate(object.metadata.name).hasValue()"
 SELECTORS = "authorizer.group('').resource('pods').fieldSelector('spec.nodeName=a').check('list').allowed() || true"
 IP = "ip('10.0.0.1').family() == 4"
 QUANTITY = "quantity('1Gi').isGreaterThan(quantity('1Mi'))"
+LISTS = "[3, 1, 2].sort().slice(0, 1) == [1] && [[1], [2]].flatten().distinct().size() == 2"
 
 
-@pytest.mark.parametrize(("kubernetes_minor", "libraries"), [(31, 30), (33, 32), (34, 33), (35, 34), (40, 34), (29, 30)])
+@pytest.mark.parametrize(("kubernetes_minor", "libraries"), [(30, 29), (31, 30), (33, 32), (35, 34), (40, 34), (28, 29)])
 def test_the_libraries_are_those_of_the_compatibility_version(kubernetes_minor: int, libraries: int) -> None:
     assert runtime.libraries_of(kubernetes_minor) == libraries
 
 
 @pytest.mark.parametrize(("expression", "first"), [
-    (SEMVER, 34), (TWO_VARIABLES, 33), (FORMAT, 32), (SELECTORS, 32), (IP, 31), (QUANTITY, 31),
+    (LISTS, 35), (SEMVER, 34), (TWO_VARIABLES, 33), (FORMAT, 32), (SELECTORS, 32), (IP, 31), (QUANTITY, 30),
 ])
 def test_each_library_is_there_from_the_release_after_it_shipped(expression: str, first: int) -> None:
-    for minor in range(31, 37):
+    for minor in range(30, 37):
         problems: list[str] = []
         loading.load([files.Document("p.yaml:1", _policy(expression))], problems, kubernetes_minor=minor)
         assert (problems == []) == (minor >= first), (minor, problems)
@@ -53,7 +54,7 @@ def test_a_library_too_new_for_the_version_is_refused_with_the_checkers_words(ex
 
 def test_without_a_version_every_library_is_there() -> None:
     problems: list[str] = []
-    loading.load([files.Document("p.yaml:1", _policy(f"{SEMVER} && {TWO_VARIABLES} && {FORMAT}"))], problems)
+    loading.load([files.Document("p.yaml:1", _policy(f"{SEMVER} && {TWO_VARIABLES} && {FORMAT} && {LISTS}"))], problems)
     assert problems == []
 
 
@@ -79,6 +80,7 @@ def test_serve_takes_the_version_as_a_flag_or_variable(monkeypatch: pytest.Monke
     monkeypatch.setenv("WEBHOOK_KUBERNETES_VERSION", "v1.32")
     assert serve.settings_from(cli.build_parser().parse_args(["serve"])).kubernetes_minor == 32
     assert config.ServeSettings(kubernetes_version=None).kubernetes_minor is None
+    assert config.ServeSettings(kubernetes_version="v1.33.2").kubernetes_minor == 33  # as kubectl version prints it
     with pytest.raises(errors.WebhookError, match=r"--kubernetes-version \(or WEBHOOK_KUBERNETES_VERSION\)"):
         serve.settings_from(cli.build_parser().parse_args(["serve", "--kubernetes-version", "133"]))
 
@@ -94,3 +96,13 @@ def _policy(expression: str) -> dict[str, object]:
 def _binding() -> dict[str, object]:
     return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": {"name": "p"}, "spec": {"policyName": "p", "validationActions": ["Deny"]}}
+
+
+def test_issues_are_listed_by_position_as_cel_go_lists_them() -> None:
+    """cel-go sorts a compilation's issues by line and column; cel-cpp reports the macro's own
+    issue last."""
+    problems: list[str] = []
+    loading.load([files.Document("p.yaml:1", _policy(TWO_VARIABLES))], problems, kubernetes_minor=32)
+    columns = [int(line.split(":")[2]) for line in problems[0].split("compilation failed: ", 1)[1].splitlines()
+               if line.startswith("ERROR: ")]
+    assert len(columns) > 1 and columns == sorted(columns)

@@ -45,7 +45,7 @@ class ServeSettings(pydantic_settings.BaseSettings):
     policies: tuple[Path, ...] = (DEFAULT_POLICIES,)
     set: tuple[str, ...] = ()
     """``dotted.path=value`` overrides applied over the policy files."""
-    kubernetes_version: str | None = pydantic.Field(None, pattern=r"^v?1\.[0-9]{1,3}$")
+    kubernetes_version: str | None = pydantic.Field(None, pattern=r"^v?1\.[0-9]{1,3}(\.[0-9]+)?$")
     """The cluster's API server version (``1.33``): admission policies' expressions are checked at
     load as it checks a new policy, with the CEL libraries of its compatibility version; unset,
     the newest libraries there are."""
@@ -79,7 +79,7 @@ class ServeSettings(pydantic_settings.BaseSettings):
 
     @property
     def kubernetes_minor(self) -> int | None:
-        """N of ``kubernetes_version`` 1.N, or ``None``."""
+        """N of ``kubernetes_version`` 1.N (or 1.N.P), or ``None``."""
         if self.kubernetes_version is None:
             return None
-        return int(self.kubernetes_version.removeprefix("v").partition(".")[2])
+        return int(self.kubernetes_version.removeprefix("v").split(".")[1])

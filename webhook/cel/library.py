@@ -410,7 +410,7 @@ def _runtime_declarations() -> list[Any]:
 
 
 NEWEST = 34
-"""The newest base environment whose libraries are all here (1.33 brought semver, the last)."""
+"""The newest base environment whose libraries are all here (1.34 brought cel-go's lists v3, the last)."""
 IP_CIDR, FORMAT, AUTHZ_SELECTORS, SEMVER = 30, 31, 31, 33
 """The base environment versions that brought these libraries (``environment/base.go``; the authz
 selectors behind the AuthorizeWithSelectors feature, on by default since 1.32)."""

@@ -49,21 +49,23 @@ from webhook.cel import reads as reads_module
 COST_LIMIT_EXCEEDED = "operation cancelled: actual cost limit exceeded"
 """cel-go's text when an expression passes the per-call cost limit (``CostLimit(PerCallLimit)``)."""
 
-_EXTENSIONS = ("strings", "optional", "lists", "sets")
+_EXTENSIONS = ("strings", "optional", "sets")
 """The cel-go extension libraries the API server's base environment enables (strings v2, sets,
-lists v3, optional types; two-variable comprehensions since 1.32: :data:`TWO_VAR_COMPREHENSIONS`),
-as cel-cpp names them; not ``bindings``, ``math``, ``encoders`` or cel-go's ``regex`` (Kubernetes
-has its own ``find``/``findAll``), which the API server refuses."""
+optional types; two-variable comprehensions since 1.32, lists v3 since 1.34: :data:`VERSIONED`), as
+cel-cpp names them; not ``bindings``, ``math``, ``encoders`` or cel-go's ``regex`` (Kubernetes has
+its own ``find``/``findAll``), which the API server refuses."""
 
-TWO_VAR_COMPREHENSIONS = 32
-"""The base environment's version that brings ``all(i, v, ...)``, ``transformList`` and the like."""
+VERSIONED = (("two-var-comprehensions", 32), ("lists", 34))
+"""cel-cpp extensions by the base environment version that brings them: ``all(i, v, ...)``,
+``transformList`` and the like; ``slice``, ``flatten``, ``distinct``, ``reverse``, ``sort``,
+``sortBy``, ``first``, ``last``, ``lists.range`` (cel-go's ext.Lists v3)."""
 
 NEWEST = library.NEWEST
 """The newest base environment this runtime provides: every library below."""
 
-OLDEST = 30
-"""The oldest base environment a policy may be checked against (ValidatingAdmissionPolicy is GA
-in 1.30; older environments lack what the policies here rely on)."""
+OLDEST = 29
+"""The oldest base environment a policy may be checked against: 1.30's compatibility version
+(ValidatingAdmissionPolicy is GA in 1.30)."""
 
 
 def libraries_of(kubernetes_minor: int) -> int:
@@ -171,7 +173,7 @@ def _names(declared: Declarations) -> dict[str, Any]:
 
 
 def _new_env(declared: Declarations, names: dict[str, Any], *, runtime: bool) -> Any:
-    extensions = [*_EXTENSIONS, *(["two-var-comprehensions"] if declared.libraries >= TWO_VAR_COMPREHENSIONS else [])]
+    extensions = [*_EXTENSIONS, *(name for name, since in VERSIONED if declared.libraries >= since)]
     return cel.NewEnv(
         descriptor_pool=k8s_types.POOL,
         config=cel.NewEnvConfigFromYaml("extensions:\n" + "".join(f"  - name: {name}\n" for name in extensions)),
@@ -222,11 +224,11 @@ def _declarable(output: str) -> str | None:
 
 
 _STRINGS = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
-_VARIABLE_REFERENCE = re.compile(r"\bvariables\s*\.\s*([_a-zA-Z][_a-zA-Z0-9]*)")
+_VARIABLE_REFERENCE = re.compile(r"\bvariables\s*\.\s*\??\s*([_a-zA-Z][_a-zA-Z0-9]*)")
 
 
 def referenced_variables(source: str) -> frozenset[str]:
-    """The ``variables.<name>`` an expression mentions outside string literals."""
+    """The ``variables.<name>`` (and ``variables.?<name>``) an expression mentions outside string literals."""
     return frozenset(_VARIABLE_REFERENCE.findall(_STRINGS.sub("''", source)))
 
 
@@ -258,13 +260,15 @@ def compile(
     typed = {name: kind for name, kind in declared_as.items() if kind not in (None, "dyn")}
     optional = {name: optional_reference(name) for name in referenced & types.keys()
                 if types[name].startswith(_OPTIONAL_TYPE)}
+    # ``variables.?x`` of an optional variable: its value, the optional, wrapped once more.
+    selects = {name: f"optional.of({reference})" for name, reference in optional.items()}
     output = None
     if typed:
         checker = _typing_checker(declared, tuple(sorted((_typed_identifier(n), k) for n, k in typed.items())))
         references = rewrite.variable_references(
-            source, {**{name: _typed_identifier(name) for name in typed}, **optional})
+            source, {**{name: _typed_identifier(name) for name in typed}, **optional}, selects)
         output = str(_checked(checker.compile, references, declared.libraries).return_type())
-    first = rewrite.variable_references(source, optional)
+    first = rewrite.variable_references(source, optional, selects)
     expression, checked = _checked(_environment(declared).compile, first, declared.libraries)
     output = output or str(expression.return_type())
     if returns is not None and output not in returns:
@@ -320,8 +324,18 @@ def _compile_issues(text: str) -> str:
     text = re.sub(r"^[A-Z_]+: ", "", text.strip())
     text = re.sub(r"\s*\[[A-Z_]+\]$", "", text)
     issues = re.split(r"\n(?=ERROR: )", text)
+    # cel-go lists its issues by position (common.Errors.ToDisplayString); cel-cpp by when it found them.
+    issues.sort(key=_position)
     return "\n".join(_member_call_as_cel_go(_undeclared_as_cel_go(_SELECT.sub(_SELECT_AS_CEL_GO, issue)))
                      for issue in issues)
+
+
+_POSITION = re.compile(r"^ERROR: <input>:(\d+):(\d+):")
+
+
+def _position(issue: str) -> tuple[int, int]:
+    found = _POSITION.match(issue)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 _SELECT = re.compile(r"expression of type '(?P<type>[^']+)' cannot be the operand of a select operation")
