@@ -489,13 +489,18 @@ def _give_back_nones(plain: Any) -> None:
 
 
 def _nones(plain: Any) -> int:
+    """How many ``None`` ``plain`` holds (fast for the batches' lists of booleans: one C count)."""
     if plain is None:
         return 1
-    if isinstance(plain, list):
-        return sum(_nones(item) for item in plain)
-    if isinstance(plain, dict):
-        return sum(_nones(item) for item in plain.values())
-    return 0
+    if type(plain) is dict:
+        plain = list(plain.values())
+    if type(plain) is not list:
+        return 0
+    count: int = plain.count(None)
+    for item in plain:
+        if type(item) is list or type(item) is dict:
+            count += _nones(item)
+    return count
 
 
 _ERROR_TYPE = cel.Type.ERROR
