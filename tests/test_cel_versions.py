@@ -106,3 +106,14 @@ def test_issues_are_listed_by_position_as_cel_go_lists_them() -> None:
     columns = [int(line.split(":")[2]) for line in problems[0].split("compilation failed: ", 1)[1].splitlines()
                if line.startswith("ERROR: ")]
     assert len(columns) > 1 and columns == sorted(columns)
+
+
+def test_the_pod_security_examples_need_the_version_their_header_names() -> None:
+    """Their header says "Needs Kubernetes 1.35+" (cel-go's lists library): so the versions say too."""
+    from tests import test_cel_examples as examples
+
+    documents = [files.Document(f"pss (document {i + 1})", d) for i, d in enumerate(examples.PSS_DOCUMENTS)]
+    for minor, loads in ((34, False), (35, True)):
+        problems: list[str] = []
+        loading.load(documents, problems, kubernetes_minor=minor)
+        assert (problems == []) is loads, problems[:1]
