@@ -285,3 +285,16 @@ def test_a_failing_group_falls_back_to_each_member_alone() -> None:
 ])
 def test_a_hoisted_batch_compiles_where_the_plain_one_does(sources: list[str]) -> None:
     runtime.compile(batch.combined_source(sources), declared=runtime.Declarations(), returns=None)
+
+
+def test_a_group_some_members_guard_stops_being_hoisted_after_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alone, each member is false on a Pod without spec.foo; hoisted, the group fails up front and
+    every member runs alone. After the first such failure the list runs as written: one call."""
+    guarded = "has(object.spec.foo) && (object.spec.foo.bar + object.spec.foo.baz) > 1"
+    policy_set = _policies(guarded, guarded.replace("> 1", "< 0"), "object.metadata.name == 'p'")
+    ctx = examples.pod_context(POD)
+    for _ in range(3):
+        assert validating.evaluate(policy_set, POD, ctx) == validating.evaluate(unbatched(policy_set), POD, ctx)
+    calls = _counting(monkeypatch)
+    validating.evaluate(policy_set, POD, ctx)
+    assert len(calls) == 2  # the conditions' batch and the validations' batch, unhoisted

@@ -128,7 +128,7 @@ class Plan:
 class Batches:
     """The combined programs of one policy set, by the sources of their members."""
 
-    __slots__ = ("_compiled", "_plans", "_seen", "budget", "declared")
+    __slots__ = ("_compiled", "_hoisted", "_plans", "_seen", "budget", "declared")
 
     def __init__(self, declared: runtime.Declarations) -> None:
         self.declared = declared
@@ -136,6 +136,8 @@ class Batches:
         self.budget = SOURCE_BUDGET
         """Characters of source still available for new batches."""
         self._compiled: dict[tuple[str, ...], runtime.Program | None] = {}
+        self._hoisted: set[tuple[str, ...]] = set()
+        """Lists compiled with subexpressions computed once, until such a batch first fails."""
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._seen: dict[tuple[str, ...], int] = {}
 
@@ -174,6 +176,8 @@ class Batches:
         result = runtime.evaluate(combined, bound)
         values = result.value
         if result.error is not None or not isinstance(values, list) or len(values) != len(programs):
+            if key in self._hoisted:
+                self._unhoist(key)
             return False
         for program, value in zip(programs, values, strict=True):
             memo[program.source] = runtime.TRUE if value is True else runtime.FALSE if value is False else (
@@ -191,22 +195,36 @@ class Batches:
             self._seen[key] = seen
             return None
         self._seen.pop(key, None)
-        text = combined_source(key)
-        try:
-            combined: runtime.Program | None = runtime.compile(text, declared=self.declared, returns=None,
-                                                               reads=False)
-        except runtime.CompileError:
-            combined = None  # beyond the parser's limits: the members run alone, for good
+        combined = self._compile(key, hoist=True)
+        if combined is None:
+            combined = self._compile(key, hoist=False)  # a hoisted name the parser took amiss
         self.budget -= size  # a refused list is remembered too, and must not grow without bound
         self._compiled[key] = combined
         return combined
 
+    def _compile(self, key: tuple[str, ...], *, hoist: bool) -> runtime.Program | None:
+        text = combined_source(key, hoist=hoist)
+        try:
+            combined = runtime.compile(text, declared=self.declared, returns=None, reads=False)
+        except runtime.CompileError:
+            return None  # beyond the parser's limits: the members run alone, for good
+        if hoist and text != combined_source(key, hoist=False):
+            self._hoisted.add(key)
+        return combined
 
-def combined_source(sources: Sequence[str]) -> str:
+    def _unhoist(self, key: tuple[str, ...]) -> None:
+        """A batch with subexpressions computed once failed: perhaps one of them, which a member
+        only computes behind a guard (``has(x.a) && (x.a.b + 1) > 1``). From now on the list runs
+        as written, so objects that fail the guard cost one call again, not one per member."""
+        self._hoisted.discard(key)
+        self._compiled[key] = self._compile(key, hoist=False)
+
+
+def combined_source(sources: Sequence[str], *, hoist: bool = True) -> str:
     """One list expression whose element ``i`` is ``sources[i]``, with the subexpressions several
-    members repeat computed once (:func:`webhook.cel.rewrite.hoist_common`). Each member on its own
-    lines: a trailing ``//`` comment cannot swallow the separator."""
-    bindings, members = rewrite.hoist_common(sources, HOIST_ROOTS)
+    members repeat computed once (:func:`webhook.cel.rewrite.hoist_common`) unless ``hoist`` is
+    False. Each member on its own lines: a trailing ``//`` comment cannot swallow the separator."""
+    bindings, members = rewrite.hoist_common(sources, HOIST_ROOTS) if hoist else ([], list(sources))
     text = "[" + ",".join(f"(\n{source}\n)" for source in members) + "]"
     for name, group in reversed(bindings):
         text = f"[\n{group}\n].map({name}, {text})[0]"

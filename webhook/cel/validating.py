@@ -418,6 +418,11 @@ def _batch(
     bound, memo = found.bound, found.memo
     if len(plan.conditions) > 1:
         policy_set.batches.run(plan.conditions, bound, memo)
+    elif plan.conditions:
+        # One condition all these policies share: run once here, so that their validations can
+        # still be batched (they are only where every condition of their policy is known true).
+        only = plan.conditions[0]
+        memo[only.source] = runtime.evaluate(only, bound)
     validations: list[runtime.Program] = []
     true = runtime.TRUE
     for conditions, programs in plan.validations:
