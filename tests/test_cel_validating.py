@@ -650,3 +650,13 @@ def test_an_optional_variable_from_the_format_library_loads() -> None:
     denial = validating.evaluate(policy_set(policy(validations=validations, spec=spec) + binding()), bad, ctx()).denial
     assert denial is not None and denial.message.endswith("failed expression: variables.fmt.hasValue() && "
                                                           "!variables.fmt.value().validate(object.metadata.name).hasValue()")
+
+
+def test_match_conditions_cannot_use_variables_as_upstream_refuses_them() -> None:
+    """The API server checks matchConditions with its compiler without variable composition
+    (validation.go, validateMatchConditionsExpression: the stateless compiler)."""
+    spec = ("  variables:\n  - {name: r, expression: \"object.spec.replicas\"}\n"
+            "  matchConditions:\n  - {name: m, expression: \"variables.r > 1\"}\n")
+    assert refused(policy(validations="  - expression: \"true\"", spec=spec) + binding()) == _invalid(
+        "variables.r > 1", "compilation failed: ERROR: <input>:1:1: undeclared reference to 'variables' "
+        "(in container '')\n | variables.r > 1\n | ^", field="matchConditions[0].expression")

@@ -351,7 +351,9 @@ def _match_conditions(value: Any, problems: _Problems, declared: runtime.Declara
         if not isinstance(text, str) or not text.strip():
             problems.add(required(f"{where}.expression"))
             continue
-        program = _compile(text, f"{where}.expression", problems, declared=declared, returns=("BOOL",))
+        # Checked as the API server checks them, without variable composition: no ``variables``.
+        without_variables = dataclasses.replace(declared, variables=False)
+        program = _compile(text, f"{where}.expression", problems, declared=without_variables, returns=("BOOL",))
         if program is not None and isinstance(name, str):
             found.append(Named(name, program))
     return tuple(found)

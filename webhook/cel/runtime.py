@@ -96,6 +96,9 @@ class Declarations:
     libraries: int = NEWEST
     """The minor version (1.N) of the API server's base environment the expressions are checked
     against: the libraries and language options introduced up to it (:func:`libraries_of`)."""
+    variables: bool = True
+    """``variables`` is declared everywhere but in ``matchConditions``, which the API server checks
+    with its compiler without variable composition."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ def _environment(declared: Declarations) -> _Environment:
     all versions share one runtime (and one activation per review)."""
     found = _ENVIRONMENTS.get(declared)
     if found is None:
-        newest = dataclasses.replace(declared, libraries=NEWEST)
+        newest = dataclasses.replace(declared, libraries=NEWEST, variables=True)
         runner = _environment(newest).runner if declared != newest else _new_env(newest, _names(newest), runtime=True)
         found = _ENVIRONMENTS[declared] = _Environment(_new_env(declared, _names(declared), runtime=False), runner)
     return found
@@ -160,8 +163,9 @@ def _names(declared: Declarations) -> dict[str, Any]:
         "oldObject": cel.Type.DYN,
         "request": cel.Type("map<string, dyn>"),
         "namespaceObject": cel.Type.DYN,
-        "variables": cel.Type("map<string, dyn>"),
     }
+    if declared.variables:
+        names["variables"] = cel.Type("map<string, dyn>")
     if declared.params:
         names["params"] = cel.Type.DYN
     if declared.authorizer:
