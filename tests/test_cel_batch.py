@@ -59,11 +59,15 @@ def test_example_pods_in_every_namespace_level(name: str) -> None:
         assert_same(pod, ctx)
 
 
-def test_upstream_fixtures() -> None:
+def upstream_pods() -> list[Any]:
+    """The Pods of the upstream Pod Security fixtures (the test skips without ``../shared``)."""
     if not examples.FIXTURES:
         pytest.skip(f"conformance corpus not found at {examples.PSA}")
-    for entry in examples.FIXTURES:
-        pod = yaml.safe_load((examples.PSA / entry["file"]).read_text())
+    return [yaml.safe_load((examples.PSA / entry["file"]).read_text()) for entry in examples.FIXTURES]
+
+
+def test_upstream_fixtures() -> None:
+    for pod in upstream_pods():
         for ctx in contexts(pod):
             assert_same(pod, ctx)
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from webhook.cel import rewrite, runtime
 
@@ -90,19 +90,29 @@ class _Policy(Protocol):
     def audit_annotations(self) -> Sequence[Any]: ...
 
 
+class PolicyPlan(NamedTuple):
+    """One policy of a :class:`Plan`."""
+
+    name: str
+    conditions: tuple[str, ...]
+    """The sources of its match conditions: its validations are batched once all are true."""
+    validations: list[runtime.Program]
+    """Its validations to batch: each source once, none asking the authorizer."""
+    settles: bool
+    """Whether batch results alone can show it decides nothing: no audit annotations to compute
+    and no validation left out of the batch."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     """What to batch for one list of policies."""
 
     conditions: list[runtime.Program]
     """Every distinct match condition, for the first batch."""
-    validations: list[tuple[tuple[str, ...], list[runtime.Program]]]
-    """Per policy: the sources of its conditions (all must be true) and its validations."""
+    policies: list[PolicyPlan]
+    """Per policy: what the second batch takes of it, and whether :meth:`passing` may settle it."""
     messages: list[tuple[str, runtime.Program]]
     """(validation source, its messageExpression) for the third batch, of the validations that fail."""
-    checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]]
-    """Per policy without audit annotations: its name and the sources of its conditions and
-    validations, for :meth:`passing`."""
 
     def passing(self, memo: Mapping[str, runtime.Result]) -> set[str]:
         """The policies whose results in ``memo`` alone show that they decide nothing: a condition
@@ -111,19 +121,21 @@ class Plan:
         which builds the decisions."""
         true, false = runtime.TRUE, runtime.FALSE
         found: set[str] = set()
-        for name, conditions, validations in self.checks:
-            for source in conditions:
+        for policy in self.policies:
+            if not policy.settles:
+                continue
+            for source in policy.conditions:
                 result = memo.get(source)
                 if result is not true:
                     if result is false:
-                        found.add(name)
+                        found.add(policy.name)
                     break
             else:
-                for source in validations:
-                    if memo.get(source) is not true:
+                for program in policy.validations:
+                    if memo.get(program.source) is not true:
                         break
                 else:
-                    found.add(name)
+                    found.add(policy.name)
         return found
 
 
@@ -151,13 +163,13 @@ class Batches:
         if found is None:
             found = Plan(
                 distinct(condition.program for policy in policies for condition in policy.match_conditions),
-                [(tuple(condition.program.source for condition in policy.match_conditions),
-                  distinct(validation.program for validation in policy.validations)) for policy in policies],
+                [PolicyPlan(policy.name, tuple(condition.program.source for condition in policy.match_conditions),
+                            distinct(validation.program for validation in policy.validations),
+                            not policy.audit_annotations
+                            and not any(validation.program.asks_authorizer for validation in policy.validations))
+                 for policy in policies],
                 [(validation.program.source, validation.message_program) for policy in policies
                  for validation in policy.validations if validation.message_program is not None],
-                [(policy.name, tuple(condition.program.source for condition in policy.match_conditions),
-                  tuple(validation.program.source for validation in policy.validations))
-                 for policy in policies if not policy.audit_annotations],
             )
             if len(self._plans) >= CACHE_LIMIT:
                 self._plans.clear()
@@ -205,12 +217,12 @@ class Batches:
         return combined
 
     def _compile(self, key: tuple[str, ...], *, hoist: bool) -> runtime.Program | None:
-        text = combined_source(key, hoist=hoist)
+        text, hoisted = _combined(key, hoist=hoist)
         try:
             combined = runtime.compile(text, declared=self.declared, returns=None, reads=False)
         except runtime.CompileError:
             return None  # beyond the parser's limits: the members run alone, for good
-        if hoist and text != combined_source(key, hoist=False):
+        if hoisted:
             self._hoisted.add(key)
         return combined
 
@@ -226,11 +238,16 @@ def combined_source(sources: Sequence[str], *, hoist: bool = True) -> str:
     """One list expression whose element ``i`` is ``sources[i]``, with the subexpressions several
     members repeat computed once (:func:`webhook.cel.rewrite.hoist_common`) unless ``hoist`` is
     False. Each member on its own lines: a trailing ``//`` comment cannot swallow the separator."""
+    return _combined(sources, hoist=hoist)[0]
+
+
+def _combined(sources: Sequence[str], *, hoist: bool) -> tuple[str, bool]:
+    """:func:`combined_source`, and whether any subexpression is computed once in it."""
     bindings, members = rewrite.hoist_common(sources, HOIST_ROOTS) if hoist else ([], list(sources))
     text = "[" + ",".join(f"(\n{source}\n)" for source in members) + "]"
     for name, group in reversed(bindings):
         text = f"[\n{group}\n].map({name}, {text})[0]"
-    return text
+    return text, bool(bindings)
 
 
 def distinct(programs: Iterable[runtime.Program]) -> list[runtime.Program]:

@@ -255,7 +255,7 @@ def compile(
     API server checks it, while the program itself reads ``variables`` as a map of ``dyn`` (a
     variable's value is put there at evaluation). ``variable=True`` compiles a composited
     variable's own expression: one whose value is an optional gives it in the form
-    :func:`optional_variable` describes. ``reads=False`` skips working out what it reads (for a
+    :func:`optional_reference` describes. ``reads=False`` skips working out what it reads (for a
     program whose members' reads are known already). Raises :class:`CompileError` with the API
     server's wording."""
     referenced = referenced_variables(source)
@@ -282,7 +282,7 @@ def compile(
         listed = " ".join(go_type(name) for name in returns)
         raise CompileError(f"must evaluate to one of [{listed}] but got {go_type(output)}")
     if variable and output.startswith(_OPTIONAL_TYPE):
-        # Each member on its own lines: a trailing ``//`` comment cannot swallow the call.
+        # The source on its own lines: a trailing ``//`` comment cannot swallow the call.
         wrapped = rewrite.unchanged(f"(\n{first.text}\n).optMap(o, [o]).orValue([])")
         expression, checked = _checked(_environment(declared).compile, wrapped, declared.libraries)
     return Program(source, expression, output, referenced, mentions_authorizer(source),

@@ -425,12 +425,12 @@ def _batch(
         memo[only.source] = runtime.evaluate(only, bound)
     validations: list[runtime.Program] = []
     true = runtime.TRUE
-    for conditions, programs in plan.validations:
-        for source in conditions:
+    for policy in plan.policies:
+        for source in policy.conditions:
             if memo.get(source) is not true:
                 break
         else:
-            validations += programs
+            validations += policy.validations
     if len(validations) > 1:
         policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
     # The failing validations' messageExpressions, compiled without ``authorizer``.
