@@ -135,6 +135,32 @@ def test_the_failing_policies_messages_take_one_more_call(monkeypatch: pytest.Mo
     assert len(calls) == 3
 
 
+def test_a_denied_pod_computes_only_the_message_of_the_denial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Deny bindings only the first denial is the answer (``deniedDecisions[0]``): of the four
+    failing checks' messageExpressions, only the first one's runs, and the answer is the one every
+    expression run alone gives."""
+    from bench import reviews
+    from webhook import review
+
+    parsed = review.parse(reviews.bodies()["pod"])
+    ctx = examples.pod_context(parsed.object, labels={examples.ENFORCE: "restricted"})
+    policy_set = dataclasses.replace(PSS)
+    for _ in range(3):
+        verdict = validating.evaluate(policy_set, parsed.object, ctx)
+    assert verdict == validating.evaluate(PSS_ALONE, parsed.object, ctx)
+    assert verdict.denial is not None and len(verdict.decided) == 4
+    assert verdict.denial.message == (
+        "ValidatingAdmissionPolicy 'pss-restricted-capabilities' with binding 'pss-restricted-capabilities' denied "
+        'request: unrestricted capabilities (containers "checkout", "metrics" must set '
+        'securityContext.capabilities.drop=["ALL"])')
+    messages = {validation.message_program.source for policy in policy_set.policies
+                for validation in policy.validations if validation.message_program is not None}
+    calls = _counting(monkeypatch)
+    validating.evaluate(policy_set, parsed.object, ctx)
+    assert len(calls) == 3  # conditions, validations, one message
+    assert len([source for source in calls if source in messages]) == 1
+
+
 def test_batches_stay_within_their_source_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the budget, lists not compiled yet run unbatched, with the same verdicts."""
     monkeypatch.setattr(batch, "SOURCE_BUDGET", 3000)  # room for the conditions (~1,200), not the validations

@@ -16,9 +16,12 @@ What keeps the answers the API server's:
   failed.
 * Expressions that mention ``authorizer`` are never batched: their checks ask the cluster.
 * Match conditions go first, in a batch of their own; only the validations of policies whose
-  conditions all hold go into the second, and only the messageExpressions of the validations that
-  failed into the third (compiled without ``authorizer``, as messageExpressions are). A policy the
-  request opts out of is not evaluated further, as upstream, and cannot fail the others' batch.
+  conditions all hold go into the second, and into the third only the messageExpressions of the
+  failing validations whose every message is shown: those of policies with a Warn binding
+  (compiled without ``authorizer``, as messageExpressions are). A Deny or Audit decision shows only
+  the first one's message, which :mod:`webhook.cel.validating` computes alone when it reads it. A
+  policy the request opts out of is not evaluated further, as upstream, and cannot fail the
+  others' batch.
 
 Subexpressions the members repeat word for word (the Pod Security rules all join the three container
 lists: ``(object.spec.?initContainers.orValue([]) + ...)``) are computed once for the batch
@@ -111,8 +114,9 @@ class Plan:
     """Every distinct match condition, for the first batch."""
     policies: list[PolicyPlan]
     """Per policy: what the second batch takes of it, and whether :meth:`passing` may settle it."""
-    messages: list[tuple[str, runtime.Program]]
-    """(validation source, its messageExpression) for the third batch, of the validations that fail."""
+    messages: list[tuple[str, str, runtime.Program]]
+    """(policy name, validation source, its messageExpression) for the third batch, of the
+    validations that fail and whose messages are all shown."""
 
     def passing(self, memo: Mapping[str, runtime.Result]) -> set[str]:
         """The policies whose results in ``memo`` alone show that they decide nothing: a condition
@@ -168,7 +172,7 @@ class Batches:
                             not policy.audit_annotations
                             and not any(validation.program.asks_authorizer for validation in policy.validations))
                  for policy in policies],
-                [(validation.program.source, validation.message_program) for policy in policies
+                [(policy.name, validation.program.source, validation.message_program) for policy in policies
                  for validation in policy.validations if validation.message_program is not None],
             )
             if len(self._plans) >= CACHE_LIMIT:

@@ -61,12 +61,29 @@ class Verdict:
     """(policy, binding) pairs that denied, warned or audited, for logs and metrics."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Decision:
-    deny: bool
-    message: str
-    reason: str = ""
-    index: int = 0
+    """A Deny decision of one validation (or of a condition, an audit annotation, a configuration).
+
+    A failed validation's message is computed when first read: only the first denial of a review,
+    its warnings and its first audit failure are ever shown (``dispatcher.go`` answers with
+    ``deniedDecisions[0]``), so a Pod failing five Deny policies evaluates one messageExpression,
+    not five. Each would give the same text whenever asked: CEL has no side effects."""
+
+    __slots__ = ("_evaluation", "_message", "_validation", "deny", "index", "reason")
+
+    def __init__(
+        self, deny: bool, message: str | None, reason: str = "", index: int = 0, *,
+        validation: documents.Validation | None = None, evaluation: _Evaluation | None = None,
+    ) -> None:
+        self.deny, self.reason, self.index = deny, reason, index
+        self._message, self._validation, self._evaluation = message, validation, evaluation
+
+    @property
+    def message(self) -> str:
+        if self._message is None:
+            assert self._validation is not None and self._evaluation is not None  # noqa: S101 - set together
+            self._message = _message(self._validation, self._evaluation)
+        return self._message
 
 
 _SHARED_DECLARATIONS = runtime.Declarations()
@@ -304,7 +321,8 @@ def _validate(evaluation: _Evaluation, failure_policy: str) -> list[_Decision]:
             if failure_policy != "Ignore":
                 decisions.append(_Decision(True, _error_message(validation.program, result.error), "", index))
         elif result.value is not True:
-            decisions.append(_Decision(True, _message(validation, evaluation), validation.reason or "Invalid", index))
+            decisions.append(_Decision(True, None, validation.reason or "Invalid", index,
+                                       validation=validation, evaluation=evaluation))
     return decisions
 
 
@@ -433,9 +451,13 @@ def _batch(
             validations += policy.validations
     if len(validations) > 1:
         policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
-    # The failing validations' messageExpressions, compiled without ``authorizer``.
+    # The messageExpressions of the failing validations whose every message is shown: those of
+    # policies with a Warn binding (a Deny or Audit decision shows only the first one's, computed
+    # when read). Compiled without ``authorizer``, as messageExpressions are.
     false = runtime.FALSE
-    messages = batch.distinct(message for source, message in plan.messages if memo.get(source) is false)
+    warned = {policy.name for policy, binding, _ in selected if "Warn" in binding.validation_actions}
+    messages = batch.distinct(message for name, source, message in plan.messages
+                              if name in warned and memo.get(source) is false) if warned else []
     if len(messages) > 1:
         policy_set.message_batches.run(messages, bound, found.messages)
     return plan.passing(memo)
@@ -455,6 +477,8 @@ def _apply_actions(
         reason = decision.reason or "Invalid"
         for action in binding.validation_actions:
             if action == "Deny":
+                if denials:
+                    continue  # only the first denial is the answer: the others' messages are never read
                 denials.append(Denial(_denied(policy, binding, decision.message), reason,
                                       REASON_CODES.get(reason, 422), policy.name, binding.name))
             elif action == "Warn":
