@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from webhook import catalog, cli
 from webhook.cel import loading, validating
@@ -417,3 +419,81 @@ def test_the_whole_pod_security_set_reviews_a_compliant_pod_in_microseconds() ->
         best = min(best, (time.perf_counter() - start) / rounds)
     # 19 policies, every one matching: measured about 1.2 ms here (2 cores); a generous sanity bound.
     assert best < 5e-3, f"{best * 1e6:.0f} µs per review"
+
+
+# --- pod-security: generated well-formed Pods, against the built-in checks -----------------------
+
+def _opt(keys: dict[str, Any]) -> Any:
+    return st.fixed_dictionaries({}, optional=keys)
+
+
+_CAPABILITIES = st.lists(st.sampled_from(["ALL", "NET_BIND_SERVICE", "CHOWN", "SYS_ADMIN", "NET_RAW"]), max_size=3)
+_PROFILE = _opt({"type": st.sampled_from(["RuntimeDefault", "Localhost", "Unconfined"]),
+                 "localhostProfile": st.just("p")})
+_CONTEXT = _opt({
+    "privileged": st.booleans(),
+    "allowPrivilegeEscalation": st.booleans(),
+    "runAsNonRoot": st.booleans(),
+    "runAsUser": st.sampled_from([0, 1000]),
+    "procMount": st.sampled_from(["Default", "Unmasked"]),
+    "capabilities": _opt({"add": _CAPABILITIES, "drop": _CAPABILITIES}),
+    "seccompProfile": _PROFILE,
+    "appArmorProfile": _PROFILE,
+    "seLinuxOptions": _opt({"type": st.sampled_from(["container_t", "spc_t", ""]), "user": st.just("u"),
+                            "role": st.just("r"), "level": st.just("s0")}),
+    "windowsOptions": _opt({"hostProcess": st.booleans()}),
+})
+_HANDLER = _opt({"httpGet": _opt({"host": st.sampled_from(["", "evil"]), "port": st.just(80)}),
+                 "tcpSocket": _opt({"host": st.sampled_from(["", "h"]), "port": st.just(80)})})
+_CONTAINER = st.builds(
+    lambda name, fields: {"name": name, **fields},
+    st.sampled_from(["app", "side", "init", "debug"]),
+    _opt({
+        "image": st.sampled_from(["nginx", "registry.example.com/a:1.0"]),
+        "securityContext": _CONTEXT,
+        "ports": st.lists(_opt({"hostPort": st.sampled_from([0, 80]), "containerPort": st.just(80)}), max_size=2),
+        "livenessProbe": _HANDLER, "readinessProbe": _HANDLER, "startupProbe": _HANDLER,
+        "lifecycle": _opt({"postStart": _HANDLER, "preStop": _HANDLER}),
+    }),
+)
+_VOLUME = st.builds(
+    lambda name, source: {"name": name, **source},
+    st.sampled_from(["v", "w"]),
+    st.sampled_from([{}, {"hostPath": {"path": "/"}}, {"configMap": {"name": "c"}}, {"nfs": {"server": "s"}},
+                     {"emptyDir": {}}, {"secret": {"secretName": "s"}}, {"gitRepo": {"repository": "r"}}]),
+)
+_POD_CONTEXT = st.builds(
+    lambda context, sysctls: {**context, **sysctls}, _CONTEXT,
+    _opt({"sysctls": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["kernel.shm_rmid_forced",
+                                                                              "kernel.msgmax"]),
+                                                      "value": st.just("1")}), max_size=2)}))
+WELL_FORMED_POD = st.builds(
+    lambda spec, annotations: {"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "test", "annotations": annotations}, "spec": spec},
+    st.builds(lambda containers, fields: {"containers": containers, **fields},
+              st.lists(_CONTAINER, min_size=1, max_size=3, unique_by=lambda c: c["name"]),
+              _opt({"initContainers": st.lists(_CONTAINER, max_size=2, unique_by=lambda c: c["name"]),
+                    "ephemeralContainers": st.lists(_CONTAINER, max_size=1),
+                    "volumes": st.lists(_VOLUME, max_size=3, unique_by=lambda v: v["name"]),
+                    "securityContext": _POD_CONTEXT,
+                    "hostNetwork": st.booleans(), "hostPID": st.booleans(), "hostIPC": st.booleans(),
+                    "hostUsers": st.booleans(),
+                    "os": _opt({"name": st.sampled_from(["windows", "linux"])})})),
+    st.dictionaries(st.sampled_from([
+        "container.apparmor.security.beta.kubernetes.io/app", "seccomp.security.alpha.kubernetes.io/pod",
+        "container.seccomp.security.alpha.kubernetes.io/app", "team",
+    ]), st.sampled_from(["runtime/default", "unconfined", "localhost/x", "docker/default"]), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(WELL_FORMED_POD, st.sampled_from(["baseline", "restricted"]))
+def test_generated_pods_get_the_built_in_checks_messages_word_for_word(pod: dict[str, Any], level: str) -> None:
+    """Every Pod the upstream types and validation allow (the fields the checks read, in every
+    combination; names are required, as API validation, which runs before validating admission):
+    the example set's messages are the built-in pod-security group's, word for word, and it
+    denies exactly when a message says why."""
+    ctx = _fixture_context(pod, level)
+    messages = _messages(pod, ctx)
+    assert messages == _upstream(pod, level)
+    assert (validating.evaluate(PSS, pod, ctx).denial is not None) is bool(messages)

@@ -65,7 +65,9 @@ def reads_of(source: str) -> reads.Reads:
     # anything else with a value reads it whole
     ("object == oldObject", {"object": None, "oldObject": None}),
     ("string(object.spec.replicas) == '1'", {"object": {"spec": {"replicas": None}}}),
-    ("'app' in object.metadata.labels", {"object": {"metadata": {"labels": None}}}),
+    ("'app' in object.metadata.labels", {"object": {"metadata": {"labels": {"app": {}}}}}),
+    ("['a', 'b'].exists(k, k in object.data)", {"object": {"data": {"a": {}, "b": {}}}}),
+    ("object.data.exists(k, k in object.spec)", {"object": {"data": {EACH: None}, "spec": None}}),
     ("object.metadata.labels.exists(k, k.startsWith('a'))", {"object": {"metadata": {"labels": {EACH: None}}}}),
     # a name bound by a comprehension is not the variable it shadows
     ("[1].exists(object, object > 0)", {}),
@@ -151,6 +153,7 @@ def _expression(draw: st.DrawFn, depth: int = 2) -> str:
         f"({part} + {inner})", f"(size({inner}) > 0 ? {part} : {inner})", f"[{part}, {inner}]",
         f"{part}[{inner}]", f"['a', 'b'].exists(f, {part}[?f].orValue(0) == 1)",
         f"{part} == {inner}", f"'a' in {part}", f"{part}.exists(k, k == 'a')",
+        f"['a', 'spec'].exists(f, f in {part} && {part}[f] != 1)",
     ]
     return draw(st.sampled_from(choices))
 
@@ -190,6 +193,11 @@ BRACKETS = {"m": {"[]": [{"x": 1}], "k": 2, "[*]": {"y": 1}}}
     (["object.m['[]'][0].x == 1"], BRACKETS),
     (["object.m[?'[]'].orValue([]).size()"], BRACKETS),
     (["size(object.m['[]']) == 1", "object.m['[*]'].y == 1"], BRACKETS),
+    # ``'k' in x`` reads a key of a map, but of a list it is a membership test needing every element.
+    (["'[*]' in object.m", "'k' in object.m", "object.m.exists(k, k == '[]')"], BRACKETS),
+    (["'a' in object.items", "object.items.all(i, i != 'c')"], {"items": ["a", "b"]}),
+    (["['x', 'y'].exists(f, f in object.items)", "object.items.all(i, has(i.x))"], {"items": [{"x": 1}, "y"]}),
+    (["['x', 'y'].all(f, f in object.m)"], {"m": {"x": [1], "z": 2}}),
 ])
 def test_sets_of_expressions_give_the_same_on_what_they_read_together(sources: list[str], obj: Any) -> None:
     programs = [runtime.compile(source, declared=DECLARED, returns=None) for source in sources]

@@ -18,6 +18,8 @@ path:
 * a field selection ``a.f``, ``has(a.f)``, ``a.?f``, and an index by a string literal
   ``a['f']``, ``a[?'f']``, or by a comprehension variable whose range is a literal list of
   strings (``['containers', 'initContainers'].exists(f, object.spec[?f] ...)``: each of them);
+* ``'f' in a`` with ``'f'`` known as above: whether the key is there, as ``has(a.f)`` (on a list,
+  a membership test, the list is kept whole: see :func:`project`);
 * ``.orValue(d)`` and ``.value()`` of an optional path (the value is that part, or ``d``);
 * the elements of a list: a comprehension's variable over a path (``object.spec.containers.all(c,
   c.name != '')`` reads ``name`` of every container; :data:`EACH`), an index by an integer.
@@ -178,6 +180,7 @@ _ADD = "_+_"
 _SIZE = "size"
 _CONDITIONAL = "_?_:_"
 _EQUALITY = frozenset({"_==_", "_!=_"})
+_IN = "@in"
 _NULL_CONST = 1
 
 
@@ -302,6 +305,14 @@ class _Walker:
                 # Lists joined: the elements are those of either (strings or numbers added are
                 # read whole wherever the sum is used).
                 return _distinct(self.paths(args[0], scope) + self.paths(args[1], scope))
+            elif function == _IN and (keys := self._known_keys(args[0], scope)):
+                # ``'f' in m``: whether a map has the key, as ``has(m.f)``. On a list it is a
+                # membership test, which needs the whole list: the tree then has a key where a
+                # list has elements, and project keeps the list whole.
+                for path in self.paths(args[1], scope):
+                    for key in keys:
+                        self.read(_step(path, key), {})
+                return []
             elif function in _EQUALITY and (_is_null(args[0]) or _is_null(args[1])):
                 # ``x == null`` asks whether there is a value, not what it holds.
                 for path in self.paths(args[1] if _is_null(args[0]) else args[0], scope):
@@ -325,6 +336,20 @@ class _Walker:
         for arg in args:
             self.walk(arg, scope)
         return []
+
+    def _known_keys(self, key: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...]:
+        """The strings ``key`` can be when known at load (a string literal, a comprehension
+        variable over literal strings), else none. :data:`EACH` is never one: it would read the
+        elements of a list."""
+        constant = _string_constant(key)
+        if constant is not None:
+            return (constant,) if constant != EACH else ()
+        fields = _fields(key)
+        if _IDENT in fields:
+            bound = scope.get(_text(_fields(_one(fields, _IDENT)), 1))
+            if isinstance(bound, _Names) and EACH not in bound.names:
+                return bound.names
+        return ()
 
     def _index_keys(self, index: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...]:
         """The keys an index expression can be: a string literal, the strings a comprehension
