@@ -118,28 +118,56 @@ class Plan:
     """(policy name, validation source, its messageExpression) for the third batch, of the
     validations that fail and whose messages are all shown."""
 
+    condition_key: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    """The conditions' sources: the first batch's key in :class:`Batches`."""
+    _admitted: dict[tuple[bool, ...], tuple[list[runtime.Program], tuple[str, ...]]] = dataclasses.field(
+        init=False, repr=False, compare=False)
+    """The second batch and its key, by which conditions hold (few combinations: on a create
+    the same every time)."""
+    _settling: list[tuple[str, frozenset[str], frozenset[str]]] = dataclasses.field(
+        init=False, repr=False, compare=False)
+    """Per policy that :meth:`passing` may settle: its name, its conditions' sources, and its
+    conditions' and validations' sources together."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition_key", tuple(program.source for program in self.conditions))
+        object.__setattr__(self, "_admitted", {})
+        object.__setattr__(self, "_settling", [
+            (policy.name, frozenset(policy.conditions),
+             frozenset(policy.conditions).union(program.source for program in policy.validations))
+            for policy in self.policies if policy.settles])
+
+    def admitted(self, memo: Mapping[str, runtime.Result]) -> tuple[list[runtime.Program], tuple[str, ...]]:
+        """The second batch, for ``memo`` holding the conditions' results (and nothing else):
+        the validations of the policies whose conditions all hold, each source once, none that
+        is a condition (known already); and its key."""
+        true = runtime.TRUE
+        holding = tuple([memo.get(source) is true for source in self.condition_key])
+        found = self._admitted.get(holding)
+        if found is None:
+            held = {source for source, holds in zip(self.condition_key, holding, strict=True) if holds}
+            programs = [program for program in distinct(
+                program for policy in self.policies if held.issuperset(policy.conditions)
+                for program in policy.validations) if program.source not in self.condition_key]
+            if len(self._admitted) >= CACHE_LIMIT:
+                self._admitted.clear()
+            found = self._admitted[holding] = (programs, tuple(program.source for program in programs))
+        return found
+
     def passing(self, memo: Mapping[str, runtime.Result]) -> set[str]:
         """The policies whose results in ``memo`` alone show that they decide nothing: a condition
-        false (the policy does not apply), or every condition and validation true. Anything else
-        (an error, a failed validation, an expression not batched) needs the full evaluation,
-        which builds the decisions."""
+        false (the policy does not apply, whatever the others give, as upstream's matcher), or
+        every condition and validation true. Anything else (an error, a failed validation, an
+        expression not batched) needs the full evaluation, which builds the decisions. Set
+        operations over the results, not a loop per expression: this runs for every review."""
         true, false = runtime.TRUE, runtime.FALSE
+        untrue = {source for source, result in memo.items() if result is not true}
+        falses = {source for source in untrue if memo[source] is false}
+        known = memo.keys()
         found: set[str] = set()
-        for policy in self.policies:
-            if not policy.settles:
-                continue
-            for source in policy.conditions:
-                result = memo.get(source)
-                if result is not true:
-                    if result is false:
-                        found.add(policy.name)
-                    break
-            else:
-                for program in policy.validations:
-                    if memo.get(program.source) is not true:
-                        break
-                else:
-                    found.add(policy.name)
+        for name, conditions, sources in self._settling:
+            if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)):
+                found.add(name)
         return found
 
 
@@ -180,11 +208,14 @@ class Batches:
             self._plans[key] = found
         return found
 
-    def run(self, programs: Sequence[runtime.Program], bound: Any, memo: MutableMapping[str, runtime.Result]) -> bool:
+    def run(self, programs: Sequence[runtime.Program], bound: Any, memo: MutableMapping[str, runtime.Result],
+            key: tuple[str, ...] | None = None) -> bool:
         """Evaluate ``programs`` (none asking the authorizer, none in ``memo`` yet) on ``bound`` in
         one call and put each one's result into ``memo`` under its source; False (and
-        ``memo`` untouched) when the batch failed or cannot be compiled."""
-        key = tuple(program.source for program in programs)
+        ``memo`` untouched) when the batch failed or cannot be compiled. ``key``: the programs'
+        sources, when the caller has them already."""
+        if key is None:
+            key = tuple(program.source for program in programs)
         try:
             combined = self._compiled[key]
         except KeyError:
@@ -197,9 +228,9 @@ class Batches:
             if key in self._hoisted:
                 self._unhoist(key)
             return False
-        for program, value in zip(programs, values, strict=True):
-            memo[program.source] = runtime.TRUE if value is True else runtime.FALSE if value is False else (
-                runtime.Result(value=value))
+        true, false = runtime.TRUE, runtime.FALSE
+        for source, value in zip(key, values, strict=True):
+            memo[source] = true if value is True else false if value is False else runtime.Result(value=value)
         return True
 
     def _admit(self, key: tuple[str, ...]) -> runtime.Program | None:

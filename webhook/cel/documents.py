@@ -161,12 +161,13 @@ class ValidatingPolicy:
     """Composited variables some expression refers to, with those they refer to: only these are
     evaluated (the API server's variables are lazy)."""
 
-    @property
-    def same_for_every_policy(self) -> bool:
-        """Whether its expressions see only what every such policy of a review sees (no params, no
-        composited variables): they share one activation, and :mod:`webhook.cel.batch` may run
-        them together with the other such policies' expressions."""
-        return self.param_kind is None and not self.needed
+    shares_activation: bool = dataclasses.field(init=False, repr=False, compare=False)
+    """Whether its expressions see only what every such policy of a review sees (no params, no
+    composited variables): they share one activation, and :mod:`webhook.cel.batch` may run
+    them together with the other such policies' expressions."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shares_activation", self.param_kind is None and not self.needed)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

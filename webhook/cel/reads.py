@@ -38,7 +38,7 @@ shipped for them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 ROOTS = ("object", "oldObject", "request", "namespaceObject")
@@ -113,6 +113,61 @@ def project(value: Any, tree: Tree) -> Any:
         below = tree[EACH]
         return value if below is None else [project(item, below) for item in value]
     return value
+
+
+Projector = Callable[[Any], Any]
+
+
+def projector(tree: Tree) -> Projector:
+    """:func:`project` with ``tree`` fixed, as straight-line Python made once per policy set: a
+    function per node of the tree, each key looked up by name instead of a loop over the tree
+    and a call per key (half the cost of :func:`project` on the typical Pod, which runs for
+    every review). Gives exactly what :func:`project` gives (a differential test holds it)."""
+    if tree is None:
+        return _same
+    lines: list[str] = []
+    names: dict[str, Any] = {"_MISSING": _MISSING, "_same": _same}
+    top = _emit(tree, lines, names)
+    exec("\n".join(lines), names)  # noqa: S102 - our own text; keys appear only as repr() literals
+    found: Projector = names[top]
+    return found
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_MISSING = object()
+
+
+def _emit(tree: Mapping[str, Tree], lines: list[str], names: dict[str, Any]) -> str:
+    """Define the function projecting with ``tree`` (not ``None``), children first; return its
+    name. Mirrors :func:`project` branch for branch."""
+    name = f"_p{names.setdefault('_count', 0)}"
+    names["_count"] += 1
+    each = tree.get(EACH, _MISSING)
+    each_name = _emit(each, lines, names) if isinstance(each, dict) else "_same"
+    children = {key: (_emit(below, lines, names) if below is not None else "_same")
+                for key, below in tree.items() if key != EACH}
+    body = [f"def {name}(v):", "    if isinstance(v, dict):"]
+    if each is None:
+        body.append("        return v")
+    elif each is not _MISSING:
+        # Every key stays: those the tree names with their own tree, the others with EACH's.
+        table = "{" + ", ".join(f"{key!r}: {child}" for key, child in children.items()) + "}"
+        lines.append(f"{name}_keys = {table}")
+        body.append(f"        return {{k: {name}_keys.get(k, {each_name})(x) for k, x in v.items()}}")
+    else:
+        body.append("        r = {}")
+        for key, child in children.items():
+            body += [f"        x = v.get({key!r}, _MISSING)", "        if x is not _MISSING:",
+                     f"            r[{key!r}] = {'x' if child == '_same' else f'{child}(x)'}"]
+        body.append("        return r")
+    if len(tree) == 1 and each is not _MISSING and each is not None:
+        body += ["    if isinstance(v, list):", f"        return [{each_name}(x) for x in v]"]
+    body.append("    return v")
+    lines += body
+    return name
 
 
 # --- the protobuf wire format, as much as a checked expression needs -------------------------------

@@ -501,6 +501,8 @@ def _nones(plain: Any) -> int:
     if type(plain) is not list:
         return 0
     count: int = plain.count(None)
+    if count + plain.count(True) + plain.count(False) == len(plain):
+        return count  # only booleans and nulls (a batch's results, as a rule): nothing nested
     for item in plain:
         if type(item) is list or type(item) is dict:
             count += _nones(item)

@@ -106,9 +106,13 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     asks_authorizer: bool = dataclasses.field(init=False, repr=False, compare=False)
     """Whether any expression mentions ``authorizer``; when none does, reviews skip binding the
     requester's authorizer into the activation (two values and a function a review)."""
+    warned: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+    """Policies with a Warn binding: every failure's message is shown (in a warning)."""
     reads: reads_module.Reads = dataclasses.field(init=False, repr=False, compare=False)
     """What the expressions together can read of the per-review variables: a review converts only
     that into CEL values (:mod:`webhook.cel.reads`)."""
+    projectors: dict[str, reads_module.Projector] = dataclasses.field(init=False, repr=False, compare=False)
+    """:func:`~webhook.cel.reads.project` with :attr:`reads` fixed, per variable."""
     projected: bool = True
     """Whether reviews hand the expressions only what they read; False hands them the variables
     whole (the reference the tests compare with)."""
@@ -119,10 +123,14 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
                     for named in (*policy.match_conditions, *policy.variables, *policy.audit_annotations)]
         programs += [validation.program for policy in self.policies for validation in policy.validations]
         object.__setattr__(self, "asks_authorizer", any(program.asks_authorizer for program in programs))
+        object.__setattr__(self, "warned", frozenset(
+            policy.name for policy, binding in self.pairs if "Warn" in binding.validation_actions))
         programs += [validation.message_program for policy in self.policies for validation in policy.validations
                      if validation.message_program is not None]
         found = reads_module.union(program.reads for program in programs) if self.projected else reads_module.EVERYTHING
         object.__setattr__(self, "reads", found)
+        object.__setattr__(self, "projectors", {root: reads_module.projector(found.get(root, {}))
+                                                for root in reads_module.ROOTS})
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -354,13 +362,12 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     verdict = Verdict()
     if policy_set.empty or _exempt(ctx):
         return verdict
-    reads = policy_set.reads
-    project = reads_module.project
+    project = policy_set.projectors
     base = {
-        "object": project(obj, reads.get("object", {})),
-        "oldObject": project(ctx.old_object, reads.get("oldObject", {})),
-        "request": project(request_variable(ctx), reads.get("request", {})),
-        "namespaceObject": project(namespace_object(ctx), reads.get("namespaceObject", {})),
+        "object": project["object"](obj),
+        "oldObject": project["oldObject"](ctx.old_object),
+        "request": project["request"](request_variable(ctx)),
+        "namespaceObject": project["namespaceObject"](namespace_object(ctx)),
         # The user's access, asked per check; a set whose expressions never mention ``authorizer``
         # gets the shared placeholder (nothing can reach it), not a binding built per review.
         "authorizer": k8s_authz.Binding.for_review(ctx) if policy_set.asks_authorizer else k8s_authz.UNAVAILABLE,
@@ -427,7 +434,7 @@ def _batch(
     activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos, where
     each policy's own evaluation finds them. Returns the policies the results show decide nothing
     (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own."""
-    policies = [policy for policy, _, _ in selected if policy.same_for_every_policy]
+    policies = [policy for policy, _, _ in selected if policy.shares_activation]
     if not policies:
         return set()
     plan = policy_set.batches.plan(policies)
@@ -435,27 +442,21 @@ def _batch(
     found = shared[_NO_PARAM_KEY]
     bound, memo = found.bound, found.memo
     if len(plan.conditions) > 1:
-        policy_set.batches.run(plan.conditions, bound, memo)
+        policy_set.batches.run(plan.conditions, bound, memo, plan.condition_key)
     elif plan.conditions:
         # One condition all these policies share: run once here, so that their validations can
         # still be batched (they are only where every condition of their policy is known true).
         only = plan.conditions[0]
         memo[only.source] = runtime.evaluate(only, bound)
-    validations: list[runtime.Program] = []
-    true = runtime.TRUE
-    for policy in plan.policies:
-        for source in policy.conditions:
-            if memo.get(source) is not true:
-                break
-        else:
-            validations += policy.validations
+    validations, key = plan.admitted(memo)
     if len(validations) > 1:
-        policy_set.batches.run([p for p in validations if p.source not in memo] if memo else validations, bound, memo)
+        policy_set.batches.run(validations, bound, memo, key)
     # The messageExpressions of the failing validations whose every message is shown: those of
     # policies with a Warn binding (a Deny or Audit decision shows only the first one's, computed
     # when read). Compiled without ``authorizer``, as messageExpressions are.
     false = runtime.FALSE
-    warned = {policy.name for policy, binding, _ in selected if "Warn" in binding.validation_actions}
+    warned = policy_set.warned  # also those whose Warn binding this request did not select: messages
+    # computed for nothing at worst (results are the same whenever asked), not a set built per review
     messages = batch.distinct(message for name, source, message in plan.messages
                               if name in warned and memo.get(source) is false) if warned else []
     if len(messages) > 1:
