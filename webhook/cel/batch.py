@@ -124,6 +124,9 @@ class Plan:
         init=False, repr=False, compare=False)
     """The second batch and its key, by which conditions hold (few combinations: on a create
     the same every time)."""
+    _passing: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], frozenset[str]] = dataclasses.field(
+        init=False, repr=False, compare=False)
+    """:meth:`passing`'s answers by (results not true, results false, results known)."""
     _settling: list[tuple[str, frozenset[str], frozenset[str]]] = dataclasses.field(
         init=False, repr=False, compare=False)
     """Per policy that :meth:`passing` may settle: its name, its conditions' sources, and its
@@ -132,6 +135,7 @@ class Plan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition_key", tuple(program.source for program in self.conditions))
         object.__setattr__(self, "_admitted", {})
+        object.__setattr__(self, "_passing", {})
         object.__setattr__(self, "_settling", [
             (policy.name, frozenset(policy.conditions),
              frozenset(policy.conditions).union(program.source for program in policy.validations))
@@ -154,20 +158,26 @@ class Plan:
             found = self._admitted[holding] = (programs, tuple(program.source for program in programs))
         return found
 
-    def passing(self, memo: Mapping[str, runtime.Result]) -> set[str]:
+    def passing(self, memo: Mapping[str, runtime.Result]) -> frozenset[str]:
         """The policies whose results in ``memo`` alone show that they decide nothing: a condition
         false (the policy does not apply, whatever the others give, as upstream's matcher), or
         every condition and validation true. Anything else (an error, a failed validation, an
         expression not batched) needs the full evaluation, which builds the decisions. Set
         operations over the results, not a loop per expression: this runs for every review."""
         true, false = runtime.TRUE, runtime.FALSE
-        untrue = {source for source, result in memo.items() if result is not true}
-        falses = {source for source in untrue if memo[source] is false}
-        known = memo.keys()
-        found: set[str] = set()
-        for name, conditions, sources in self._settling:
-            if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)):
-                found.add(name)
+        untrue = frozenset([source for source, result in memo.items() if result is not true])
+        falses = frozenset([source for source in untrue if memo[source] is false])
+        known = frozenset(memo)
+        key = (untrue, falses, known)
+        found = self._passing.get(key)
+        if found is None:
+            # The answer depends only on which results are missing, false or not true: the same
+            # for every review of the same outcome, so it is worked out once per outcome.
+            found = frozenset(name for name, conditions, sources in self._settling
+                              if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)))
+            if len(self._passing) >= CACHE_LIMIT:
+                self._passing.clear()
+            self._passing[key] = found
         return found
 
 

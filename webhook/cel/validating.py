@@ -376,6 +376,7 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     audit_values: dict[str, list[str]] = {}
     shared: dict[tuple[bool, int], _Shared] = {}
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
+    sharing: list[documents.ValidatingPolicy] = []  # those of selected sharing one activation
     for policy, binding in policy_set.candidates(ctx):
         if not matching.selectors_match(policy.match_constraints, ctx, obj):
             continue
@@ -383,14 +384,16 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
             continue
         if policy.param_kind is None:
             selected.append((policy, binding, params.NO_PARAMS))
+            if policy.shares_activation:
+                sharing.append(policy)
             continue
         try:
             selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
         except params.ConfigurationError as exc:
             selected.append((policy, binding, str(exc)))
-    passing: set[str] = set()
-    if policy_set.batched and len(selected) > 1:
-        passing = _batch(policy_set, selected, base, shared)
+    passing: frozenset[str] = frozenset()
+    if policy_set.batched and len(selected) > 1 and sharing:
+        passing = _batch(policy_set, sharing, base, shared)
     for policy, binding, found in selected:
         if policy.name in passing:
             continue
@@ -426,17 +429,15 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
 
 
 def _batch(
-    policy_set: PolicySet, selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Any]],
-    base: Mapping[str, Any], shared: dict[tuple[bool, int], _Shared],
-) -> set[str]:
+    policy_set: PolicySet, policies: Sequence[documents.ValidatingPolicy], base: Mapping[str, Any],
+    shared: dict[tuple[bool, int], _Shared],
+) -> frozenset[str]:
     """Evaluate the match conditions, then the validations of the policies they let through, then
     the messageExpressions of the validations that failed, of every selected policy on the shared
     activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos, where
     each policy's own evaluation finds them. Returns the policies the results show decide nothing
-    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own."""
-    policies = [policy for policy, _, _ in selected if policy.shares_activation]
-    if not policies:
-        return set()
+    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own. ``policies``:
+    the selected policies that share an activation (no params, no composited variables)."""
     plan = policy_set.batches.plan(policies)
     _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
     found = shared[_NO_PARAM_KEY]
