@@ -328,3 +328,4 @@ def test_a_group_some_members_guard_stops_being_hoisted_after_it_fails(monkeypat
     calls = _counting(monkeypatch)
     validating.evaluate(policy_set, POD, ctx)
     assert len(calls) == 2  # the conditions' batch and the validations' batch, unhoisted
+

@@ -47,6 +47,8 @@ which of their conditions hold).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -165,7 +167,7 @@ class Plan:
         expression not batched) needs the full evaluation, which builds the decisions. Set
         operations over the results, not a loop per expression: this runs for every review."""
         true, false = runtime.TRUE, runtime.FALSE
-        untrue = frozenset([source for source, result in memo.items() if result is not true])
+        untrue = frozenset(itertools.compress(memo, map(operator.is_not, memo.values(), itertools.repeat(true))))
         falses = frozenset([source for source in untrue if memo[source] is false])
         known = frozenset(memo)
         key = (untrue, falses, known)
@@ -179,6 +181,11 @@ class Plan:
                 self._passing.clear()
             self._passing[key] = found
         return found
+
+
+_NAME = operator.attrgetter("name")
+_BOOL = frozenset({bool})
+_BOOL_RESULTS = {True: runtime.TRUE, False: runtime.FALSE}
 
 
 class Batches:
@@ -200,7 +207,7 @@ class Batches:
     def plan(self, policies: Sequence[_Policy]) -> Plan:
         """The batches' members for these policies (by name: unique in a policy set), leaving out
         expressions that ask the authorizer."""
-        key = tuple(policy.name for policy in policies)
+        key = tuple(map(_NAME, policies))
         found = self._plans.get(key)
         if found is None:
             found = Plan(
@@ -238,6 +245,9 @@ class Batches:
             if key in self._hoisted:
                 self._unhoist(key)
             return False
+        if set(map(type, values)) <= _BOOL:  # as a rule: conditions and validations give booleans
+            memo.update(zip(key, map(_BOOL_RESULTS.__getitem__, values), strict=True))
+            return True
         true, false = runtime.TRUE, runtime.FALSE
         for source, value in zip(key, values, strict=True):
             memo[source] = true if value is True else false if value is False else runtime.Result(value=value)

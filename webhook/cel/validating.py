@@ -378,9 +378,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     sharing: list[documents.ValidatingPolicy] = []  # those of selected sharing one activation
     for policy, binding in policy_set.candidates(ctx):
-        if not matching.selectors_match(policy.match_constraints, ctx, obj):
+        # ``any_object`` inline: most have no selectors, and this runs for every pair of a review.
+        constraints, resources = policy.match_constraints, binding.match_resources
+        if not constraints.any_object and not matching.selectors_match(constraints, ctx, obj):
             continue
-        if binding.match_resources is not None and not matching.selectors_match(binding.match_resources, ctx, obj):
+        if resources is not None and not resources.any_object and not matching.selectors_match(resources, ctx, obj):
             continue
         if policy.param_kind is None:
             selected.append((policy, binding, params.NO_PARAMS))
