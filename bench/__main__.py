@@ -420,14 +420,25 @@ def cel_micro(work: Path, repeat: int = 2000) -> dict[str, Any]:
     }
 
 
-def cel_micro_fresh(work: Path) -> dict[str, Any]:
-    """:func:`cel_micro` in a fresh interpreter, whose heap is a server's (modules and policies),
+def cel_micro_fresh(work: Path, interpreters: int = 3) -> dict[str, Any]:
+    """:func:`cel_micro` in fresh interpreters, whose heap is a server's (modules and policies),
     not this process's: after the other phases, the cyclic GC walking the benchmark's own objects
-    (a thousand parsed reviews, the results) added about half to the set's time per review."""
+    (a thousand parsed reviews, the results) added about half to the set's time per review.
+
+    Three interpreters, one after the other, and each figure the fastest of the three (the
+    figures of each are kept in ``runs``): on these shared virtual machines the same build's
+    fastest batch moved by up to 10% from one interpreter to the next (99-108 µs), with the
+    instructions per review the same (callgrind)."""
     code = ("import json, sys\nfrom pathlib import Path\nfrom bench.__main__ import cel_micro\n"
             f"print(json.dumps(cel_micro(Path({str(work)!r}))))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    runs: list[dict[str, Any]] = []
+    for _ in range(interpreters):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    found: dict[str, Any] = dict(min(runs, key=lambda run: float(run["review_us"])))
+    found["simple_expression_us"] = min(run["simple_expression_us"] for run in runs)
+    found["runs"] = [{"review_us": run["review_us"], "simple_expression_us": run["simple_expression_us"]}
+                     for run in runs]
     return found
 
 
@@ -584,6 +595,9 @@ def markdown(results: dict[str, Any]) -> str:
             served = "- | - | -"
         lines.append(f"| {cel['review_us']} | {cel['simple_expression_us']} | {cel['set_expression_us']['median']} / "
                      f"{cel['set_expression_us']['max']} | {served} |")
+        if "runs" in cel:
+            lines += ["", "Whole set per review in each fresh interpreter (the table gives the fastest): "
+                      + ", ".join(f"{run['review_us']} µs" for run in cel["runs"]) + "."]
     if "scaling" in results:
         sc = results["scaling"]
         counts = list(sc["speedup"])
