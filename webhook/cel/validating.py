@@ -86,6 +86,11 @@ class _Decision:
         return self._message
 
 
+_Prepared = tuple[documents.ValidatingPolicy, documents.Binding, bool,
+                  "tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any]] | None"]
+"""A candidate pair, whether it has selectors to check, and its entry of the selected when it
+has no params."""
+
 _SHARED_DECLARATIONS = runtime.Declarations()
 """What a policy without ``paramKind`` is compiled with: the only policies whose expressions are
 batched (a param differs per binding)."""
@@ -111,14 +116,33 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     reads: reads_module.Reads = dataclasses.field(init=False, repr=False, compare=False)
     """What the expressions together can read of the per-review variables: a review converts only
     that into CEL values (:mod:`webhook.cel.reads`)."""
+    _prepared: dict[int, tuple[Any, list[_Prepared]]] = dataclasses.field(init=False, repr=False, compare=False)
+    """:meth:`prepared`'s lists, by the identity of the candidates' tuple (kept with it)."""
     projectors: dict[str, reads_module.Projector] = dataclasses.field(init=False, repr=False, compare=False)
     """:func:`~webhook.cel.reads.project` with :attr:`reads` fixed, per variable."""
     projected: bool = True
     """Whether reviews hand the expressions only what they read; False hands them the variables
     whole (the reference the tests compare with)."""
 
+    def prepared(self, ctx: model.ReviewContext) -> list[_Prepared]:
+        """:meth:`candidates` with what selecting each pair takes worked out once per list: whether
+        it has selectors to check, and its entry when it has no params."""
+        candidates = self.candidates(ctx)
+        found = self._prepared.get(id(candidates))
+        if found is None or found[0] is not candidates:
+            entries = [(policy, binding,
+                        not policy.match_constraints.any_object
+                        or (binding.match_resources is not None and not binding.match_resources.any_object),
+                        (policy, binding, params.NO_PARAMS) if policy.param_kind is None else None)
+                       for policy, binding in candidates]
+            if len(self._prepared) >= pairing.CACHE_LIMIT:
+                self._prepared.clear()
+            found = self._prepared[id(candidates)] = (candidates, entries)
+        return found[1]
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "_prepared", {})
         programs = [named.program for policy in self.policies
                     for named in (*policy.match_conditions, *policy.variables, *policy.audit_annotations)]
         programs += [validation.program for policy in self.policies for validation in policy.validations]
@@ -377,15 +401,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     shared: dict[tuple[bool, int], _Shared] = {}
     selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
     sharing: list[documents.ValidatingPolicy] = []  # those of selected sharing one activation
-    for policy, binding in policy_set.candidates(ctx):
-        # ``any_object`` inline: most have no selectors, and this runs for every pair of a review.
-        constraints, resources = policy.match_constraints, binding.match_resources
-        if not constraints.any_object and not matching.selectors_match(constraints, ctx, obj):
+    for policy, binding, selects, entry in policy_set.prepared(ctx):
+        if selects and not _selected(policy, binding, ctx, obj):
             continue
-        if resources is not None and not resources.any_object and not matching.selectors_match(resources, ctx, obj):
-            continue
-        if policy.param_kind is None:
-            selected.append((policy, binding, params.NO_PARAMS))
+        if entry is not None:
+            selected.append(entry)
             if policy.shares_activation:
                 sharing.append(policy)
             continue
@@ -428,6 +448,14 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     if denials:
         verdict.denial = denials[0]
     return verdict
+
+
+def _selected(policy: documents.ValidatingPolicy, binding: documents.Binding, ctx: model.ReviewContext,
+              obj: Any) -> bool:
+    """The selectors of the policy's matchConstraints and of the binding's matchResources."""
+    resources = binding.match_resources
+    return matching.selectors_match(policy.match_constraints, ctx, obj) and (
+        resources is None or matching.selectors_match(resources, ctx, obj))
 
 
 def _batch(
