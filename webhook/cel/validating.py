@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -237,8 +238,13 @@ _NO_PARAM_KEY = (False, id(None))
 """The shared key of the policies without ``paramKind``."""
 
 
+_NO_FAILURES: Mapping[str, str] = MappingProxyType({})
+
+
 class _Evaluation:
     """One (policy, binding, param): the activation and the variables, computed once."""
+
+    __slots__ = ("bound", "declared", "failed", "memo", "messages", "policy", "values")
 
     def __init__(
         self, policy: documents.ValidatingPolicy, base: Mapping[str, Any], param: Any,
@@ -246,9 +252,10 @@ class _Evaluation:
     ) -> None:
         self.policy = policy
         self.declared, needed = policy.declared, policy.needed
-        self.failed: dict[str, str] = {}
+        self.failed: Mapping[str, str] = _NO_FAILURES
+        """Composited variables that failed, with their errors."""
         self.memo: dict[str, runtime.Result] | None = None
-        self.messages: dict[str, runtime.Result] = {}
+        self.messages: dict[str, runtime.Result]
         """messageExpression results already computed (by a batch), by source."""
         self.values: dict[str, Any]
         self.bound: Any
@@ -266,6 +273,9 @@ class _Evaluation:
                 found = shared[key] = _Shared(common, runtime.activation(common, declared=self.declared), {}, {})
             self.values, self.bound, self.memo, self.messages = found
             return
+        self.messages = {}
+        failed: dict[str, str] = {}
+        self.failed = failed
         values: dict[str, Any] = dict(base)
         if policy.param_kind is not None:
             values["params"] = param
@@ -277,7 +287,7 @@ class _Evaluation:
             result = runtime.evaluate(variable.program, runtime.activation(values, declared=self.declared))
             error = self._explain(variable.program, result.error) if result.error else None
             if error is not None:
-                self.failed[variable.name] = f'composited variable "{variable.name}" fails to evaluate: {error}'
+                failed[variable.name] = f'composited variable "{variable.name}" fails to evaluate: {error}'
             else:
                 variables[variable.name] = result.value
         values["variables"] = variables
@@ -292,18 +302,19 @@ class _Evaluation:
                 return self.failed[name]
         return error
 
-    def run(self, program: runtime.Program, *, message: bool = False) -> runtime.Result:
-        if message:
-            found = self.messages.get(program.source)
-            return found if found is not None else self._run(program, message=True)
+    def run_message(self, program: runtime.Program) -> runtime.Result:
+        found = self.messages.get(program.source)
+        return found if found is not None else self._run(program)
+
+    def run(self, program: runtime.Program) -> runtime.Result:
         if self.memo is not None:
             found = self.memo.get(program.source)
             if found is None:
-                found = self.memo[program.source] = self._run(program, message=False)
+                found = self.memo[program.source] = self._run(program)
             return found
-        return self._run(program, message=message)
+        return self._run(program)
 
-    def _run(self, program: runtime.Program, *, message: bool) -> runtime.Result:
+    def _run(self, program: runtime.Program) -> runtime.Result:
         result = runtime.evaluate(program, self.bound)
         if result.error is not None:
             return runtime.Result(error=self._explain(program, result.error))
@@ -332,7 +343,7 @@ def _match_conditions(evaluation: _Evaluation, failure_policy: str) -> tuple[boo
 def _message(validation: documents.Validation, evaluation: _Evaluation) -> str:
     """messageExpression if it gives a usable string, else message, else ``failed expression: ...``."""
     if validation.message_program is not None:
-        result = evaluation.run(validation.message_program, message=True)
+        result = evaluation.run_message(validation.message_program)
         if result.error is None and isinstance(result.value, str):
             text = result.value.strip()
             if text and len(text.encode()) <= MAX_MESSAGE_BYTES and "\n" not in text:
