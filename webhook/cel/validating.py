@@ -369,6 +369,30 @@ def _validate(evaluation: _Evaluation, failure_policy: str) -> list[_Decision]:
     return decisions
 
 
+def _settled(policy: documents.ValidatingPolicy, evaluation: _Evaluation) -> list[_Decision] | None:
+    """:func:`_validate`'s decisions for a policy on the shared activation when the batches left
+    every result it needs in the memo: its conditions all true, its validations all true or
+    false. ``None`` when anything else is there (an error, a result not batched): the caller then
+    runs :func:`_validate`. A false validation is a Deny decision whatever the failurePolicy."""
+    memo = evaluation.memo
+    if memo is None:
+        return None
+    true, false = runtime.TRUE, runtime.FALSE
+    for condition in policy.match_conditions:
+        if memo.get(condition.program.source) is not true:
+            return None
+    decisions: list[_Decision] = []
+    for index, validation in enumerate(policy.validations):
+        result = memo.get(validation.program.source)
+        if result is true:
+            continue
+        if result is not false:
+            return None
+        decisions.append(_Decision(True, None, validation.reason or "Invalid", index,
+                                   validation=validation, evaluation=evaluation))
+    return decisions
+
+
 def _audit_values(evaluation: _Evaluation, failure_policy: str) -> tuple[list[tuple[str, str]], list[_Decision]]:
     values: list[tuple[str, str]] = []
     denials: list[_Decision] = []
@@ -425,11 +449,22 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
         except params.ConfigurationError as exc:
             selected.append((policy, binding, str(exc)))
     passing: frozenset[str] = frozenset()
+    common: _Evaluation | None = None  # the shared activation's, once the batches ran
     if policy_set.batched and len(selected) > 1 and sharing:
-        passing = _batch(policy_set, sharing, base, shared)
+        passing, common = _batch(policy_set, sharing, base, shared)
     for policy, binding, found in selected:
         if policy.name in passing:
             continue
+        if common is not None and found is params.NO_PARAMS and policy.shares_activation \
+                and not policy.audit_annotations:
+            # Most of what is left failed a validation: its decisions come from the batches'
+            # results (messages computed, on the shared activation, only if shown).
+            decisions = _settled(policy, common)
+            if decisions is not None:
+                if decisions:
+                    verdict.decided.append((policy.name, binding.name))
+                    _apply_actions(verdict, denials, policy, binding, decisions)
+                continue
         failure_policy = policy.failure_policy
         if isinstance(found, str):
             if failure_policy != "Ignore":
@@ -472,15 +507,16 @@ def _selected(policy: documents.ValidatingPolicy, binding: documents.Binding, ct
 def _batch(
     policy_set: PolicySet, policies: Sequence[documents.ValidatingPolicy], base: Mapping[str, Any],
     shared: dict[tuple[bool, int], _Shared],
-) -> frozenset[str]:
+) -> tuple[frozenset[str], _Evaluation]:
     """Evaluate the match conditions, then the validations of the policies they let through, then
     the messageExpressions of the validations that failed, of every selected policy on the shared
     activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos, where
     each policy's own evaluation finds them. Returns the policies the results show decide nothing
-    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own. ``policies``:
-    the selected policies that share an activation (no params, no composited variables)."""
+    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own; and the
+    evaluation of the shared activation. ``policies``: the selected policies that share an
+    activation (no params, no composited variables)."""
     plan = policy_set.batches.plan(policies)
-    _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
+    common = _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
     found = shared[_NO_PARAM_KEY]
     bound, memo = found.bound, found.memo
     if len(plan.conditions) > 1:
@@ -503,7 +539,7 @@ def _batch(
                               if name in warned and memo.get(source) is false) if warned else []
     if len(messages) > 1:
         policy_set.message_batches.run(messages, bound, found.messages)
-    return plan.passing(memo)
+    return plan.passing(memo), common
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
