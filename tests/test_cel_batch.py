@@ -117,21 +117,29 @@ def test_a_compliant_pod_takes_two_calls_for_the_whole_set(monkeypatch: pytest.M
     assert len(calls) == alone
 
 
-def test_the_failing_policies_messages_take_one_more_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The benchmark's Pod in a restricted namespace fails four restricted checks: their
-    messageExpressions run as a third batch, and the warnings are those of one call each."""
+def _typical_pod_settled(batched: validating.PolicySet, alone: validating.PolicySet) -> tuple[
+        validating.PolicySet, Any, model.ReviewContext, validating.Verdict]:
+    """The benchmark's Pod in a restricted namespace (it fails four restricted checks) on a fresh
+    copy of ``batched``, reviewed until its batches are compiled; the verdict is ``alone``'s."""
     from bench import reviews
     from webhook import review
 
     parsed = review.parse(reviews.bodies()["pod"])
     ctx = examples.pod_context(parsed.object, labels={examples.ENFORCE: "restricted"})
-    policy_set = dataclasses.replace(PSS_WARN)
+    policy_set = dataclasses.replace(batched)
     for _ in range(3):
         verdict = validating.evaluate(policy_set, parsed.object, ctx)
-    assert verdict == validating.evaluate(PSS_WARN_ALONE, parsed.object, ctx)
+    assert verdict == validating.evaluate(alone, parsed.object, ctx)
+    return policy_set, parsed.object, ctx, verdict
+
+
+def test_the_failing_policies_messages_take_one_more_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Warn bindings every failure's messageExpression runs, as a third batch, and the
+    warnings are those of one call each."""
+    policy_set, pod, ctx, verdict = _typical_pod_settled(PSS_WARN, PSS_WARN_ALONE)
     assert len(verdict.warnings) == 4
     calls = _counting(monkeypatch)
-    validating.evaluate(policy_set, parsed.object, ctx)
+    validating.evaluate(policy_set, pod, ctx)
     assert len(calls) == 3
 
 
@@ -139,15 +147,7 @@ def test_a_denied_pod_computes_only_the_message_of_the_denial(monkeypatch: pytes
     """With Deny bindings only the first denial is the answer (``deniedDecisions[0]``): of the four
     failing checks' messageExpressions, only the first one's runs, and the answer is the one every
     expression run alone gives."""
-    from bench import reviews
-    from webhook import review
-
-    parsed = review.parse(reviews.bodies()["pod"])
-    ctx = examples.pod_context(parsed.object, labels={examples.ENFORCE: "restricted"})
-    policy_set = dataclasses.replace(PSS)
-    for _ in range(3):
-        verdict = validating.evaluate(policy_set, parsed.object, ctx)
-    assert verdict == validating.evaluate(PSS_ALONE, parsed.object, ctx)
+    policy_set, pod, ctx, verdict = _typical_pod_settled(PSS, PSS_ALONE)
     assert verdict.denial is not None and len(verdict.decided) == 4
     assert verdict.denial.message == (
         "ValidatingAdmissionPolicy 'pss-restricted-capabilities' with binding 'pss-restricted-capabilities' denied "
@@ -156,7 +156,7 @@ def test_a_denied_pod_computes_only_the_message_of_the_denial(monkeypatch: pytes
     messages = {validation.message_program.source for policy in policy_set.policies
                 for validation in policy.validations if validation.message_program is not None}
     calls = _counting(monkeypatch)
-    validating.evaluate(policy_set, parsed.object, ctx)
+    validating.evaluate(policy_set, pod, ctx)
     assert len(calls) == 3  # conditions, validations, one message
     assert len([source for source in calls if source in messages]) == 1
 

@@ -360,10 +360,11 @@ class _Walker:
                 # Lists joined: the elements are those of either (strings or numbers added are
                 # read whole wherever the sum is used).
                 return _distinct(self.paths(args[0], scope) + self.paths(args[1], scope))
-            elif function == _IN and (keys := self._known_keys(args[0], scope)):
+            elif function == _IN and (keys := self._literal_keys(args[0], scope)) and EACH not in keys:
                 # ``'f' in m``: whether a map has the key, as ``has(m.f)``. On a list it is a
                 # membership test, which needs the whole list: the tree then has a key where a
-                # list has elements, and project keeps the list whole.
+                # list has elements, and project keeps the list whole (never EACH, which would
+                # read the elements instead).
                 for path in self.paths(args[1], scope):
                     for key in keys:
                         self.read(_step(path, key), {})
@@ -392,32 +393,26 @@ class _Walker:
             self.walk(arg, scope)
         return []
 
-    def _known_keys(self, key: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...]:
-        """The strings ``key`` can be when known at load (a string literal, a comprehension
-        variable over literal strings), else none. :data:`EACH` is never one: it would read the
-        elements of a list."""
+    def _literal_keys(self, key: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...] | None:
+        """The strings ``key`` can be when known at load: a string literal, the strings a
+        comprehension variable ranges over; else ``None``."""
         constant = _string_constant(key)
         if constant is not None:
-            return (constant,) if constant != EACH else ()
+            return (constant,)
         fields = _fields(key)
-        if _IDENT in fields:
-            bound = scope.get(_text(_fields(_one(fields, _IDENT)), 1))
-            if isinstance(bound, _Names) and EACH not in bound.names:
-                return bound.names
-        return ()
-
-    def _index_keys(self, index: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...]:
-        """The keys an index expression can be: a string literal, the strings a comprehension
-        variable ranges over; otherwise :data:`EACH` (any element of a list; a map indexed by a
-        key not known at load is kept whole by :func:`project`)."""
-        key = _string_constant(index)
-        if key is not None:
-            return (key,)
-        fields = _fields(index)
         if _IDENT in fields:
             bound = scope.get(_text(_fields(_one(fields, _IDENT)), 1))
             if isinstance(bound, _Names):
                 return bound.names
+        return None
+
+    def _index_keys(self, index: bytes, scope: Mapping[str, _Bound]) -> tuple[str, ...]:
+        """The keys an index expression can be (:meth:`_literal_keys`); otherwise :data:`EACH`
+        (any element of a list; a map indexed by a key not known at load is kept whole by
+        :func:`project`)."""
+        found = self._literal_keys(index, scope)
+        if found is not None:
+            return found
         self.walk(index, scope)
         return (EACH,)
 

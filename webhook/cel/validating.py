@@ -88,7 +88,7 @@ class _Decision:
 
 
 _Prepared = tuple[documents.ValidatingPolicy, documents.Binding, bool,
-                  "tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any]] | None"]
+                  tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any]] | None]
 """A candidate pair, whether it has selectors to check, and its entry of the selected when it
 has no params."""
 
@@ -364,9 +364,15 @@ def _validate(evaluation: _Evaluation, failure_policy: str) -> list[_Decision]:
             if failure_policy != "Ignore":
                 decisions.append(_Decision(True, _error_message(validation.program, result.error), "", index))
         elif result.value is not True:
-            decisions.append(_Decision(True, None, validation.reason or "Invalid", index,
-                                       validation=validation, evaluation=evaluation))
+            decisions.append(_failed(validation, index, evaluation))
     return decisions
+
+
+def _failed(validation: documents.Validation, index: int, evaluation: _Evaluation) -> _Decision:
+    """The Deny decision of a validation that gave false (whatever the failurePolicy); its
+    message is computed when read."""
+    return _Decision(True, None, validation.reason or "Invalid", index,
+                     validation=validation, evaluation=evaluation)
 
 
 def _settled(policy: documents.ValidatingPolicy, evaluation: _Evaluation) -> list[_Decision] | None:
@@ -388,8 +394,7 @@ def _settled(policy: documents.ValidatingPolicy, evaluation: _Evaluation) -> lis
             continue
         if result is not false:
             return None
-        decisions.append(_Decision(True, None, validation.reason or "Invalid", index,
-                                   validation=validation, evaluation=evaluation))
+        decisions.append(_failed(validation, index, evaluation))
     return decisions
 
 
@@ -509,12 +514,12 @@ def _batch(
     shared: dict[tuple[bool, int], _Shared],
 ) -> tuple[frozenset[str], _Evaluation]:
     """Evaluate the match conditions, then the validations of the policies they let through, then
-    the messageExpressions of the validations that failed, of every selected policy on the shared
-    activation, as three :mod:`webhook.cel.batch` calls; the results land in the shared memos, where
-    each policy's own evaluation finds them. Returns the policies the results show decide nothing
-    (:meth:`webhook.cel.batch.Plan.passing`): they need no evaluation of their own; and the
-    evaluation of the shared activation. ``policies``: the selected policies that share an
-    activation (no params, no composited variables)."""
+    the messageExpressions of the failing validations of policies with a Warn binding, of every
+    selected policy on the shared activation, as three :mod:`webhook.cel.batch` calls; the
+    results land in the shared memos, where each policy's own evaluation finds them. Returns the
+    policies the results show decide nothing (:meth:`webhook.cel.batch.Plan.passing`): they need
+    no evaluation of their own; and the evaluation of the shared activation. ``policies``: the
+    selected policies that share an activation (no params, no composited variables)."""
     plan = policy_set.batches.plan(policies)
     common = _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
     found = shared[_NO_PARAM_KEY]
@@ -531,10 +536,11 @@ def _batch(
         policy_set.batches.run(validations, bound, memo, key)
     # The messageExpressions of the failing validations whose every message is shown: those of
     # policies with a Warn binding (a Deny or Audit decision shows only the first one's, computed
-    # when read). Compiled without ``authorizer``, as messageExpressions are.
+    # when read). Compiled without ``authorizer``, as messageExpressions are. ``warned`` is known
+    # at load: a policy whose Warn binding this request did not select has its messages computed
+    # for nothing, which is cheaper than a set built per review.
     false = runtime.FALSE
-    warned = policy_set.warned  # also those whose Warn binding this request did not select: messages
-    # computed for nothing at worst (results are the same whenever asked), not a set built per review
+    warned = policy_set.warned
     messages = batch.distinct(message for name, source, message in plan.messages
                               if name in warned and memo.get(source) is false) if warned else []
     if len(messages) > 1:
