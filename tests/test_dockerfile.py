@@ -60,8 +60,12 @@ def in_stage(instructions: list[Instruction], stage: int, keyword: str) -> list[
 def test_two_stages_on_python_3_11_slim_the_first_building_wheels(dockerfile: list[Instruction]) -> None:
     froms = [i.args for i in dockerfile if i.keyword == "FROM"]
     assert froms == ["python:3.11-slim AS builder", "python:3.11-slim AS runtime"]
-    (build,) = in_stage(dockerfile, 0, "RUN")
-    assert build.args == "pip wheel --no-cache-dir --wheel-dir /wheels ."
+    compiler, tools, build = in_stage(dockerfile, 0, "RUN")
+    assert "apt-get install -y --no-install-recommends gcc libc6-dev" in compiler.args
+    assert compiler.args.endswith("rm -rf /var/lib/apt/lists/*")
+    assert "mypy>=1.10" in tools.args  # mypyc
+    # The wheel of the package is the compiled one (setup.py's modules through mypyc).
+    assert build.args.endswith("WEBHOOK_COMPILE=1 pip wheel --no-cache-dir --no-build-isolation --wheel-dir /wheels .")
 
 
 def test_the_runtime_installs_only_the_built_wheels_without_caches_or_compilers(
@@ -76,7 +80,7 @@ def test_the_runtime_installs_only_the_built_wheels_without_caches_or_compilers(
         assert forbidden not in runtime_text
     assert in_stage(dockerfile, 1, "COPY") == []  # the default policies come inside the wheel
     assert [i.args for i in in_stage(dockerfile, 0, "COPY")] == [
-        "pyproject.toml README.md ./", "policies ./policies", "webhook ./webhook"]
+        "pyproject.toml setup.py README.md ./", "policies ./policies", "webhook ./webhook"]
     env = " ".join(i.args for i in in_stage(dockerfile, 1, "ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env
 
@@ -149,6 +153,10 @@ def ignored(path: str, patterns: list[str]) -> bool:
         ("webhook/cli.py", False),
         ("webhook/policy/registry.py", False),
         ("pyproject.toml", False),
+        ("setup.py", False),
+        ("webhook/engine.cpython-311-x86_64-linux-gnu.so", True),  # a checkout's `make compile`
+        ("11852869efad32cecc4c__mypyc.cpython-311-x86_64-linux-gnu.so", True),
+        ("webhook/.compiled", True),
         ("README.md", False),
         ("policies/10-pod-security.yaml", False),
     ],

@@ -8,7 +8,7 @@ not import each other; enforced by the import-linter contracts in pyproject.toml
 ``appstate`` | ``offline`` | ``catalog`` | ``registration`` -> ``explain`` | ``apiserver_prep`` ->
 ``engine`` | ``mutators`` | ``validators`` | ``emulator`` | ``tls`` | ``cluster`` ->
 ``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` | ``cel`` | ``shapes`` | ``plan`` ->
-``policy`` | ``patch`` | ``config`` -> ``errors`` | ``logs``.
+``policy`` | ``patch`` | ``config`` -> ``jsonpointer`` -> ``errors`` | ``logs`` | ``gotext`` | ``compiled``.
 
 Only ``cluster``, ``registration`` and ``audit.live`` import the kubernetes client; policy logic
 never imports aiohttp; the policy group modules under ``validators`` and ``mutators`` are
@@ -16,3 +16,7 @@ independent.
 """
 
 __version__ = "0.1.0"
+
+from webhook import compiled as _compiled
+
+_compiled.guard()  # before any compiled module is imported

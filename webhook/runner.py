@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from webhook import appstate, catalog, config, deadlines, errors, httpserver, logs, metrics, server, tls
+from webhook import appstate, catalog, compiled, config, deadlines, errors, httpserver, logs, metrics, server, tls
 
 if TYPE_CHECKING:  # the supervisor's modules load only with --workers N (0.65 MB a single worker spares)
     import multiprocessing.connection
@@ -81,6 +81,7 @@ async def serve(
         groups_off=sorted(name for name, s in policies.config.groups.items() if s.mode == "off"),
         admission_policies=len(policies.cel.policies) + len(policies.cel_mutating.policies),
         mutual_tls=settings.client_ca is not None,
+        compiled_modules=len(compiled.modules()),
     )
     if ready is not None:
         ready.set()

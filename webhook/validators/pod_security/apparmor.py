@@ -84,7 +84,7 @@ def app_armor_profile_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "appArmorProfile",
         "baseline",

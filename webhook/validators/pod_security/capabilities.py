@@ -134,7 +134,7 @@ def capabilities_restricted_v1_25(meta: base.Pod, spec: base.Pod) -> base.Result
     return capabilities_restricted_v1_22(meta, spec)
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "capabilities_baseline",
         "baseline",

@@ -20,7 +20,7 @@ def host_namespaces_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "hostNamespaces",
         "baseline",

@@ -42,7 +42,7 @@ def host_ports_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check("hostPorts", "baseline", (base.Revision(0, host_ports_v1_0),), "Host ports are forbidden.",
                screen=base.HOST_PORT),
 )

@@ -44,7 +44,7 @@ def allow_privilege_escalation_v1_25(meta: base.Pod, spec: base.Pod) -> base.Res
     return allow_privilege_escalation_v1_8(meta, spec)
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "allowPrivilegeEscalation",
         "restricted",

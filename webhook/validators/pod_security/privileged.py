@@ -32,7 +32,7 @@ def privileged_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | None:
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "privileged", "baseline", (base.Revision(0, privileged_v1_0),), "Privileged containers are forbidden.",
         screen=base.PRIVILEGED,

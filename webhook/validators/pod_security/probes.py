@@ -60,7 +60,7 @@ def host_probes_and_host_lifecycle_v1_34(meta: base.Pod, spec: base.Pod) -> base
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "hostProbesAndHostLifecycle",
         "baseline",

@@ -48,7 +48,7 @@ def proc_mount_baseline_v1_35(meta: base.Pod, spec: base.Pod) -> base.Result | N
     return proc_mount_strict(meta, spec)
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "procMount",
         "baseline",

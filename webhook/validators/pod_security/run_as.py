@@ -105,7 +105,7 @@ def run_as_user_v1_35(meta: base.Pod, spec: base.Pod) -> base.Result | None:
     return run_as_user_v1_23(meta, spec)
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "runAsNonRoot",
         "restricted",

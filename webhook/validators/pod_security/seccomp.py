@@ -148,7 +148,7 @@ def seccomp_profile_restricted_v1_25(meta: base.Pod, spec: base.Pod) -> base.Res
     return seccomp_profile_restricted_v1_19(meta, spec)
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "seccompProfile_baseline",
         "baseline",

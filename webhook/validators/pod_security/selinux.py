@@ -73,7 +73,7 @@ def _se_linux_options(allowed: frozenset[str]) -> Callable[[base.Pod, base.Pod],
     return check
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "seLinuxOptions",
         "baseline",

@@ -54,7 +54,7 @@ def _sysctls(allowed: frozenset[str]) -> Callable[[base.Pod, base.Pod], base.Res
     return check
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "sysctls",
         "baseline",

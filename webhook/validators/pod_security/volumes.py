@@ -114,7 +114,7 @@ def restricted_volumes_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | Non
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "hostPathVolumes",
         "baseline",

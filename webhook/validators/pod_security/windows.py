@@ -41,7 +41,7 @@ def windows_host_process_v1_0(meta: base.Pod, spec: base.Pod) -> base.Result | N
     )
 
 
-CHECKS = (
+CHECKS: tuple[base.Check, ...] = (
     base.Check(
         "windowsHostProcess",
         "baseline",
