@@ -8,7 +8,8 @@ identical in behaviour, only slower.
 
 ``make compile`` builds them in place for a checkout; the image builds a compiled wheel (see the
 Dockerfile). The list holds the modules a review runs through that mypyc compiles as they are:
-modules defining pydantic models (settings, params, the envelope) stay interpreted, and so does
+modules with pydantic validators or with field types pydantic cannot read from a compiled module
+(the mutators' and storage's settings, the envelope, policy files) stay interpreted, and so does
 the CEL glue for now (its policy sets derive from a frozen generic dataclass, which mypyc cannot
 compile, and compiling the rest of it gained 5%).
 """
@@ -25,6 +26,8 @@ COMPILED = [
     "webhook/policy/model.py",
     "webhook/policy/scope.py",
     "webhook/policy/workloads.py",
+    "webhook/validators/rbac.py",
+    "webhook/validators/security_context.py",
     "webhook/validators/updates.py",
     "webhook/validators/wording.py",
     "webhook/validators/pod_security/__init__.py",
@@ -47,7 +50,9 @@ COMPILED = [
     "webhook/validators/pod_security/volumes.py",
     "webhook/validators/pod_security/windows.py",
 ]
-"""Paths, so that mypyc finds each module and the Makefile can list what a build depends on."""
+"""Paths, so that mypyc finds each module. A compiled module whose classes derive from
+``webhook.policy.settings``' also imports that module by its full name: this mypyc otherwise
+leaves the module's C declaration out and the build fails."""
 
 
 def _extensions() -> list[object]:

@@ -15,6 +15,8 @@ function yields (by default the group's settings model).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -221,21 +223,42 @@ def _first_line(doc: str | None) -> str:
 
 def describe(policy: Policy) -> str:
     """The policy's one-line description: its check's docstring. The image runs Python with
-    ``-OO`` (2 MB less per worker), which drops docstrings, so then the first line is read from the
-    check's source, which only the ``policies`` command asks for."""
+    ``-OO`` (2 MB less per worker), which drops docstrings, and a check compiled by mypyc (see
+    :mod:`webhook.compiled`) has none, so then the first line is read from the check's source,
+    which only the ``policies`` command asks for."""
     if policy.description:
         return policy.description
-    import ast  # noqa: PLC0415 - only for the policies command under -OO
+    import ast  # noqa: PLC0415 - only for the policies command under -OO or compiled
     import inspect  # noqa: PLC0415
 
+    fn = inspect.unwrap(policy.fn)
     try:
-        source = textwrap.dedent(inspect.getsource(inspect.unwrap(policy.fn)))
-        node = ast.parse(source).body[0]
+        node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
     except (OSError, TypeError, SyntaxError, IndexError):
-        return ""
+        node = _defined_in_module_source(fn)
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return ""
     return _first_line(ast.get_docstring(node))
+
+
+def _defined_in_module_source(fn: Any) -> Any:
+    """The top-level definition of ``fn`` in the ``.py`` source of its module: a compiled
+    function has no code object for :mod:`inspect`, and its module's file is the extension."""
+    import ast  # noqa: PLC0415
+    import importlib.machinery  # noqa: PLC0415
+
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    filename = str(getattr(module, "__file__", "") or "")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if filename.endswith(suffix):
+            filename = filename[: -len(suffix)] + ".py"
+    try:
+        tree = ast.parse(pathlib.Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    name = getattr(fn, "__name__", None)
+    return next((node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and node.name == name), None)
 
 
 def check(

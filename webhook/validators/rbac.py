@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import webhook.policy.settings  # noqa: F401 - mypyc: its classes derive from this module's (see setup.py)
 from webhook.policy import model, registry, scope, settings
 from webhook.validators import updates, wording
 
