@@ -23,6 +23,7 @@ from setuptools import setup
 COMPILED = [
     "webhook/engine.py",
     "webhook/patch.py",
+    "webhook/review.py",
     "webhook/mutators/defaults.py",
     "webhook/mutators/downward_api.py",
     "webhook/mutators/sidecar_template.py",

@@ -8,7 +8,8 @@ not import each other; enforced by the import-linter contracts in pyproject.toml
 ``appstate`` | ``offline`` | ``catalog`` | ``registration`` -> ``explain`` | ``apiserver_prep`` ->
 ``engine`` | ``mutators`` | ``validators`` | ``emulator`` | ``tls`` | ``cluster`` ->
 ``review`` | ``quantity`` | ``certs`` | ``metrics`` | ``recording`` | ``cel`` | ``shapes`` | ``plan`` ->
-``policy`` | ``patch`` | ``config`` -> ``jsonpointer`` -> ``errors`` | ``logs`` | ``gotext`` | ``compiled``.
+``envelope`` -> ``policy`` | ``patch`` | ``config`` -> ``jsonpointer`` ->
+``errors`` | ``logs`` | ``gotext`` | ``compiled``.
 
 Only ``cluster``, ``registration`` and ``audit.live`` import the kubernetes client; policy logic
 never imports aiohttp; the policy group modules under ``validators`` and ``mutators`` are

@@ -1,6 +1,7 @@
 """The AdmissionReview envelope: parse a call, answer it.
 
-The envelope is a pydantic model (precise 400 messages naming the field); the embedded ``object``
+The envelope is a pydantic model (:mod:`webhook.envelope`: precise 400 messages naming the field)
+for anything not in the API server's exact shape; that shape is checked directly. The embedded ``object``
 and ``oldObject`` stay plain dicts (validated only as "a JSON object or null"), because round-
 tripping a Kubernetes object through a model loses unknown fields and costs time on every review.
 
@@ -16,12 +17,19 @@ import dataclasses
 import itertools
 import operator
 import re
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import pydantic
 
 from webhook import errors, patch
+from webhook.envelope import (  # noqa: F401 - re-exported: the envelope's models live there
+    AdmissionRequest,
+    AdmissionReview,
+    GroupVersionKind,
+    GroupVersionResource,
+    UserInfo,
+)
 from webhook.policy import model
 
 V1 = "admission.k8s.io/v1"
@@ -36,52 +44,6 @@ WARNING_ITEM_LIMIT = 256
 # Audit annotation keys become ``<webhook name>/<key>``; the API server drops keys whose result is
 # not a valid qualified name, so the key must be a valid name part (63 chars, alnum at the ends).
 _QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-
-
-class _Envelope(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
-
-
-class GroupVersionKind(_Envelope):
-    group: str = ""
-    version: str = ""
-    kind: str = pydantic.Field(min_length=1)
-
-
-class GroupVersionResource(_Envelope):
-    group: str = ""
-    version: str = ""
-    resource: str = ""
-
-
-class UserInfo(_Envelope):
-    username: str = ""
-    uid: str = ""
-    groups: tuple[str, ...] | None = None
-    # ``extra`` may carry credentials-adjacent data; it is never logged.
-    extra: dict[str, Any] | None = None
-
-
-class AdmissionRequest(_Envelope):
-    uid: str = pydantic.Field(min_length=1)
-    kind: GroupVersionKind
-    resource: GroupVersionResource = GroupVersionResource()
-    subResource: str = ""
-    requestKind: GroupVersionKind | None = None
-    name: str = ""
-    namespace: str = ""
-    operation: model.Operation
-    userInfo: UserInfo = UserInfo()
-    object: dict[str, Any] | None = None
-    oldObject: dict[str, Any] | None = None
-    dryRun: bool | None = None
-    options: dict[str, Any] | None = None
-
-
-class AdmissionReview(_Envelope):
-    apiVersion: Literal["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
-    kind: Literal["AdmissionReview"]
-    request: AdmissionRequest
 
 
 @dataclasses.dataclass(slots=True)
