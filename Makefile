@@ -23,6 +23,7 @@ COMPILED := webhook/.compiled
 $(COMPILED): $(VENV)/.installed setup.py $(shell find webhook -name '*.py')
 	@if $(BIN)/python -c "import shutil, sysconfig, sys; sys.exit(not shutil.which(sysconfig.get_config_var('CC').split()[0]))"; then \
 		echo "compiling the request path with mypyc (about a minute) ..."; \
+		rm -f *__mypyc.*.so; find webhook -name '*.so' -delete; \
 		WEBHOOK_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace --parallel 2 >.compile.log 2>&1 \
 			|| { tail -40 .compile.log; exit 1; }; \
 		touch $@; \

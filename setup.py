@@ -21,7 +21,9 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "webhook/appstate.py",
     "webhook/engine.py",
+    "webhook/metrics.py",
     "webhook/patch.py",
     "webhook/review.py",
     "webhook/mutators/defaults.py",

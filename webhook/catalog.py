@@ -16,7 +16,7 @@ from webhook.mutators import defaults, downward_api, sidecars  # noqa: F401
 from webhook.policy import files, registry
 from webhook.validators import pod_security, rbac, security_context, storage  # noqa: F401
 
-REGISTRY = registry.REGISTRY
+REGISTRY: registry.Registry = registry.REGISTRY
 
 
 def load(

@@ -148,7 +148,7 @@ class Registry:
         return {g.key: g for g in self.groups.values()}
 
 
-REGISTRY = Registry()
+REGISTRY: Registry = Registry()
 """The catalog the built-in validators and mutators register into (imported by ``webhook.catalog``)."""
 
 
