@@ -25,6 +25,7 @@ COMPILED = [
     "webhook/engine.py",
     "webhook/metrics.py",
     "webhook/patch.py",
+    "webhook/plan.py",
     "webhook/review.py",
     "webhook/mutators/defaults.py",
     "webhook/mutators/downward_api.py",
