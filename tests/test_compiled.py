@@ -96,3 +96,8 @@ def test_a_compiled_checkout_runs_its_compiled_modules() -> None:
 
     assert webhook.engine.__file__ is not None and webhook.engine.__file__.endswith(SUFFIX)
     assert "webhook.validators.pod_security.facts" in compiled.modules()
+
+
+def test_a_compiled_module_s_source_is_the_py_file_beside_its_extension() -> None:
+    assert compiled.source_file(f"/site/webhook/engine{SUFFIX}") == Path("/site/webhook/engine.py")
+    assert compiled.source_file("/site/webhook/cli.py") == Path("/site/webhook/cli.py")

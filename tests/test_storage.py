@@ -13,7 +13,7 @@ import yaml
 from tests import conftest
 from webhook import engine, review
 from webhook.policy import files, model, registry, workloads
-from webhook.validators import storage
+from webhook.validators import storage, storage_settings
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = registry.REGISTRY.in_group("storage")
@@ -332,7 +332,7 @@ def test_lowering_a_failed_expansion_stays_possible_down_to_the_capacity() -> No
         'PersistentVolumeClaim "data" lowers spec.resources.requests.storage from 100Gi to 5Gi; it may go '
         "down only to recover from a failed expansion, not below the current capacity 10Gi",
         "spec.resources.requests.storage")]
-    strict = SETTINGS.model_copy(update={"claims": storage.ClaimRules(allowExpansionRecovery=False)})
+    strict = SETTINGS.model_copy(update={"claims": storage_settings.ClaimRules(allowExpansionRecovery=False)})
     assert update(old, pvc("20Gi"), settings=strict)[0][0] == "storage request shrunk"
 
 
@@ -365,7 +365,7 @@ def test_deleting_a_retained_protected_volume_is_denied_when_configured() -> Non
         "(storage.persistentVolumes.denyProtectedDelete)",
         "spec.persistentVolumeReclaimPolicy")]
     assert run(storage.pv_delete, pv(storageClassName="fast"), operation="DELETE") == []
-    relaxed = SETTINGS.model_copy(update={"persistentVolumes": storage.PersistentVolumeRules()})
+    relaxed = SETTINGS.model_copy(update={"persistentVolumes": storage_settings.PersistentVolumeRules()})
     assert run(storage.pv_delete, volume, operation="DELETE", settings=relaxed) == []
 
 

@@ -88,6 +88,16 @@ def guard() -> None:
     )
 
 
+def source_file(filename: str) -> Path:
+    """The ``.py`` file a module was loaded from or, for a compiled module (whose ``__file__`` is
+    its extension), the source it was compiled from, which lies beside it in a checkout and in a
+    wheel alike."""
+    for suffix in EXTENSION_SUFFIXES:
+        if filename.endswith(suffix):
+            return Path(filename[: -len(suffix)] + ".py")
+    return Path(filename)
+
+
 def modules() -> list[str]:
     """The package's imported modules that run compiled (for the start-up log line)."""
     return sorted(

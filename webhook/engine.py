@@ -17,7 +17,7 @@ import orjson
 
 from webhook import errors, patch, plan, review
 from webhook.plan import Instance as Instance  # re-exported: the unit a plan is compiled from
-from webhook.plan import ObjectReads as ObjectReads
+from webhook.plan import ObjectReads
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
 

@@ -23,13 +23,7 @@ import orjson
 import pydantic
 
 from webhook import errors, patch
-from webhook.envelope import (  # noqa: F401 - re-exported: the envelope's models live there
-    AdmissionRequest,
-    AdmissionReview,
-    GroupVersionKind,
-    GroupVersionResource,
-    UserInfo,
-)
+from webhook.envelope import AdmissionRequest, AdmissionReview
 from webhook.policy import model
 
 V1 = "admission.k8s.io/v1"

@@ -15,13 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook import quantity
-from webhook.mutators.defaults_settings import (  # noqa: F401 - re-exported: the group's settings live there
-    DefaultsSettings,
-    ImagePullPolicyDefaults,
-    ResourceDefaults,
-    SecurityContextDefaults,
-    Toleration,
-)
+from webhook.mutators.defaults_settings import DefaultsSettings
 from webhook.policy import model, registry, scope, workloads
 
 GROUP = "defaults"

@@ -16,13 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook import errors
-from webhook.mutators.downward_api_settings import (  # noqa: F401 - re-exported: the group's settings live there
-    DEFAULT_FIELDS,
-    DEFAULT_RESOURCES,
-    DownwardAPISettings,
-    ResourceRef,
-    VolumeSettings,
-)
+from webhook.mutators.downward_api_settings import DownwardAPISettings
 from webhook.policy import model, registry, workloads
 
 GROUP = "downward-api"

@@ -28,10 +28,7 @@ from typing import Any
 
 from webhook import errors
 from webhook.mutators import sidecar_template
-from webhook.mutators.sidecars_settings import (  # noqa: F401 - re-exported: the group's settings live there
-    Sidecar,
-    SidecarsSettings,
-)
+from webhook.mutators.sidecars_settings import Sidecar, SidecarsSettings
 from webhook.policy import model, registry, scope
 
 GROUP = "sidecars"

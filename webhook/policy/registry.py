@@ -15,12 +15,12 @@ function yields (by default the group's settings model).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from webhook import compiled
 from webhook.policy import model, settings, workloads
 
 CheckFn = Callable[[Any, model.ReviewContext, Any], list[model.Violation]]
@@ -245,15 +245,10 @@ def _defined_in_module_source(fn: Any) -> Any:
     """The top-level definition of ``fn`` in the ``.py`` source of its module: a compiled
     function has no code object for :mod:`inspect`, and its module's file is the extension."""
     import ast  # noqa: PLC0415
-    import importlib.machinery  # noqa: PLC0415
 
     module = sys.modules.get(getattr(fn, "__module__", ""))
-    filename = str(getattr(module, "__file__", "") or "")
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        if filename.endswith(suffix):
-            filename = filename[: -len(suffix)] + ".py"
     try:
-        tree = ast.parse(pathlib.Path(filename).read_text(encoding="utf-8"))
+        tree = ast.parse(compiled.source_file(str(getattr(module, "__file__", "") or "")).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return None
     name = getattr(fn, "__name__", None)

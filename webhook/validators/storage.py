@@ -38,17 +38,7 @@ from typing import Any
 from webhook import quantity
 from webhook.policy import model, registry, scope
 from webhook.validators import updates, wording
-from webhook.validators.storage_settings import (  # noqa: F401 - re-exported: the group's settings live there
-    AccessMode,
-    ClaimRules,
-    ClassRules,
-    NamespaceRules,
-    PersistentVolumeRules,
-    PodVolumeRules,
-    Quantity,
-    StorageClassRules,
-    StorageSettings,
-)
+from webhook.validators.storage_settings import NamespaceRules, StorageSettings
 
 GROUP = "storage"
 CLAIM_KINDS = ("PersistentVolumeClaim", "StatefulSet")
