@@ -45,3 +45,26 @@ def test_serve_with_broken_policies_exits_2_with_the_file_named(tmp_path: Path, 
     assert code == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'p.yaml'}:4: podSecurity.level: Input should be 'privileged', 'baseline' or 'restricted'" in err
+
+
+def test_variable_names_match_whatever_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("webhook_Max_Body_Bytes", "4096")
+    monkeypatch.setenv("WEBHOOK_POLICIES", '["a", "b"]')
+    monkeypatch.setenv("WEBHOOK_NOT_A_SETTING", "ignored")  # as pydantic-settings ignored it
+    settings = serve.settings_from(cli.build_parser().parse_args(["serve"]))
+    assert settings.max_body_bytes == 4096 and settings.policies == (Path("a"), Path("b"))
+
+
+def test_serve_leaves_out_pydantic_settings_and_the_frozenlist_extension() -> None:
+    """Each was a megabyte of every worker's memory (see webhook.config, webhook.commands.serve)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from webhook.commands import serve; import aiohttp.web, frozenlist; "
+        "print('pydantic_settings' in sys.modules, frozenlist.FrozenList.__module__)"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "FROZENLIST_NO_EXTENSIONS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.split() == ["False", "frozenlist"]
