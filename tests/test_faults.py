@@ -137,14 +137,19 @@ def test_exact_path_wins_over_a_glob() -> None:
 
 @pytest.mark.parametrize(
     ("query", "seconds"),
-    [("?timeout=1s", 1.0), ("?timeout=1m0s", 60.0), ("", 25.0), ("?timeout=bogus", 25.0), ("?timeout=0s", 25.0)],
+    [("?timeout=1s", 1.0), ("?timeout=1m0s", 60.0), ("", 25.0), ("?timeout=bogus", 25.0), ("?timeout=0s", 25.0),
+     ("?a=1&timeout=7s", 7.0), ("?timeout=%31s", 1.0)],
 )
 def test_the_callers_timeout_is_parsed_as_a_go_duration_else_the_default(query: str, seconds: float) -> None:
     app = web.Application()
     app[appstate.SETTINGS] = config.ServeSettings(default_timeout=25)
     request = make_mocked_request("POST", f"/validate{query}", app=app)
     assert appstate.caller_timeout(request) == seconds
-    assert request[appstate.CALLER_TIMEOUT] == seconds  # parsed once, kept on the request
+    assert appstate.caller_timeout(request) == seconds  # the second time from what the first kept
+    other = web.Application()  # what is kept by query string is the timeout, not one app's default
+    other[appstate.SETTINGS] = config.ServeSettings(default_timeout=3)
+    expected = 3.0 if seconds == 25.0 else seconds
+    assert appstate.caller_timeout(make_mocked_request("POST", f"/validate{query}", app=other)) == expected
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,6 @@ CLUSTER = web.AppKey("cluster", ClusterView)
 RECORDER: web.AppKey[ReviewSink] = web.AppKey("recorder")
 """Set only with ``--record``."""
 
-CALLER_TIMEOUT = web.RequestKey("caller_timeout", float)
-"""The caller's deadline in seconds, parsed once per request (see :func:`caller_timeout`)."""
 DEADLINE = web.RequestKey("deadline", asyncio.Timeout)
 """The timer bounding this review (set by the deadline middleware), so a fault that simulates a
 hung server can lift it."""
@@ -144,15 +142,23 @@ def parse_duration(value: str | None) -> float | None:
 def caller_timeout(request: web.Request) -> float:
     """How long the caller waits for this review: ``?timeout=``, else the configured default.
 
-    Parsed once per request and kept on it: the deadline middleware, the handler's log line and
-    fault injection all read it."""
-    found: float | None = request.get(CALLER_TIMEOUT)
-    if found is not None:
-        return found
-    parsed = parse_duration(request.query.get("timeout"))
-    seconds = parsed if parsed is not None and parsed > 0 else request.app[SETTINGS].default_timeout
-    request[CALLER_TIMEOUT] = seconds
-    return seconds
+    The API server sends the same query on every review (``timeout=10s``), so the answer is kept
+    by query string (bounded: the text comes from the caller) and each call is a dict lookup; a
+    miss reads the parameter as aiohttp decodes it. Nothing is stored on the request: a lookup of
+    a missing key there raises and catches ``KeyError``, which cost more than this whole function."""
+    query = request.query_string
+    seconds = _TIMEOUT_BY_QUERY.get(query)
+    if seconds is None:
+        parsed = parse_duration(request.query.get("timeout")) if query else None
+        seconds = parsed if parsed is not None and parsed > 0 else 0.0
+        if len(_TIMEOUT_BY_QUERY) >= 256:
+            _TIMEOUT_BY_QUERY.clear()
+        _TIMEOUT_BY_QUERY[query] = seconds
+    return seconds if seconds else request.app[SETTINGS].default_timeout
+
+
+_TIMEOUT_BY_QUERY: dict[str, float] = {}
+"""Query string -> its ``timeout`` in seconds, 0.0 where it has none (the default applies)."""
 
 
 def route_label(request: web.Request) -> str:

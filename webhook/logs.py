@@ -10,7 +10,6 @@ every worker would log alike are left to the worker in slot 0 (see :func:`drop_s
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import datetime
 import json
@@ -50,30 +49,59 @@ class _LineLogger:
     _lock = threading.Lock()  # one line at a time from this process's threads
 
     def msg(self, message: str) -> None:
-        line = message + "\n"
         stream = sys.stderr
         if stream is None:  # no stderr at all (pythonw)
             return
         real = sys.__stderr__
-        with self._lock:
-            if real is None or stream is not real:
-                stream.write(line)
-                stream.flush()
-                return
-            # A log call never raises, not even on a closed stderr.
-            with contextlib.suppress(OSError, ValueError):
-                # What was written through the stream before (a traceback, a warning) goes first.
-                real.flush()
-                _write_all(real.fileno(), line.encode(real.encoding or "utf-8", "backslashreplace"))
+        if real is None or stream is not real:
+            self._through(stream, message + "\n")
+            return
+        self._to_descriptor(real, (message + "\n").encode(real.encoding or "utf-8", "backslashreplace"))
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
 
+    def write_line(self, line: bytes) -> None:
+        """Write ``line``, UTF-8 text ending in a newline, as :meth:`msg` writes a message: the
+        review line comes here as orjson made it, without a round trip through ``str``."""
+        stream = sys.stderr
+        if stream is None:
+            return
+        real = sys.__stderr__
+        if real is None or stream is not real:
+            self._through(stream, line.decode())
+        elif real.encoding == "utf-8":
+            self._to_descriptor(real, line)
+        else:  # a stderr in another encoding gets the line as msg would write it
+            self._to_descriptor(real, line.decode().encode(real.encoding or "utf-8", "backslashreplace"))
+
+    def _through(self, stream: Any, text: str) -> None:
+        """A replaced ``sys.stderr`` (test capture): one ``write`` of the whole line."""
+        with self._lock:
+            stream.write(text)
+            stream.flush()
+
+    def _to_descriptor(self, real: Any, data: bytes) -> None:
+        with self._lock:
+            # A log call never raises, not even on a closed stderr.
+            try:
+                # What was written through the stream before (a traceback, a warning) goes first.
+                real.flush()
+                _write_all(real.fileno(), data)
+            except (OSError, ValueError):
+                pass
+
 
 def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is out (a pipe may take part of a long line, or refuse it
-    while full if the descriptor is non-blocking)."""
-    view = memoryview(data)
+    while full if the descriptor is non-blocking). One call in the usual case."""
+    try:
+        written = os.write(fd, data)
+    except BlockingIOError:
+        written = 0
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
     while view:
         try:
             view = view[os.write(fd, view) :]
@@ -166,7 +194,14 @@ def review(fields: dict[str, Any], *, logger: Any) -> None:
             fields.setdefault(var.name[len(_PREFIX) :], context[var])
     fields["level"] = "info"
     fields["timestamp"] = _timestamp()
-    _LineLogger().msg(_dumps(fields))
+    try:
+        line = orjson.dumps(fields, default=_fallback, option=_LINE_OPTIONS)
+    except TypeError:  # what orjson refuses, as _dumps handles it
+        line = (_dumps(fields) + "\n").encode()
+    _LineLogger().write_line(line)
+
+
+_LINE_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 _second: list[Any] = [None, ""]

@@ -79,6 +79,8 @@ def _unsupported_encoding(request: web.Request) -> str | None:
     codec aiohttp lacks all get the same answer: 415, RFC 9110's status for a content coding the
     server does not accept.
     """
+    if hdrs.CONTENT_ENCODING not in request.headers:  # the API server's case: one lookup
+        return None
     codings = ",".join(request.headers.getall(hdrs.CONTENT_ENCODING, ()))
     given = [c.strip().lower() for c in codings.split(",") if c.strip()]
     return codings if any(c != "identity" for c in given) else None

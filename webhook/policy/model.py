@@ -69,7 +69,7 @@ class ParamSource(Protocol):
     def objects(self, api_version: str, kind: str) -> tuple[dict[str, Any], ...]: ...
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class ReviewContext:
     """What a policy may know about the request besides the object (from ``AdmissionRequest``).
 
@@ -103,6 +103,46 @@ class ReviewContext:
     """The request's Namespace object when known whole (``review`` given a Namespace manifest);
     otherwise CEL's ``namespaceObject`` is built from the name and ``namespace_labels``."""
 
+    def __init__(  # written out so mypyc compiles it (see webhook.review.Review)
+        self,
+        operation: Operation = "CREATE",
+        kind: str = "",
+        group: str = "",
+        version: str = "",
+        resource: str = "",
+        sub_resource: str = "",
+        namespace: str = "",
+        name: str = "",
+        uid: str = "",
+        username: str = "",
+        user_groups: tuple[str, ...] = (),
+        dry_run: bool = False,
+        old_object: dict[str, Any] | None = None,
+        namespace_labels: Mapping[str, str] | None = None,
+        authorizer: Authorizer | None = None,
+        request: Mapping[str, Any] | None = None,
+        params: ParamSource | None = None,
+        namespace_object: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.operation = operation
+        self.kind = kind
+        self.group = group
+        self.version = version
+        self.resource = resource
+        self.sub_resource = sub_resource
+        self.namespace = namespace
+        self.name = name
+        self.uid = uid
+        self.username = username
+        self.user_groups = user_groups
+        self.dry_run = dry_run
+        self.old_object = old_object
+        self.namespace_labels = namespace_labels
+        self.authorizer = authorizer
+        self.request = request
+        self.params = params
+        self.namespace_object = namespace_object
+
     def request_resource(self) -> tuple[str, str, str, str] | None:
         """(group, version, resource, subresource) as the request was made, when the review says so
         (``requestResource``, ``requestSubResource``): the API server may have converted the object
@@ -125,7 +165,7 @@ class ReviewContext:
         return None
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class PodTarget:
     """The pod inside an object: a Pod itself, or the pod template of a workload.
 
@@ -144,6 +184,24 @@ class PodTarget:
     holder: dict[str, Any]
     spec_path: str
     meta_path: str
+
+    def __init__(  # written out so mypyc compiles it (see webhook.review.Review)
+        self,
+        obj: dict[str, Any],
+        kind: str,
+        spec: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        holder: dict[str, Any],
+        spec_path: str,
+        meta_path: str,
+    ) -> None:
+        self.obj = obj
+        self.kind = kind
+        self.spec = spec
+        self.metadata = metadata
+        self.holder = holder
+        self.spec_path = spec_path
+        self.meta_path = meta_path
 
     @property
     def is_template(self) -> bool:
