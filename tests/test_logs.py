@@ -77,3 +77,55 @@ def test_review_line_timestamps_read_as_structlogs_iso_stamps(
     seconds, rest = divmod(nanoseconds, 1_000_000_000)
     stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).replace(microsecond=rest // 1000)
     assert logs._timestamp() == stamp.isoformat().replace("+00:00", "Z")
+
+
+_REVIEW_LINES = """
+import structlog
+from webhook import logs
+logs.configure(log_format="json")
+structlog.contextvars.bind_contextvars(path="/validate")
+fields = {"path": "/validate", "uid": "u-1", "name": "caf\\u00e9", "warnings": 0, "message": None, "big": %s}
+logs.review(dict(fields), logger=logs.get("webhook.server"))  # written directly to the descriptor
+logs._direct = None
+logs.review(dict(fields), logger=logs.get("webhook.server"))  # through structlog, as any other set-up
+"""
+
+
+@pytest.mark.parametrize("big", ["1", "2**70"])  # 2**70: beyond orjson, the stdlib encoder writes it
+def test_the_direct_review_line_is_structlogs_line(big: str) -> None:
+    """The review line written straight to stderr's descriptor has the keys, order and values the
+    structlog chain writes (the timestamp aside), one line each, on a real stderr."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _REVIEW_LINES % big], capture_output=True, check=True)
+    direct, chained = (json.loads(line) for line in done.stderr.decode().splitlines())
+    assert list(direct) == list(chained)
+    assert {**direct, "timestamp": ""} == {**chained, "timestamp": ""}
+    assert direct["name"] == "caf\u00e9" and direct["big"] == eval(big) and direct["event"] == "review"
+
+
+def test_a_line_longer_than_a_full_pipe_takes_is_written_whole() -> None:
+    """A non-blocking pipe takes part of a long line and then refuses more until it is read:
+    every byte still arrives, in order."""
+    import os
+    import threading
+    import time
+
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    line = b"".join(b"%08d," % i for i in range(40_000)) + b"\n"  # 360 KB, several pipe buffers
+    received = bytearray()
+
+    def drain() -> None:
+        time.sleep(0.05)  # let the writer meet a full pipe first
+        while chunk := os.read(reader, 65536):
+            received.extend(chunk)
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    logs._write_all(writer, line)
+    os.close(writer)
+    thread.join(timeout=10)
+    os.close(reader)
+    assert bytes(received) == line
