@@ -10,6 +10,8 @@ every worker would log alike are left to the worker in slot 0 (see :func:`drop_s
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextvars
 import datetime
 import json
@@ -44,6 +46,13 @@ class _LineLogger:
 
     Writes go to whatever ``sys.stderr`` is at the time: the real one through its file descriptor,
     a replacement (test capture swaps it) as one ``write`` of the whole line.
+
+    Review lines written from the event loop are gathered and written together when the loop has
+    finished what is ready (:class:`_Gathered`): under load several reviews end in one turn of the
+    loop, and one ``write(2)`` of a few lines cost far less than one each (the ``write`` was half
+    of the review line's cost, about 6% of a review's CPU). Each ``write`` still holds whole lines
+    and at most ``PIPE_BUF`` bytes, unless one line alone is longer. Any other line first writes
+    what is gathered, so this process's lines keep their order.
     """
 
     _lock = threading.Lock()  # one line at a time from this process's threads
@@ -63,17 +72,24 @@ class _LineLogger:
 
     def write_line(self, line: bytes) -> None:
         """Write ``line``, UTF-8 text ending in a newline, as :meth:`msg` writes a message: the
-        review line comes here as orjson made it, without a round trip through ``str``."""
+        review line comes here as orjson made it, without a round trip through ``str``; from a
+        running event loop it is gathered with the others of the loop's turn."""
         stream = sys.stderr
         if stream is None:
             return
         real = sys.__stderr__
         if real is None or stream is not real:
             self._through(stream, line.decode())
-        elif real.encoding == "utf-8":
+            return
+        if real.encoding != "utf-8":  # a stderr in another encoding gets the line as msg would write it
+            line = line.decode().encode(real.encoding or "utf-8", "backslashreplace")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._to_descriptor(real, line)
-        else:  # a stderr in another encoding gets the line as msg would write it
-            self._to_descriptor(real, line.decode().encode(real.encoding or "utf-8", "backslashreplace"))
+            return
+        with self._lock:
+            _GATHERED.add(line, loop)
 
     def _through(self, stream: Any, text: str) -> None:
         """A replaced ``sys.stderr`` (test capture): one ``write`` of the whole line."""
@@ -83,13 +99,66 @@ class _LineLogger:
 
     def _to_descriptor(self, real: Any, data: bytes) -> None:
         with self._lock:
-            # A log call never raises, not even on a closed stderr.
-            try:
-                # What was written through the stream before (a traceback, a warning) goes first.
-                real.flush()
-                _write_all(real.fileno(), data)
-            except (OSError, ValueError):
-                pass
+            _GATHERED.write_out()
+            _write_line(real, data)
+
+
+def _write_line(real: Any, data: bytes) -> None:
+    """Lines to the real stderr's descriptor (the caller holds the lock)."""
+    # A log call never raises, not even on a closed stderr.
+    try:
+        # What was written through the stream before (a traceback, a warning) goes first.
+        real.flush()
+        _write_all(real.fileno(), data)
+    except (OSError, ValueError):
+        pass
+
+
+class _Gathered:
+    """Review lines of the event loop's current turn, written by one callback at its end."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop whose next turn writes them (a test's next loop schedules its own)."""
+
+    def add(self, line: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        """Gather ``line`` (the caller holds the lock); a group that would pass ``PIPE_BUF`` is
+        written first."""
+        if self.size + len(line) > PIPE_BUF:
+            self.write_out()
+        self.lines.append(line)
+        self.size += len(line)
+        if self.loop is not loop:
+            self.loop = loop
+            loop.call_soon(flush)
+
+    def write_out(self) -> None:
+        """Write what is gathered, now (the caller holds the lock)."""
+        if self.lines:
+            lines, self.lines, self.size = self.lines, [], 0
+            real = sys.__stderr__
+            if real is not None:
+                _write_line(real, b"".join(lines))
+
+
+PIPE_BUF = 4096
+"""What one ``write(2)`` to a pipe keeps whole among other writers' (Linux)."""
+
+_GATHERED = _Gathered()
+
+
+def flush() -> None:
+    """Write the review lines gathered so far. Called at the end of the loop's turn, at exit, and
+    before a fork (a child must not inherit lines its parent writes too)."""
+    with _LineLogger._lock:
+        _GATHERED.loop = None
+        _GATHERED.write_out()
+
+
+atexit.register(flush)
+os.register_at_fork(before=flush)
 
 
 def _write_all(fd: int, data: bytes) -> None:
