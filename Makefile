@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SERVICE   ?= admission-webhook
 NAMESPACE ?= admission-webhook
 
-.PHONY: run test certs install compile lint bench fuzz soak experiment clean
+.PHONY: run test certs install compile lint bench bench-instructions fuzz soak experiment clean
 
 # Reinstall when pyproject.toml changes (the stamp is older than it).
 $(VENV)/.installed: pyproject.toml
@@ -56,6 +56,9 @@ lint: $(VENV)/.installed
 
 bench: $(COMPILED)
 	$(BIN)/python -m bench
+
+bench-instructions: $(COMPILED)
+	$(BIN)/python -m bench.instructions
 
 fuzz: $(COMPILED)
 	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -m slow tests/test_fuzz.py -p no:randomly
