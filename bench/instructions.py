@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import reviews
-from bench.__main__ import OUT, ROOT, free_port, interpreter, wait_ready
+from bench.__main__ import OUT, ROOT, _insecure, free_port, interpreter, wait_ready
 
 ENDPOINTS = (reviews.POD_SECURITY_PATH, "/validate", "/mutate")
 
@@ -78,14 +78,10 @@ def _wait_for_line(log: Path, line: bytes, process: subprocess.Popen[bytes], tim
 
 def _send(url: str, body: bytes, requests: int) -> None:
     import http.client
-    import ssl
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    connection = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port, context=context,
+    connection = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port, context=_insecure(),
                                              timeout=120)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     for _ in range(requests):

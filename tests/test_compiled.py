@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import importlib.machinery
 import os
 import subprocess
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook import compiled
+from webhook import compiled, review
+from webhook.policy import model
 
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +104,19 @@ def test_a_compiled_checkout_runs_its_compiled_modules() -> None:
 def test_a_compiled_module_s_source_is_the_py_file_beside_its_extension() -> None:
     assert compiled.source_file(f"/site/webhook/engine{SUFFIX}") == Path("/site/webhook/engine.py")
     assert compiled.source_file("/site/webhook/cli.py") == Path("/site/webhook/cli.py")
+
+
+
+@pytest.mark.parametrize("cls", [review.Review, review.Outcome, model.ReviewContext, model.PodTarget])
+def test_a_written_out_init_takes_and_sets_every_field(cls: type) -> None:
+    """These per-review dataclasses write their ``__init__`` out so that mypyc compiles it; a field
+    added to the class but not to that ``__init__`` fails here, not as an unset attribute later.
+    Read from the source: a compiled ``__init__`` checks its arguments' types and has no signature."""
+    tree = ast.parse(compiled.source_file(sys.modules[cls.__module__].__file__ or "").read_text())
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == cls.__name__).body
+    init = next(node for node in body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    fields = [field.name for field in dataclasses.fields(cls)]
+    assert [arg.arg for arg in init.args.args[1:]] == fields
+    assigned = [target.attr for node in init.body if isinstance(node, ast.Assign)
+                for target in node.targets if isinstance(target, ast.Attribute)]
+    assert assigned == fields

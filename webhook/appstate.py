@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -119,12 +118,11 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-@functools.lru_cache(maxsize=256)
 def parse_duration(value: str | None) -> float | None:
     """Seconds in a Go duration (``10s``, ``1m0s``, ``1.5s``, ``500ms``; a bare number is seconds),
     or ``None`` when ``value`` is empty or not a duration. The API server sends ``?timeout=`` as
-    ``time.Duration.String()`` of the webhook's ``timeoutSeconds``: the same few texts on every
-    review, so the answers are memoized (bounded: the text comes from the caller)."""
+    ``time.Duration.String()`` of the webhook's ``timeoutSeconds``; :func:`caller_timeout` keeps
+    the answers by query string, so this runs once per distinct query."""
     text = (value or "").strip()
     if not text:
         return None
