@@ -329,3 +329,66 @@ def test_a_group_some_members_guard_stops_being_hoisted_after_it_fails(monkeypat
     validating.evaluate(policy_set, POD, ctx)
     assert len(calls) == 2  # the conditions' batch and the validations' batch, unhoisted
 
+
+
+# --- what is worked out once per outcome -------------------------------------------------------------
+
+def test_the_policies_settled_by_the_results_are_those_results_show() -> None:
+    """:meth:`Plan.passing` keeps its answers by the results' identities: the shared ``TRUE`` and
+    ``FALSE`` stand for their values, and any other result (an equal one that is not the shared
+    object, an error) is "not true" however often its identity comes back."""
+    policies = list(PSS.policies)
+    plan = dataclasses.replace(PSS).batches.plan(policies)
+    validation = plan.policies[0].validations[0].source
+    owner = plan.policies[0].name
+    everything_true = {program.source: runtime.TRUE for program in plan.conditions}
+    everything_true.update({program.source: runtime.TRUE for p in plan.policies for program in p.validations})
+    settled_all = plan.passing(everything_true)
+    assert owner in settled_all
+    for _ in range(3):
+        # A fresh result equal to TRUE, freed after each round (its identity may come back).
+        assert owner not in plan.passing({**everything_true, validation: runtime.Result(value=True)})
+        assert owner not in plan.passing({**everything_true, validation: runtime.Result(error="no such key: x")})
+        assert owner not in plan.passing({**everything_true, validation: runtime.FALSE})
+        assert plan.passing(everything_true) == settled_all
+    # A condition false settles its policy whatever the rest gives.
+    condition = plan.policies[0].conditions[0]
+    assert owner in plan.passing({**everything_true, condition: runtime.FALSE, validation: runtime.Result(value=1)})
+
+
+def test_a_plan_asked_for_by_a_kept_tuple_is_the_plan_of_its_policies() -> None:
+    batches = dataclasses.replace(PSS).batches
+    kept = tuple(PSS.policies)
+    by_tuple = batches.plan(kept)
+    assert batches.plan(kept) is by_tuple
+    assert batches.plan(list(kept)) is by_tuple
+    assert batches.plan(tuple(reversed(kept))) is not by_tuple  # another tuple, another list of policies
+    assert batches.plan(tuple(reversed(kept))).policies[0].name == kept[-1].name
+
+
+def test_a_review_selects_the_pairs_worked_out_for_its_kind_of_request() -> None:
+    """With no selectors and no params, the selection is the same for every review of a kind of
+    request, kept with the candidates; with selectors it is made per review."""
+    pod = examples.manifest("pod-restricted.yaml")
+    ctx = examples.pod_context(pod, labels={examples.ENFORCE: "restricted"})
+    plain = _policies("true", "object.spec.containers.size() > 0", "false")
+    prepared, settled = plain.prepared(ctx)
+    assert settled is not None and plain.prepared(ctx)[1] is settled
+    assert [entry[:2] for entry in settled.selected] == [(policy, binding) for policy, binding, _, _ in prepared]
+    assert [policy.name for policy in settled.sharing] == ["p0", "p1", "p2"]
+    assert PSS.prepared(ctx)[1] is None  # the restricted bindings select namespaces
+    with_selector = examples.load_documents([
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "p"},
+         "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
+                  "validations": [{"expression": "false"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "p"},
+         "spec": {"policyName": "p", "validationActions": ["Deny"],
+                  "matchResources": {"objectSelector": {"matchLabels": {"app": "web"}}}}},
+    ])
+    assert with_selector.prepared(ctx)[1] is None
+    labelled = {**pod, "metadata": {**pod["metadata"], "labels": {"app": "web"}}}
+    assert validating.evaluate(with_selector, pod, ctx).denial is None
+    assert validating.evaluate(with_selector, labelled, ctx).denial is not None

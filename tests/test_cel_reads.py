@@ -330,3 +330,39 @@ def test_mutating_examples_over_generated_pods(pod: dict[str, Any]) -> None:
         reference = dataclasses.replace(policy_set, projected=False)
         for ctx in contexts_for(dict(pod, kind="Pod")):
             assert mutating.apply(policy_set, pod, ctx) == mutating.apply(reference, pod, ctx), folder
+
+
+# --- the request variable ----------------------------------------------------------------------------
+
+REQUEST_CONTEXTS = [
+    examples.pod_context({}),
+    examples.pod_context({}, operation="UPDATE", dry_run=True, name="web-1", namespace="team-a"),
+    examples.pod_context({}, resource="deployments", sub_resource="scale", group="apps", namespace=""),
+]
+
+
+@pytest.mark.parametrize("tree", [
+    {"operation": None},  # the Pod Security set's
+    {"operation": None, "name": None, "namespace": None, "subResource": None, "dryRun": None},
+    {},  # read by no expression
+    None,  # read whole
+    {"userInfo": {"username": None}, "operation": None},  # a field that is not a plain value
+    {"operation": {}},  # read only whether it is there
+    {"kind": {"kind": None}},
+])
+@pytest.mark.parametrize("ctx", REQUEST_CONTEXTS, ids=["create", "update-dry-run", "scale"])
+def test_the_request_variable_is_the_projected_whole(tree: reads.Tree, ctx: Any) -> None:
+    """``request`` built straight from the review's fields (when only those are read) is exactly the
+    whole variable projected: keys, values and types."""
+    projector = reads.projector(reads._settled(tree))
+    built = validating._request_builder(reads._settled(tree), projector)(ctx)
+    expected = projector(validating.request_variable(ctx))
+    assert built == expected
+    assert [type(value) for value in built.values()] == [type(value) for value in expected.values()]
+    assert list(built) == list(expected)
+
+
+def test_the_pod_security_set_builds_only_the_operation() -> None:
+    ctx = examples.pod_context({}, operation="DELETE")
+    assert examples.PSS.request_of(ctx) == {"operation": "DELETE"}
+    assert PSS_WHOLE.request_of(ctx) == validating.request_variable(ctx)

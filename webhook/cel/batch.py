@@ -126,9 +126,9 @@ class Plan:
         init=False, repr=False, compare=False)
     """The second batch and its key, by which conditions hold (few combinations: on a create
     the same every time)."""
-    _passing: dict[tuple[frozenset[str], frozenset[str], frozenset[str]], frozenset[str]] = dataclasses.field(
+    _passing: dict[tuple[tuple[str, ...], tuple[int, ...]], frozenset[str]] = dataclasses.field(
         init=False, repr=False, compare=False)
-    """:meth:`passing`'s answers by (results not true, results false, results known)."""
+    """:meth:`passing`'s answers by the memo's sources and the identities of their results."""
     _settling: list[tuple[str, frozenset[str], frozenset[str]]] = dataclasses.field(
         init=False, repr=False, compare=False)
     """Per policy that :meth:`passing` may settle: its name, its conditions' sources, and its
@@ -165,16 +165,22 @@ class Plan:
         false (the policy does not apply, whatever the others give, as upstream's matcher), or
         every condition and validation true. Anything else (an error, a failed validation, an
         expression not batched) needs the full evaluation, which builds the decisions. Set
-        operations over the results, not a loop per expression: this runs for every review."""
-        true, false = runtime.TRUE, runtime.FALSE
-        untrue = frozenset(itertools.compress(memo, map(operator.is_not, memo.values(), itertools.repeat(true))))
-        falses = frozenset([source for source in untrue if memo[source] is false])
-        known = frozenset(memo)
-        key = (untrue, falses, known)
+        operations over the results, not a loop per expression: this runs for every review.
+
+        The answer depends only on which results are missing, false or not true: the same for
+        every review of the same outcome, so it is worked out once per outcome, kept by the
+        sources in the memo and the identities of their results. The results are as a rule the
+        shared ``TRUE`` and ``FALSE``, whose identities stand for their values; any other result
+        counts as "not true, not false" whatever it holds, so an identity reused by another such
+        result after the first is gone still gives the right answer (its entries only take room
+        in the bounded memo)."""
+        key = (tuple(memo), tuple(map(id, memo.values())))
         found = self._passing.get(key)
         if found is None:
-            # The answer depends only on which results are missing, false or not true: the same
-            # for every review of the same outcome, so it is worked out once per outcome.
+            true, false = runtime.TRUE, runtime.FALSE
+            untrue = frozenset(itertools.compress(memo, map(operator.is_not, memo.values(), itertools.repeat(true))))
+            falses = frozenset([source for source in untrue if memo[source] is false])
+            known = frozenset(memo)
             found = frozenset(name for name, conditions, sources in self._settling
                               if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)))
             if len(self._passing) >= CACHE_LIMIT:
@@ -191,7 +197,7 @@ _BOOL_RESULTS = {True: runtime.TRUE, False: runtime.FALSE}
 class Batches:
     """The combined programs of one policy set, by the sources of their members."""
 
-    __slots__ = ("_compiled", "_hoisted", "_plans", "_seen", "budget", "declared")
+    __slots__ = ("_compiled", "_hoisted", "_plans", "_plans_of", "_seen", "budget", "declared")
 
     def __init__(self, declared: runtime.Declarations) -> None:
         self.declared = declared
@@ -202,11 +208,23 @@ class Batches:
         self._hoisted: set[tuple[str, ...]] = set()
         """Lists compiled with subexpressions computed once, until such a batch first fails."""
         self._plans: dict[tuple[str, ...], Plan] = {}
+        self._plans_of: dict[int, tuple[tuple[_Policy, ...], Plan]] = {}
+        """:meth:`plan`'s answers for tuples of policies, by the tuple's identity (kept with it):
+        the tuples a policy set keeps per kind of request are asked for on every review."""
         self._seen: dict[tuple[str, ...], int] = {}
 
     def plan(self, policies: Sequence[_Policy]) -> Plan:
         """The batches' members for these policies (by name: unique in a policy set), leaving out
         expressions that ask the authorizer."""
+        if type(policies) is tuple:
+            known = self._plans_of.get(id(policies))
+            if known is not None and known[0] is policies:
+                return known[1]
+            plan = self.plan(list(policies))
+            if len(self._plans_of) >= CACHE_LIMIT:
+                self._plans_of.clear()
+            self._plans_of[id(policies)] = (policies, plan)
+            return plan
         key = tuple(map(_NAME, policies))
         found = self._plans.get(key)
         if found is None:

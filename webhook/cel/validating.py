@@ -18,7 +18,8 @@ in docs/reference/cel-admission-facts.md:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -92,6 +93,17 @@ _Prepared = tuple[documents.ValidatingPolicy, documents.Binding, bool,
 """A candidate pair, whether it has selectors to check, and its entry of the selected when it
 has no params."""
 
+
+
+class _Selection(NamedTuple):
+    """The pairs a review selects, when the request alone decides it (no selectors, no params)."""
+
+    selected: tuple[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any]], ...]
+    """(policy, binding, its params: :data:`webhook.cel.params.NO_PARAMS`), in evaluation order."""
+    sharing: tuple[documents.ValidatingPolicy, ...]
+    """Those of the policies that share one activation (no composited variables)."""
+
+
 _SHARED_DECLARATIONS = runtime.Declarations()
 """What a policy without ``paramKind`` is compiled with: the only policies whose expressions are
 batched (a param differs per binding)."""
@@ -117,17 +129,25 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
     reads: reads_module.Reads = dataclasses.field(init=False, repr=False, compare=False)
     """What the expressions together can read of the per-review variables: a review converts only
     that into CEL values (:mod:`webhook.cel.reads`)."""
-    _prepared: dict[int, tuple[Any, list[_Prepared]]] = dataclasses.field(init=False, repr=False, compare=False)
+    _prepared: dict[int, tuple[Any, list[_Prepared], _Selection | None]] = dataclasses.field(
+        init=False, repr=False, compare=False)
     """:meth:`prepared`'s lists, by the identity of the candidates' tuple (kept with it)."""
     projectors: dict[str, reads_module.Projector] = dataclasses.field(init=False, repr=False, compare=False)
     """:func:`~webhook.cel.reads.project` with :attr:`reads` fixed, per variable."""
+    request_of: Callable[[model.ReviewContext], dict[str, Any]] = dataclasses.field(
+        init=False, repr=False, compare=False)
+    """A review's ``request`` variable, projected: built from the review's fields directly when
+    the expressions read only fields that are plain values of the review (``request.operation``),
+    which spares building the whole variable to keep one key of it."""
     projected: bool = True
     """Whether reviews hand the expressions only what they read; False hands them the variables
     whole (the reference the tests compare with)."""
 
-    def prepared(self, ctx: model.ReviewContext) -> list[_Prepared]:
+    def prepared(self, ctx: model.ReviewContext) -> tuple[list[_Prepared], _Selection | None]:
         """:meth:`candidates` with what selecting each pair takes worked out once per list: whether
-        it has selectors to check, and its entry when it has no params."""
+        it has selectors to check, and its entry when it has no params. And, when no pair has
+        selectors or params (so every candidate is selected, whatever the objects), the selection
+        itself: the entries, and the policies among them sharing one activation."""
         candidates = self.candidates(ctx)
         found = self._prepared.get(id(candidates))
         if found is None or found[0] is not candidates:
@@ -136,10 +156,14 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
                         or (binding.match_resources is not None and not binding.match_resources.any_object),
                         (policy, binding, params.NO_PARAMS) if policy.param_kind is None else None)
                        for policy, binding in candidates]
+            settled: _Selection | None = None
+            if not any(selects or entry is None for _, _, selects, entry in entries):
+                settled = _Selection(tuple(entry for _, _, _, entry in entries if entry is not None),
+                                     tuple(policy for policy, _, _, _ in entries if policy.shares_activation))
             if len(self._prepared) >= pairing.CACHE_LIMIT:
                 self._prepared.clear()
-            found = self._prepared[id(candidates)] = (candidates, entries)
-        return found[1]
+            found = self._prepared[id(candidates)] = (candidates, entries, settled)
+        return found[1], found[2]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -156,6 +180,7 @@ class PolicySet(pairing.Pairing[documents.ValidatingPolicy, documents.Binding]):
         object.__setattr__(self, "reads", found)
         object.__setattr__(self, "projectors", {root: reads_module.projector(found.get(root, {}))
                                                 for root in reads_module.ROOTS})
+        object.__setattr__(self, "request_of", _request_builder(found.get("request", {}), self.projectors["request"]))
 
 
 def namespace_object(ctx: model.ReviewContext) -> dict[str, Any] | None:
@@ -218,6 +243,31 @@ def request_variable(ctx: model.ReviewContext) -> dict[str, Any]:
     return found
 
 
+_PLAIN_REQUEST_FIELDS: Mapping[str, Callable[[model.ReviewContext], Any]] = MappingProxyType({
+    "operation": operator.attrgetter("operation"),
+    "name": operator.attrgetter("name"),
+    "namespace": operator.attrgetter("namespace"),
+    "subResource": operator.attrgetter("sub_resource"),
+    "dryRun": operator.attrgetter("dry_run"),
+})
+"""Fields of :func:`request_variable` that are a review's plain values, always present."""
+
+
+def _request_builder(
+    tree: reads_module.Tree, project: reads_module.Projector,
+) -> Callable[[model.ReviewContext], dict[str, Any]]:
+    """What :attr:`PolicySet.request_of` does for expressions reading ``tree`` of ``request``:
+    the same as projecting :func:`request_variable` (a test holds it), built directly when every
+    key read is one of :data:`_PLAIN_REQUEST_FIELDS` and read whole."""
+    if tree is not None and all(key in _PLAIN_REQUEST_FIELDS and below is None for key, below in tree.items()):
+        fields = tuple((key, _PLAIN_REQUEST_FIELDS[key]) for key in tree)
+        if len(fields) == 1:
+            (key, field), = fields
+            return lambda ctx: {key: field(ctx)}
+        return lambda ctx: {key: field(ctx) for key, field in fields}
+    return lambda ctx: project(request_variable(ctx))
+
+
 def _error_message(program: runtime.Program, error: str) -> str:
     return f"expression '{program.source}' resulted in error: {error}"
 
@@ -270,7 +320,8 @@ class _Evaluation:
                 if policy.param_kind is not None:
                     common["params"] = param
                 common["variables"] = {}
-                found = shared[key] = _Shared(common, runtime.activation(common, declared=self.declared), {}, {})
+                found = shared[key] = _Shared(common, runtime.activation(
+                    common, declared=self.declared, authorizer="authorizer" in base), {}, {})
             self.values, self.bound, self.memo, self.messages = found
             return
         self.messages = {}
@@ -284,7 +335,8 @@ class _Evaluation:
             if variable.name not in needed:
                 continue  # never referenced: never evaluated, never fails (as the API server's lazy map)
             values["variables"] = variables
-            result = runtime.evaluate(variable.program, runtime.activation(values, declared=self.declared))
+            result = runtime.evaluate(variable.program, runtime.activation(
+                values, declared=self.declared, authorizer="authorizer" in base))
             error = self._explain(variable.program, result.error) if result.error else None
             if error is not None:
                 failed[variable.name] = f'composited variable "{variable.name}" fails to evaluate: {error}'
@@ -292,7 +344,7 @@ class _Evaluation:
                 variables[variable.name] = result.value
         values["variables"] = variables
         self.values = values
-        self.bound = runtime.activation(values, declared=self.declared)
+        self.bound = runtime.activation(values, declared=self.declared, authorizer="authorizer" in base)
 
     def _explain(self, program: runtime.Program, error: str) -> str:
         """A missing key that is a failed variable the expression uses is that variable's error."""
@@ -384,17 +436,18 @@ def _settled(policy: documents.ValidatingPolicy, evaluation: _Evaluation) -> lis
     if memo is None:
         return None
     true, false = runtime.TRUE, runtime.FALSE
-    for condition in policy.match_conditions:
-        if memo.get(condition.program.source) is not true:
+    get = memo.get
+    for source in policy.condition_sources:
+        if get(source) is not true:
             return None
     decisions: list[_Decision] = []
-    for index, validation in enumerate(policy.validations):
-        result = memo.get(validation.program.source)
+    for index, source in enumerate(policy.validation_sources):
+        result = get(source)
         if result is true:
             continue
         if result is not false:
             return None
-        decisions.append(_failed(validation, index, evaluation))
+        decisions.append(_failed(policy.validations[index], index, evaluation))
     return decisions
 
 
@@ -430,29 +483,23 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     base = {
         "object": project["object"](obj),
         "oldObject": project["oldObject"](ctx.old_object),
-        "request": project["request"](request_variable(ctx)),
+        "request": policy_set.request_of(ctx),
         "namespaceObject": project["namespaceObject"](namespace_object(ctx)),
-        # The user's access, asked per check; a set whose expressions never mention ``authorizer``
-        # gets the shared placeholder (nothing can reach it), not a binding built per review.
-        "authorizer": k8s_authz.Binding.for_review(ctx) if policy_set.asks_authorizer else k8s_authz.UNAVAILABLE,
     }
+    if policy_set.asks_authorizer:
+        # The user's access, asked per check. A set whose expressions never mention
+        # ``authorizer`` binds nothing of it (nothing could reach it).
+        base["authorizer"] = k8s_authz.Binding.for_review(ctx)
     denials: list[Denial] = []
     audit_values: dict[str, list[str]] = {}
     shared: dict[tuple[bool, int], _Shared] = {}
-    selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
-    sharing: list[documents.ValidatingPolicy] = []  # those of selected sharing one activation
-    for policy, binding, selects, entry in policy_set.prepared(ctx):
-        if selects and not _selected(policy, binding, ctx, obj):
-            continue
-        if entry is not None:
-            selected.append(entry)
-            if policy.shares_activation:
-                sharing.append(policy)
-            continue
-        try:
-            selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
-        except params.ConfigurationError as exc:
-            selected.append((policy, binding, str(exc)))
+    selected: Sequence[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]]
+    sharing: Sequence[documents.ValidatingPolicy]  # those of selected sharing one activation
+    prepared, settled = policy_set.prepared(ctx)
+    if settled is not None:
+        selected, sharing = settled
+    else:
+        selected, sharing = _select(policy_set, prepared, obj, ctx)
     passing: frozenset[str] = frozenset()
     common: _Evaluation | None = None  # the shared activation's, once the batches ran
     if policy_set.batched and len(selected) > 1 and sharing:
@@ -499,6 +546,29 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
     if denials:
         verdict.denial = denials[0]
     return verdict
+
+
+def _select(
+    policy_set: PolicySet, prepared: list[_Prepared], obj: Any, ctx: model.ReviewContext,
+) -> tuple[list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]],
+           list[documents.ValidatingPolicy]]:
+    """The pairs whose selectors take the objects, each with its params (or the error finding
+    them); and the policies among them sharing one activation."""
+    selected: list[tuple[documents.ValidatingPolicy, documents.Binding, Sequence[Any] | str]] = []
+    sharing: list[documents.ValidatingPolicy] = []
+    for policy, binding, selects, entry in prepared:
+        if selects and not _selected(policy, binding, ctx, obj):
+            continue
+        if entry is not None:
+            selected.append(entry)
+            if policy.shares_activation:
+                sharing.append(policy)
+            continue
+        try:
+            selected.append((policy, binding, policy_set.params.for_binding(policy.param_kind, binding.param_ref, ctx)))
+        except params.ConfigurationError as exc:
+            selected.append((policy, binding, str(exc)))
+    return selected, sharing
 
 
 def _selected(policy: documents.ValidatingPolicy, binding: documents.Binding, ctx: model.ReviewContext,
