@@ -334,26 +334,33 @@ def test_a_group_some_members_guard_stops_being_hoisted_after_it_fails(monkeypat
 # --- what is worked out once per outcome -------------------------------------------------------------
 
 def test_the_policies_settled_by_the_results_are_those_results_show() -> None:
-    """:meth:`Plan.passing` keeps its answers by the results' identities: the shared ``TRUE`` and
+    """:meth:`Plan.outcome` keeps its answers by the results' identities: the shared ``TRUE`` and
     ``FALSE`` stand for their values, and any other result (an equal one that is not the shared
-    object, an error) is "not true" however often its identity comes back."""
+    object, an error) is "not true, not false" however often its identity comes back."""
     policies = list(PSS.policies)
     plan = dataclasses.replace(PSS).batches.plan(policies)
-    validation = plan.policies[0].validations[0].source
-    owner = plan.policies[0].name
+    first = plan.policies[0]
+    validation, owner = first.validations[0].source, first.name
+    index = first.checks.index(validation)
     everything_true = {program.source: runtime.TRUE for program in plan.conditions}
     everything_true.update({program.source: runtime.TRUE for p in plan.policies for program in p.validations})
-    settled_all = plan.passing(everything_true)
-    assert owner in settled_all
+    settled_all = plan.outcome(everything_true)
+    assert owner in settled_all.passing and not settled_all.failing
     for _ in range(3):
         # A fresh result equal to TRUE, freed after each round (its identity may come back).
-        assert owner not in plan.passing({**everything_true, validation: runtime.Result(value=True)})
-        assert owner not in plan.passing({**everything_true, validation: runtime.Result(error="no such key: x")})
-        assert owner not in plan.passing({**everything_true, validation: runtime.FALSE})
-        assert plan.passing(everything_true) == settled_all
+        for other in (runtime.Result(value=True), runtime.Result(error="no such key: x")):
+            outcome = plan.outcome({**everything_true, validation: other})
+            assert owner not in outcome.passing and owner not in outcome.failing  # evaluated in full
+        outcome = plan.outcome({**everything_true, validation: runtime.FALSE})
+        assert owner not in outcome.passing and outcome.failing == {owner: (index,)}
+        assert plan.outcome(everything_true) == settled_all
     # A condition false settles its policy whatever the rest gives.
-    condition = plan.policies[0].conditions[0]
-    assert owner in plan.passing({**everything_true, condition: runtime.FALSE, validation: runtime.Result(value=1)})
+    condition = first.conditions[0]
+    outcome = plan.outcome({**everything_true, condition: runtime.FALSE, validation: runtime.Result(value=1)})
+    assert owner in outcome.passing and owner not in outcome.failing
+    # A condition not true (an error) leaves it to the full evaluation, whatever its validations gave.
+    outcome = plan.outcome({**everything_true, condition: runtime.Result(error="x"), validation: runtime.FALSE})
+    assert owner not in outcome.passing and owner not in outcome.failing
 
 
 def test_a_plan_asked_for_by_a_kept_tuple_is_the_plan_of_its_policies() -> None:

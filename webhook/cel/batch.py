@@ -50,6 +50,7 @@ import dataclasses
 import itertools
 import operator
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from webhook.cel import rewrite, runtime
@@ -106,6 +107,20 @@ class PolicyPlan(NamedTuple):
     settles: bool
     """Whether batch results alone can show it decides nothing: no audit annotations to compute
     and no validation left out of the batch."""
+    checks: tuple[str, ...]
+    """The sources of all its validations, in order (their indexes are the decisions')."""
+
+
+class Outcome(NamedTuple):
+    """What the batches' results alone show about the policies of a :class:`Plan`."""
+
+    passing: frozenset[str]
+    """The policies that decide nothing: a condition false (the policy does not apply, whatever
+    the others give, as upstream's matcher), or every condition and validation true (and nothing
+    left to compute: :attr:`PolicyPlan.settles`)."""
+    failing: Mapping[str, tuple[int, ...]]
+    """Per policy whose conditions are all true and whose validations all gave a boolean, some
+    false: the indexes of the false ones (each a Deny decision, whatever the failurePolicy)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -115,7 +130,7 @@ class Plan:
     conditions: list[runtime.Program]
     """Every distinct match condition, for the first batch."""
     policies: list[PolicyPlan]
-    """Per policy: what the second batch takes of it, and whether :meth:`passing` may settle it."""
+    """Per policy: what the second batch takes of it, and whether :meth:`outcome` may settle it."""
     messages: list[tuple[str, str, runtime.Program]]
     """(policy name, validation source, its messageExpression) for the third batch, of the
     validations that fail and whose messages are all shown."""
@@ -126,18 +141,18 @@ class Plan:
         init=False, repr=False, compare=False)
     """The second batch and its key, by which conditions hold (few combinations: on a create
     the same every time)."""
-    _passing: dict[tuple[tuple[str, ...], tuple[int, ...]], frozenset[str]] = dataclasses.field(
+    _outcomes: dict[tuple[tuple[str, ...], tuple[int, ...]], Outcome] = dataclasses.field(
         init=False, repr=False, compare=False)
-    """:meth:`passing`'s answers by the memo's sources and the identities of their results."""
+    """:meth:`outcome`'s answers by the memo's sources and the identities of their results."""
     _settling: list[tuple[str, frozenset[str], frozenset[str]]] = dataclasses.field(
         init=False, repr=False, compare=False)
-    """Per policy that :meth:`passing` may settle: its name, its conditions' sources, and its
+    """Per policy that :meth:`outcome` may settle: its name, its conditions' sources, and its
     conditions' and validations' sources together."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition_key", tuple(program.source for program in self.conditions))
         object.__setattr__(self, "_admitted", {})
-        object.__setattr__(self, "_passing", {})
+        object.__setattr__(self, "_outcomes", {})
         object.__setattr__(self, "_settling", [
             (policy.name, frozenset(policy.conditions),
              frozenset(policy.conditions).union(program.source for program in policy.validations))
@@ -160,12 +175,11 @@ class Plan:
             found = self._admitted[holding] = (programs, tuple(program.source for program in programs))
         return found
 
-    def passing(self, memo: Mapping[str, runtime.Result]) -> frozenset[str]:
-        """The policies whose results in ``memo`` alone show that they decide nothing: a condition
-        false (the policy does not apply, whatever the others give, as upstream's matcher), or
-        every condition and validation true. Anything else (an error, a failed validation, an
-        expression not batched) needs the full evaluation, which builds the decisions. Set
-        operations over the results, not a loop per expression: this runs for every review.
+    def outcome(self, memo: Mapping[str, runtime.Result]) -> Outcome:
+        """What ``memo``'s results alone show (:class:`Outcome`): the policies that decide nothing,
+        and the failed validations of those whose results are all in and all booleans. Anything
+        else (an error, an expression not batched) needs the policy's full evaluation, which
+        builds the decisions.
 
         The answer depends only on which results are missing, false or not true: the same for
         every review of the same outcome, so it is worked out once per outcome, kept by the
@@ -175,18 +189,31 @@ class Plan:
         result after the first is gone still gives the right answer (its entries only take room
         in the bounded memo)."""
         key = (tuple(memo), tuple(map(id, memo.values())))
-        found = self._passing.get(key)
+        found = self._outcomes.get(key)
         if found is None:
-            true, false = runtime.TRUE, runtime.FALSE
-            untrue = frozenset(itertools.compress(memo, map(operator.is_not, memo.values(), itertools.repeat(true))))
-            falses = frozenset([source for source in untrue if memo[source] is false])
-            known = frozenset(memo)
-            found = frozenset(name for name, conditions, sources in self._settling
-                              if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)))
-            if len(self._passing) >= CACHE_LIMIT:
-                self._passing.clear()
-            self._passing[key] = found
+            found = self._work_out(memo)
+            if len(self._outcomes) >= CACHE_LIMIT:
+                self._outcomes.clear()
+            self._outcomes[key] = found
         return found
+
+    def _work_out(self, memo: Mapping[str, runtime.Result]) -> Outcome:
+        true, false = runtime.TRUE, runtime.FALSE
+        untrue = frozenset(itertools.compress(memo, map(operator.is_not, memo.values(), itertools.repeat(true))))
+        falses = frozenset([source for source in untrue if memo[source] is false])
+        known = frozenset(memo)
+        passing = frozenset(name for name, conditions, sources in self._settling
+                            if not conditions.isdisjoint(falses) or (sources <= known and sources.isdisjoint(untrue)))
+        failing: dict[str, tuple[int, ...]] = {}
+        for policy in self.policies:
+            if policy.name in passing or any(memo.get(source) is not true for source in policy.conditions):
+                continue
+            results = [memo.get(source) for source in policy.checks]
+            if all(result is true or result is false for result in results):
+                indexes = tuple(index for index, result in enumerate(results) if result is false)
+                if indexes:
+                    failing[policy.name] = indexes
+        return Outcome(passing, MappingProxyType(failing))
 
 
 _NAME = operator.attrgetter("name")
@@ -233,7 +260,8 @@ class Batches:
                 [PolicyPlan(policy.name, tuple(condition.program.source for condition in policy.match_conditions),
                             distinct(validation.program for validation in policy.validations),
                             not policy.audit_annotations
-                            and not any(validation.program.asks_authorizer for validation in policy.validations))
+                            and not any(validation.program.asks_authorizer for validation in policy.validations),
+                            tuple(validation.program.source for validation in policy.validations))
                  for policy in policies],
                 [(policy.name, validation.program.source, validation.message_program) for policy in policies
                  for validation in policy.validations if validation.message_program is not None],

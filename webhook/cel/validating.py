@@ -285,6 +285,9 @@ class _Shared(NamedTuple):
 
 
 _NO_PARAM_KEY = (False, id(None))
+
+_NO_OUTCOME = batch.Outcome(frozenset(), MappingProxyType({}))
+"""Nothing settled by batches (none ran): every policy is evaluated in full."""
 """The shared key of the policies without ``paramKind``."""
 
 
@@ -427,30 +430,6 @@ def _failed(validation: documents.Validation, index: int, evaluation: _Evaluatio
                      validation=validation, evaluation=evaluation)
 
 
-def _settled(policy: documents.ValidatingPolicy, evaluation: _Evaluation) -> list[_Decision] | None:
-    """:func:`_validate`'s decisions for a policy on the shared activation when the batches left
-    every result it needs in the memo: its conditions all true, its validations all true or
-    false. ``None`` when anything else is there (an error, a result not batched): the caller then
-    runs :func:`_validate`. A false validation is a Deny decision whatever the failurePolicy."""
-    memo = evaluation.memo
-    if memo is None:
-        return None
-    true, false = runtime.TRUE, runtime.FALSE
-    get = memo.get
-    for source in policy.condition_sources:
-        if get(source) is not true:
-            return None
-    decisions: list[_Decision] = []
-    for index, source in enumerate(policy.validation_sources):
-        result = get(source)
-        if result is true:
-            continue
-        if result is not false:
-            return None
-        decisions.append(_failed(policy.validations[index], index, evaluation))
-    return decisions
-
-
 def _audit_values(evaluation: _Evaluation, failure_policy: str) -> tuple[list[tuple[str, str]], list[_Decision]]:
     values: list[tuple[str, str]] = []
     denials: list[_Decision] = []
@@ -500,10 +479,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
         selected, sharing = settled
     else:
         selected, sharing = _select(policy_set, prepared, obj, ctx)
-    passing: frozenset[str] = frozenset()
+    outcome = _NO_OUTCOME
     common: _Evaluation | None = None  # the shared activation's, once the batches ran
     if policy_set.batched and len(selected) > 1 and sharing:
-        passing, common = _batch(policy_set, sharing, base, shared)
+        outcome, common = _batch(policy_set, sharing, base, shared)
+    passing, failing = outcome
     for policy, binding, found in selected:
         if policy.name in passing:
             continue
@@ -511,11 +491,11 @@ def evaluate(policy_set: PolicySet, obj: Any, ctx: model.ReviewContext) -> Verdi
                 and not policy.audit_annotations:
             # Most of what is left failed a validation: its decisions come from the batches'
             # results (messages computed, on the shared activation, only if shown).
-            decisions = _settled(policy, common)
-            if decisions is not None:
-                if decisions:
-                    verdict.decided.append((policy.name, binding.name))
-                    _apply_actions(verdict, denials, policy, binding, decisions)
+            indexes = failing.get(policy.name)
+            if indexes is not None:
+                verdict.decided.append((policy.name, binding.name))
+                _apply_actions(verdict, denials, policy, binding,
+                               [_failed(policy.validations[index], index, common) for index in indexes])
                 continue
         failure_policy = policy.failure_policy
         if isinstance(found, str):
@@ -582,13 +562,14 @@ def _selected(policy: documents.ValidatingPolicy, binding: documents.Binding, ct
 def _batch(
     policy_set: PolicySet, policies: Sequence[documents.ValidatingPolicy], base: Mapping[str, Any],
     shared: dict[tuple[bool, int], _Shared],
-) -> tuple[frozenset[str], _Evaluation]:
+) -> tuple[batch.Outcome, _Evaluation]:
     """Evaluate the match conditions, then the validations of the policies they let through, then
     the messageExpressions of the failing validations of policies with a Warn binding, of every
     selected policy on the shared activation, as three :mod:`webhook.cel.batch` calls; the
-    results land in the shared memos, where each policy's own evaluation finds them. Returns the
-    policies the results show decide nothing (:meth:`webhook.cel.batch.Plan.passing`): they need
-    no evaluation of their own; and the evaluation of the shared activation. ``policies``: the
+    results land in the shared memos, where each policy's own evaluation finds them. Returns what
+    the results alone show (:meth:`webhook.cel.batch.Plan.outcome`): the policies that decide
+    nothing and the failed validations of those that only failed validations, which need no
+    evaluation of their own; and the evaluation of the shared activation. ``policies``: the
     selected policies that share an activation (no params, no composited variables)."""
     plan = policy_set.batches.plan(policies)
     common = _Evaluation(policies[0], base, None, shared)  # creates the shared activation and memos
@@ -615,7 +596,7 @@ def _batch(
                               if name in warned and memo.get(source) is false) if warned else []
     if len(messages) > 1:
         policy_set.message_batches.run(messages, bound, found.messages)
-    return plan.passing(memo), common
+    return plan.outcome(memo), common
 
 
 def _denied(policy: documents.ValidatingPolicy, binding: documents.Binding, message: str) -> str:
