@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -86,6 +87,42 @@ def test_one_process_keeps_a_registry_per_app() -> None:
     one.requests.labels("/validate", "Pod", "CREATE", "allowed").inc()
     assert _samples(one.render().decode())[ALLOWED] == 1
     assert ALLOWED not in _samples(other.render().decode())
+
+
+def test_a_single_process_counts_reviews_as_observing_each_would() -> None:
+    """Counted in plain numbers and handed over at each scrape, the reviews give a scrape exactly
+    what observing each review gives: every counter, every bucket (a latency equal to a bound in
+    that bound's bucket, a longer one in +Inf), the sum to the last bit, the reviews in flight;
+    over several scrapes."""
+    deferred, direct = metrics.Metrics(), metrics.Metrics()
+    assert deferred.deferred
+    direct.deferred = False
+    rng = random.Random(15)
+    latencies = [1e-9, 0.0005, 0.0005000001, 0.001, 0.0123, 0.3, 2.5, 30.0, 31.0, 1e-4]
+    latencies += [rng.expovariate(200.0) for _ in range(400)] + [rng.uniform(0, 40) for _ in range(40)]
+    kinds = ("Pod", "Deployment", "other")
+    scraped: list[dict[str, float]] = []
+    for index, seconds in enumerate(latencies):
+        for stats in (deferred, direct):
+            stats.review_started()
+            stats.answered(("/validate", "/mutate", "/validate/cel")[index % 3], kinds[index % 2 + index % 3 // 2],
+                           ("CREATE", "UPDATE")[index % 2], ("allowed", "denied", "patched")[index % 3], seconds)
+            if index % 4:
+                stats.review_ended()
+        if index in (0, 99, 300, len(latencies) - 1):
+            scraped.append(_reviews(deferred))
+            assert scraped[-1] == _reviews(direct)
+    assert len({len(found) for found in scraped[1:]}) == 1 and len(scraped[-1]) > 50
+    in_flight = sum(1 for index in range(len(latencies)) if not index % 4)
+    assert scraped[-1]["admission_requests_in_flight"] == in_flight
+    assert scraped[-1]['admission_request_duration_seconds_bucket{le="+Inf",path="/validate"}'] == len(latencies[::3])
+    assert scraped[-1]['admission_request_duration_seconds_sum{path="/validate"}'] == sum(latencies[::3])
+
+
+def _reviews(stats: metrics.Metrics) -> dict[str, float]:
+    """The review metrics of a scrape (not the creation times, which differ between registries)."""
+    return {name: value for name, value in _samples(stats.render().decode()).items()
+            if name.startswith("admission_request") and "_created" not in name}
 
 
 # --- log lines ------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ gauges are dropped by :func:`mark_dead`. A single process keeps a plain registry
 
 from __future__ import annotations
 
+import bisect
+import functools
 import glob
 import os
 from collections.abc import Iterable
@@ -188,10 +190,60 @@ class Metrics:
         self._decided: dict[tuple[str, ...], Any] = {}
         self._failed: dict[tuple[str, ...], Any] = {}
 
+        self.deferred = directory is None and _tallies_fit()
+        """Whether reviews are counted in plain numbers (:class:`_Tally`) that a scrape hands to
+        prometheus_client (:meth:`flush`) instead of one locked update per value per review: a
+        single process, whose scrapes are the only readers. With ``--workers`` every value goes
+        to the files at once, as a scrape on another worker must see it."""
+        self.reviews_in_flight = 0
+        """Reviews being processed now (``admission_requests_in_flight`` when deferred)."""
+        self._tallies: dict[tuple[str, str, str, str], int] = {}
+        self._timings: dict[str, _Tally] = {}
+
+    def review_started(self) -> None:
+        """A review is being processed (``admission_requests_in_flight``)."""
+        if self.deferred:
+            self.reviews_in_flight += 1
+        else:
+            self.in_flight.inc()
+
+    def review_ended(self) -> None:
+        if self.deferred:
+            self.reviews_in_flight -= 1
+        else:
+            self.in_flight.dec()
+
     def answered(self, path: str, kind: str, operation: str, decision: str, seconds: float) -> None:
         """One review answered: ``admission_requests_total`` and its latency."""
+        if self.deferred:
+            key = (path, kind, operation, decision)
+            tallies = self._tallies
+            tallies[key] = tallies.get(key, 0) + 1
+            timing = self._timings.get(path)
+            if timing is None:
+                timing = self._timings[path] = _Tally()
+            timing.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            timing.total += seconds
+            return
         _bound(self._answered, self.requests, (path, kind, operation, decision)).inc()
         _bound(self._latencies, self.latency, (path,)).observe(seconds)
+
+    def flush(self) -> None:
+        """Hand what :meth:`answered` counted in plain numbers to prometheus_client: the same
+        values as observing each review (a test holds it), in one update per series."""
+        tallies, self._tallies = self._tallies, {}
+        for labels, count in tallies.items():
+            _bound(self._answered, self.requests, labels).inc(count)
+        for path, timing in self._timings.items():
+            child = _bound(self._latencies, self.latency, (path,))
+            # The running sum, added up review by review as observe() adds it: the same float.
+            child._sum.set(timing.total)  # noqa: SLF001 - see _tallies_fit
+            counts, timing.buckets = timing.buckets, [0] * len(timing.buckets)
+            for bucket, count in zip(child._buckets, counts, strict=True):  # noqa: SLF001
+                if count:
+                    bucket.inc(count)
+        if self.deferred:
+            self.in_flight.set(self.reviews_in_flight)
 
     def policy_decided(self, policy: str, binding: str, chain: str, decision: str) -> None:
         """An admission policy's binding denied, warned, audited or patched a review. Bounded: the
@@ -203,7 +255,33 @@ class Metrics:
         _bound(self._failed, self.policy_errors, (policy_id,)).inc()
 
     def render(self) -> bytes:
+        self.flush()
         return prom.generate_latest(self.registry)
+
+
+class _Tally:
+    """One path's review latencies since the last :meth:`Metrics.flush`, counted per bucket of
+    :data:`LATENCY_BUCKETS` (the last for longer ones, ``+Inf``) as prometheus_client's histogram
+    counts them (an amount equal to a bound goes to that bound's bucket); and the sum of all of
+    them since the start, which the histogram's sum is set to."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+
+@functools.cache
+def _tallies_fit() -> bool:
+    """Whether this prometheus_client's histogram keeps a value per bucket and one for the sum
+    (``_buckets`` with ``inc``, ``_sum`` with ``set``), which :meth:`Metrics.flush` updates: private
+    names, unchanged since 0.4. Another layout means observing each review, as before. Asked
+    only by a single process (in-memory values: the probe writes no file)."""
+    probe = prom.Histogram("probe", "probe", buckets=LATENCY_BUCKETS, registry=None)
+    buckets, total = getattr(probe, "_buckets", None), getattr(probe, "_sum", None)
+    return (isinstance(buckets, list) and len(buckets) == len(LATENCY_BUCKETS) + 1
+            and all(hasattr(bucket, "inc") for bucket in buckets) and hasattr(total, "set"))
 
 
 def _bound(children: dict[tuple[str, ...], Any], metric: Any, labels: tuple[str, ...]) -> Any:

@@ -102,12 +102,12 @@ def review_handler(chain: model.Chain, group: str | None) -> Handler:
                 429, f"too many concurrent reviews (limit {settings.max_concurrent}); retry"
             )
         slots.taken += 1
-        stats.in_flight.inc()
+        stats.review_started()
         try:
             return await _answer(request, chain, group, path, started)
         finally:
             slots.taken -= 1
-            stats.in_flight.dec()
+            stats.review_ended()
 
     return handle
 
