@@ -166,15 +166,8 @@ class ValidatingPolicy:
     composited variables): they share one activation, and :mod:`webhook.cel.batch` may run
     them together with the other such policies' expressions."""
 
-    condition_sources: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
-    """The sources of its match conditions, in order (the keys of its results in a review's memo)."""
-    validation_sources: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
-    """The sources of its validations, in order."""
-
     def __post_init__(self) -> None:
         object.__setattr__(self, "shares_activation", self.param_kind is None and not self.needed)
-        object.__setattr__(self, "condition_sources", tuple(c.program.source for c in self.match_conditions))
-        object.__setattr__(self, "validation_sources", tuple(v.program.source for v in self.validations))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

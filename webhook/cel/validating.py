@@ -94,7 +94,6 @@ _Prepared = tuple[documents.ValidatingPolicy, documents.Binding, bool,
 has no params."""
 
 
-
 class _Selection(NamedTuple):
     """The pairs a review selects, when the request alone decides it (no selectors, no params)."""
 
@@ -285,10 +284,10 @@ class _Shared(NamedTuple):
 
 
 _NO_PARAM_KEY = (False, id(None))
+"""The shared key of the policies without ``paramKind``."""
 
 _NO_OUTCOME = batch.Outcome(frozenset(), MappingProxyType({}))
 """Nothing settled by batches (none ran): every policy is evaluated in full."""
-"""The shared key of the policies without ``paramKind``."""
 
 
 _NO_FAILURES: Mapping[str, str] = MappingProxyType({})
