@@ -114,3 +114,37 @@ def test_json_types_are_kept_apart_inside_equal_looking_subtrees(old: Any, new: 
     ops = patch.diff(old, new)
     assert sorted(ops, key=str) == sorted(expected, key=str)
     assert _json(jsonpatch.apply_patch(copy.deepcopy(old), ops)) == _json(new)
+
+
+def _retyped(value: Any, draw: Any) -> Any:
+    """``value`` with some leaves of another JSON type but equal under Python's == (1, 1.0, true),
+    some maps' keys in another order, and some subtrees shared, not copied."""
+    if isinstance(value, dict):
+        if draw(st.booleans()):
+            return value  # shared by identity, as the engine's copy shares what no mutation writes
+        keys = list(value)
+        if draw(st.booleans()):
+            keys.reverse()
+        return {key: _retyped(value[key], draw) for key in keys}
+    if isinstance(value, list):
+        return [_retyped(item, draw) for item in value]
+    if type(value) is int and value in (0, 1) and draw(st.booleans()):
+        return draw(st.sampled_from([float(value), bool(value)]))
+    if type(value) is bool and draw(st.booleans()):
+        return int(value)
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.data())
+def test_values_equal_under_python_but_not_as_json_are_replaced_and_nothing_else(old: Any, data: Any) -> None:
+    """A copy whose only differences are JSON types under equal-looking values, key order and
+    shared parts: the patch replaces exactly the leaves whose type changed (none when none did)
+    and applies to the original."""
+    new = _retyped(old, data.draw)
+    ops = patch.diff({"root": old}, {"root": new})
+    assert all(op["op"] == "replace" and type(op["value"]) in (int, float, bool) for op in ops)
+    patched = jsonpatch.apply_patch({"root": copy.deepcopy(old)}, ops)
+    assert _json(patched) == _json({"root": new})
+    if _json(old) == _json(new):
+        assert ops == []
