@@ -232,6 +232,25 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
 RUNTIME_VENV = ROOT / ".bench" / "runtime"
 
 
+def server_tls(work: Path) -> list[str]:
+    """``--cert``/``--key`` for every benchmarked server: a pair made in ``work``, once per run."""
+    from webhook import certs
+
+    certs.ensure(work / "certs", service="bench", namespace="bench", hosts=["localhost"], ips=["127.0.0.1"])
+    return ["--cert", str(work / "certs" / "tls.crt"), "--key", str(work / "certs" / "tls.key")]
+
+
+def bare_command(python: list[str], port: int, tls: list[str]) -> list[str]:
+    """The bare aiohttp handler (:mod:`bench.bare`) on ``port``."""
+    return [*python, "-m", "bench.bare", "--port", str(port), *tls]
+
+
+def webhook_command(python: list[str], port: int, tls: list[str], policies: Path) -> list[str]:
+    """``webhook serve`` on ``port`` with ``policies``, as every benchmark runs it."""
+    return [*python, "-m", "webhook", "serve", "--port", str(port), *tls, "--policies", str(policies),
+            "--drain-seconds", "0", "--log-format", "json"]
+
+
 def interpreter() -> tuple[list[str], str]:
     """How the servers run: as the image runs the webhook, ``python -OO`` with the runtime
     dependencies only, in a virtualenv under ``.bench/`` made from pyproject.toml's dependencies
@@ -640,8 +659,6 @@ def main() -> int:
     print("timing policy evaluation in process ...", flush=True)
     evaluation = evaluation_micro()
 
-    from webhook import certs
-
     python, serving = interpreter()
     results: dict[str, Any] = {
         "environment": {
@@ -657,17 +674,12 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
         work = Path(tmp)
-        certs.ensure(work / "certs", service="bench", namespace="bench", hosts=["localhost"],
-                     ips=["127.0.0.1"])
-        cert, key = work / "certs" / "tls.crt", work / "certs" / "tls.key"
+        tls = server_tls(work)
         loader = Loader(kind=kind, workdir=work, cpu=load_cpu)
         ports = {"bare": free_port(), "webhook": free_port()}
         bases = {name: f"https://127.0.0.1:{port}" for name, port in ports.items()}
-        bare = _bare([*python, "-m", "bench.bare", "--port", str(ports["bare"]), "--cert", str(cert),
-                      "--key", str(key)], work=work, cpu=server_cpu)
-        serve = [*python, "-m", "webhook", "serve", "--port", str(ports["webhook"]),
-                 "--cert", str(cert), "--key", str(key), "--policies", str(ROOT / "policies"),
-                 "--drain-seconds", "0", "--log-format", "json"]
+        bare = _bare(bare_command(python, ports["bare"], tls), work=work, cpu=server_cpu)
+        serve = webhook_command(python, ports["webhook"], tls, ROOT / "policies")
         full = started([*serve, "--workers", str(args.workers)],
                        ready_url=f"{bases['webhook']}/readyz", log=work / "webhook.log", cpu=server_cpu)
         with bare as bare_process, full as full_process:
@@ -691,9 +703,7 @@ def main() -> int:
                 results["cel"] = cel_micro_fresh(work)
                 cel_port = free_port()
                 cel_base = f"https://127.0.0.1:{cel_port}"
-                cel_serve = [*python, "-m", "webhook", "serve", "--port", str(cel_port), "--cert", str(cert),
-                             "--key", str(key), "--policies", str(cel_policy_dir(work)), "--drain-seconds", "0",
-                             "--log-format", "json"]
+                cel_serve = webhook_command(python, cel_port, tls, cel_policy_dir(work))
                 with started(cel_serve, ready_url=f"{cel_base}/readyz", log=work / "cel.log", cpu=server_cpu) as cel:
                     results["cel"]["server"] = cel_server(bases["bare"], cel_base, loader, seconds=args.seconds,
                                                           connections=args.connections, rounds=args.rounds)

@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import reviews
-from bench.__main__ import OUT, ROOT, _insecure, free_port, interpreter, wait_ready
+from bench.__main__ import (
+    OUT, ROOT, _insecure, bare_command, free_port, interpreter, server_tls, wait_ready, webhook_command,
+)
 
 ENDPOINTS = (reviews.POD_SECURITY_PATH, "/validate", "/mutate")
 
@@ -102,27 +104,23 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: nothing to count", file=sys.stderr)
         return 2
-    from webhook import certs
-
     python, serving = interpreter()
     body = reviews.bodies()["pod"]
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="webhook-instructions-") as tmp:
         work = Path(tmp)
-        certs.ensure(work / "certs", service="bench", namespace="bench", hosts=["localhost"], ips=["127.0.0.1"])
-        tls = ["--cert", str(work / "certs" / "tls.crt"), "--key", str(work / "certs" / "tls.key")]
+        tls = server_tls(work)
         runs: dict[str, tuple[list[str], str | None, str, int]] = {}
         for name in ("bare", *ENDPOINTS):
             for requests in (0, args.requests):
                 port = free_port()  # one per run: two run at a time
                 base = f"https://127.0.0.1:{port}"
                 if name == "bare":
-                    command = [*python, "-m", "bench.bare", "--port", str(port), *tls]
+                    command = bare_command(python, port, tls)
                     ready, url = None, f"{base}/validate?timeout=10s"
                 else:
-                    command = [*python, "-m", "webhook", "serve", "--port", str(port), *tls, "--policies",
-                               str(ROOT / "policies"), "--drain-seconds", "0", "--log-format", "json",
-                               "--reload-interval", "3600"]
+                    # No policy reload while counted (the first would fall in the review run only).
+                    command = [*webhook_command(python, port, tls, ROOT / "policies"), "--reload-interval", "3600"]
                     ready, url = f"{base}/readyz", f"{base}{name}?timeout=10s"
                 runs[f"{name}:{requests}"] = (command, ready, url, requests)
         print(f"counting {len(runs)} runs under callgrind, two at a time ...", flush=True)
