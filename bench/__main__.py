@@ -9,8 +9,10 @@ Two servers, each its own process on 127.0.0.1 with the same TLS settings:
 
 Both get the same load from a separate process (``wrk`` when installed, else ``bench.load``), over
 TLS with keep-alive, cycling through a Pod and a Deployment review on ``/validate`` and
-``/mutate``. For each: saturation throughput (closed loop), then latency at half that rate, then
-saturation per review and endpoint. With two or more CPUs the servers are pinned to CPU 0 and the
+``/mutate``. For each: saturation throughput (closed loop), then latency at half that rate (Poisson
+arrivals), then saturation per review and endpoint. The webhook's latency at half rate is set
+beside the bare handler's at the same arrivals and the bare handler's nearly idle (100 req/s), the
+floor this machine puts under any handler. With two or more CPUs the servers are pinned to CPU 0 and the
 load generator to CPU 1, so neither steals the other's time. Peak RSS is read from
 ``/proc/<pid>/status`` (VmHWM). Policy evaluation without HTTP is timed in this process first.
 Then CEL admission policies (``--no-cel`` skips it): the Pod Security levels written as 19
@@ -227,6 +229,25 @@ def measure(bases: dict[str, str], loader: Loader, *, seconds: float, connection
             out[name]["per_request"][label] = loader.run(
                 base, [(path, body)], duration=max(2.0, seconds / 3), connections=connections, rate=None)
     return out
+
+
+FLOOR_RATE = 100.0
+"""Requests a second at which a server is idle nearly all the time: what latency it shows there is
+the machine's (waking an idle CPU, cold caches), not queueing."""
+
+
+def latency_baselines(bare_base: str, webhook_half: dict[str, Any], loader: Loader, *,
+                      seconds: float) -> dict[str, Any]:
+    """What the webhook's p99 at half of its saturation is compared with: the bare handler at the
+    same rate and connections (the same arrivals, so what differs is the work per request), and
+    the bare handler nearly idle (the floor this machine puts under any handler's latency)."""
+    mixed = [(path, body) for _, path, body in reviews.requests()]
+    rate = webhook_half["target_rate"]
+    same = loader.run(bare_base, mixed, duration=seconds, connections=max(4, round(rate / 100)), rate=rate)
+    same["target_rate"] = rate
+    floor = loader.run(bare_base, mixed, duration=seconds, connections=4, rate=FLOOR_RATE)
+    floor["target_rate"] = FLOOR_RATE
+    return {"bare_at_webhook_half": same, "bare_idle_floor": floor}
 
 
 RUNTIME_VENV = ROOT / ".bench" / "runtime"
@@ -525,6 +546,10 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     mixed = statistics.median(f["rate"] / b["rate"] for f, b in zip(full["rounds"], bare["rounds"], strict=True))
     found["mixed_load_ratio"] = {"value": round(mixed, 3), "target": "(reported)", "met": True}
     at_most("p99_half_saturation_ms", round(full["half_saturation"]["latency_ms"]["p99"], 2), TARGETS["p99_half_ms"])
+    for key, name in (("bare_at_webhook_half", "p99_bare_at_that_rate_ms"), ("bare_idle_floor", "p99_bare_idle_ms")):
+        baseline = results.get("latency_baselines", {}).get(key)
+        if baseline is not None:
+            found[name] = {"value": round(baseline["latency_ms"]["p99"], 2), "target": "(reported)", "met": True}
     ev = results["evaluation_us"]
     for load in ("pod", "distinct"):
         at_most(f"pod_security_us_{load}", ev[f"{load}.pod_security_us"], TARGETS["pod_security_us"])
@@ -566,6 +591,17 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {failed} "
             f"| {', '.join(str(w['peak']) for w in s['rss_mb'])} |"
         )
+    if "latency_baselines" in results:
+        same = results["latency_baselines"]["bare_at_webhook_half"]
+        floor = results["latency_baselines"]["bare_idle_floor"]
+        ours = results["servers"]["webhook"]["half_saturation"]
+        lines += ["", "Arrivals at a rate are Poisson (see bench/wrk.py). The webhook's latency at half of its "
+                  "saturation, against the bare handler given the same arrivals, and the bare handler nearly idle "
+                  "(the latency this machine puts under any handler):", "",
+                  "| load | req/s | p50 / p90 / p99 ms |", "|---|---|---|",
+                  f"| (b) webhook at half of its saturation | {ours['rate']:.0f} | {_lat(ours)} |",
+                  f"| (a) bare at the same rate | {same['rate']:.0f} | {_lat(same)} |",
+                  f"| (a) bare at {floor['target_rate']:.0f} req/s | {floor['rate']:.0f} | {_lat(floor)} |"]
     lines += ["", "Saturation per review (req/s, p99 ms):", "",
               "| review | (a) bare | (b) webhook | (b)/(a) |", "|---|---|---|---|"]
     for label in results["servers"]["bare"]["per_request"]:
@@ -690,6 +726,8 @@ def main() -> int:
             print(f"measuring both servers, {args.rounds} interleaved rounds ...", flush=True)
             figures = measure(bases, loader, seconds=args.seconds, connections=args.connections,
                               rounds=args.rounds, pids=pids)
+            results["latency_baselines"] = latency_baselines(
+                bases["bare"], figures["webhook"]["half_saturation"], loader, seconds=args.seconds)
             if args.workers == 1:
                 print("measuring each endpoint against the bare handler, typical and distinct Pods ...", flush=True)
                 results["endpoints"] = endpoints(bases, pids, loader, seconds=args.seconds,

@@ -33,7 +33,15 @@ from typing import Any
 
 from bench import reviews
 from bench.__main__ import (
-    OUT, ROOT, _insecure, bare_command, free_port, interpreter, server_tls, wait_ready, webhook_command,
+    OUT,
+    ROOT,
+    _insecure,
+    bare_command,
+    free_port,
+    interpreter,
+    server_tls,
+    wait_ready,
+    webhook_command,
 )
 
 ENDPOINTS = (reviews.POD_SECURITY_PATH, "/validate", "/mutate")

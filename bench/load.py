@@ -3,9 +3,10 @@
     python -m bench.load URL --duration 10 --connections 16 [--rate 2000] < requests.json
 
 Saturation is closed-loop (each connection sends its next request on the answer). A fixed rate is
-open-loop: request *i* is due at ``start + i / rate`` and its latency is counted from that moment,
-so a stalled server is charged for the requests it delayed (no coordinated omission). Prints the
-same JSON line as the wrk driver.
+open-loop with Poisson arrivals, as the wrk driver's default: the gaps between requests are drawn
+from an exponential distribution of mean ``1 / rate`` (a fixed seed), each request has its due
+moment and its latency is counted from that moment, so a stalled server is charged for the requests
+it delayed (no coordinated omission). Prints the same JSON line as the wrk driver.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import ssl
 import sys
 import time
@@ -66,8 +68,10 @@ async def drive(url: str, requests: list[tuple[str, bytes]], *, duration: float,
         else:
             tasks = set()
             index = 0
+            arrivals = random.Random(19)
+            due = start
             while True:
-                due = start + index / rate
+                due += arrivals.expovariate(rate)
                 if due >= end:
                     break
                 delay = due - time.perf_counter()
