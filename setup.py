@@ -23,6 +23,7 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "webhook/answering.py",
     "webhook/appstate.py",
     "webhook/engine.py",
     "webhook/metrics.py",

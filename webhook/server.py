@@ -23,7 +23,7 @@ import orjson
 import structlog
 from aiohttp import hdrs, typedefs, web
 
-from webhook import appstate, catalog, config, deadlines, engine, errors, logs, metrics, review, tls
+from webhook import answering, appstate, catalog, config, deadlines, engine, errors, logs, metrics, review, tls
 from webhook.policy import files, model, yamlsafe
 
 if TYPE_CHECKING:  # imported by build_app only when asked for (--record, --faults, --admin-port)
@@ -51,6 +51,8 @@ def fingerprint(paths: tuple[Path, ...]) -> str:
 
 JSON_LIMITS = web.AppKey("json_limits", review.Limits)
 """What one review's body may hold (nesting, objects and arrays, values); see :class:`review.Limits`."""
+SERVICES = web.AppKey("review_services", answering.Services)
+"""What a review reads of the app, gathered in one object (:class:`webhook.answering.Services`)."""
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -87,11 +89,13 @@ def _unsupported_encoding(request: web.Request) -> str | None:
 
 
 def review_handler(chain: model.Chain, group: str | None) -> Handler:
-    """The handler for ``/mutate[/<group>]`` or ``/validate[/<group>]``."""
+    """The handler for ``/mutate[/<group>]`` or ``/validate[/<group>]``: what needs the request
+    (the concurrency bound, the headers, reading the body, the HTTP response) is here, the rest in
+    :func:`webhook.answering.answer` (compiled)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
-        settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
+        stats = app[appstate.METRICS]
         path = request.path
         started = time.perf_counter()
         slots = app[appstate.LIMITER]
@@ -99,7 +103,7 @@ def review_handler(chain: model.Chain, group: str | None) -> Handler:
             stats.errors.labels(path, "overloaded").inc()
             log.warning("review_refused", path=path, reason="too many concurrent reviews")
             return appstate.json_error(
-                429, f"too many concurrent reviews (limit {settings.max_concurrent}); retry"
+                429, f"too many concurrent reviews (limit {app[appstate.SETTINGS].max_concurrent}); retry"
             )
         slots.taken += 1
         stats.review_started()
@@ -116,7 +120,6 @@ async def _answer(
     request: web.Request, chain: model.Chain, group: str | None, path: str, started: float
 ) -> web.Response:
     app = request.app
-    settings, stats = app[appstate.SETTINGS], app[appstate.METRICS]
     encoding = _unsupported_encoding(request)
     if encoding is not None:
         refusal = _refused(request, path, 415, "unsupported_encoding",
@@ -130,81 +133,25 @@ async def _answer(
             )
         # The only await of a review: deadlines.middleware skips its timer when the body is already
         # here, so any other await added to this handler needs that timer (see webhook.deadlines).
-        body = await _read_body(request, settings.max_body_bytes)
-        parsed = review.parse(body, limits=app[JSON_LIMITS])
+        body = await _read_body(request, app[appstate.SETTINGS].max_body_bytes)
     except errors.BadReview as exc:
         return _refused(request, path, exc.status, "bad_request" if exc.status == 400 else "too_large", str(exc))
-
-    ctx = parsed.context
-    cluster_view = app[appstate.CLUSTER]
-    if ctx.namespace:
-        ctx.namespace_labels = cluster_view.labels(ctx.namespace)
-    ctx.authorizer = cluster_view.authorizer
-    ctx.params = cluster_view.params
-    policies = app[appstate.POLICIES].current
-    try:
-        outcome = engine.evaluate(policies, parsed.object, ctx, chain=chain, group=group)
-    except errors.BadReview as exc:  # nested too deeply for the engine (review.Limits stops it sooner)
-        return _refused(request, path, exc.status, "bad_request", str(exc))
-    answer = review.respond(parsed, outcome)
-    latency = time.perf_counter() - started
-    decision = "allowed" if outcome.allowed else "denied"
-    if outcome.allowed and outcome.patch:
-        decision = "patched"
-    for policy_id in outcome.failed_policies:
-        stats.policy_failed(policy_id)
-    for decided in outcome.decided_by:  # admission policies: labels bounded by the policy files
-        policy_name, _, binding_name = decided.partition("/")
-        stats.policy_decided(policy_name, binding_name, chain, decision)
-    # Label values must stay few: the kind comes from the caller, so unknown kinds share one label.
-    kind_label = ctx.kind if ctx.kind in policies.kinds or ctx.kind in KNOWN_KINDS else "other"
-    stats.answered(path, kind_label, ctx.operation, decision, latency)
-    logs.review(
-        {
-            "path": path,
-            "uid": _short(ctx.uid),
-            "kind": _short(ctx.kind),
-            "namespace": _short(ctx.namespace),
-            "name": _short(ctx.name),
-            "operation": ctx.operation,
-            "user": _short(ctx.username),
-            "dry_run": ctx.dry_run,
-            "decision": decision,
-            "message": _short(outcome.message, 2048) or None,
-            "warnings": len(outcome.warnings),
-            "patch_ops": len(outcome.patch),
-            "failed_policies": outcome.failed_policies or None,
-            "policies": outcome.decided_by or None,
-            "latency_ms": round(latency * 1000, 3),
-            "over_deadline": latency > appstate.caller_timeout(request) or None,
-        },
-        logger=log,
-    )
-    sink = app.get(appstate.RECORDER)
-    if sink is not None:
-        sink.submit(parsed, answer, path=path, raw=body)
-    return web.Response(body=orjson.dumps(answer), content_type=appstate.JSON)
+    answered = answering.answer(app[SERVICES], body, path=path, chain=chain, group=group, started=started,
+                                caller_timeout=appstate.caller_timeout(request))
+    if isinstance(answered, answering.Refusal):
+        return _refused(request, path, answered.status, answered.reason, answered.message)
+    return web.Response(body=answered, content_type=appstate.JSON)
 
 
 def _refused(request: web.Request, path: str, status: int, reason: str, message: str) -> web.Response:
     """A call error: counted, logged (the message cut short) and answered as JSON. A body left
     unread (refused by its headers or size) closes the connection rather than being drained."""
     request.app[appstate.METRICS].errors.labels(path, reason).inc()
-    log.warning("bad_review", path=path, status=status, error=_short(message, 1024))
+    log.warning("bad_review", path=path, status=status, error=answering.short(message, 1024))
     response = appstate.json_error(status, message)
     if not request.content.is_eof():
         response.force_close()
     return response
-
-
-# Kinds worth their own metrics label even when no policy reads them (the API server may send them
-# to /validate if a cluster registers broad rules).
-KNOWN_KINDS = frozenset({"Namespace", "Service", "ConfigMap", "Secret", "Ingress", "ServiceAccount"})
-
-
-def _short(value: str, limit: int = 256) -> str:
-    """Fields of a review are caller-controlled: a 300 KB name must not become a 300 KB log line."""
-    return value if len(value) <= limit else f"{value[:limit]}...(+{len(value) - limit} chars)"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -482,6 +429,10 @@ def build_app(
         recorder.stats = stats
         app[appstate.RECORDER] = recorder
         app.cleanup_ctx.append(_recorder_context(recorder))
+    app[SERVICES] = answering.Services(
+        stats=stats, policies=app[appstate.POLICIES], cluster=app[appstate.CLUSTER], limits=app[JSON_LIMITS],
+        recorder=recorder,
+    )
     if faults is not None:
         app[faults_module.FAULTS] = faults
         if settings.admin_port is not None:
