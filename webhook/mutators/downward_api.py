@@ -49,15 +49,23 @@ def _targets(spec: dict[str, Any], params: DownwardAPISettings) -> list[dict[str
     return found
 
 
-def _wanted_env(container: dict[str, Any], params: DownwardAPISettings) -> list[dict[str, Any]]:
-    env = [
-        {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
-        for name, path in params.fieldEnv.items()
-    ]
-    env += [
-        {"name": name, "valueFrom": ref.as_source(container["name"])}
-        for name, ref in params.resourceEnv.items()
-    ]
+def _missing_env(container: dict[str, Any], params: DownwardAPISettings, present: set[str]) -> list[dict[str, Any]]:
+    """The configured variables whose names are not in ``present``, in the configured order, built
+    for ``container``. Only the missing ones are built: a container that has them all (a review of
+    this webhook's own output) costs no dicts."""
+    env: list[dict[str, Any]] = []
+    for name, path in params.fieldEnv.items():
+        if name not in present:
+            env.append({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}})
+    if params.resourceEnv:
+        container_name = container["name"]
+        for name, ref in params.resourceEnv.items():
+            if name in present:
+                continue
+            source: dict[str, Any] = {"containerName": container_name, "resource": ref.resource}
+            if ref.divisor is not None:
+                source["divisor"] = ref.divisor
+            env.append({"name": name, "valueFrom": {"resourceFieldRef": source}})
     return env
 
 
@@ -71,7 +79,7 @@ def inject_env(target: model.PodTarget, ctx: model.ReviewContext, params: Downwa
             continue
         current = env or []
         names = [e.get("name") if isinstance(e, dict) else None for e in current]
-        missing = [e for e in _wanted_env(container, params) if e["name"] not in names]
+        missing = _missing_env(container, params, {n for n in names if isinstance(n, str)})
         if not missing:
             continue
         unique = all(isinstance(n, str) for n in names) and len(set(names)) == len(names)

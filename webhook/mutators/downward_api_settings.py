@@ -59,12 +59,6 @@ class ResourceRef(settings.StrictModel):
                 )
         return self
 
-    def as_source(self, container: str) -> dict[str, Any]:
-        ref: dict[str, Any] = {"containerName": container, "resource": self.resource}
-        if self.divisor is not None:
-            ref["divisor"] = self.divisor
-        return {"resourceFieldRef": ref}
-
 
 DEFAULT_RESOURCES: dict[str, ResourceRef] = {
     "CPU_REQUEST": ResourceRef(resource="requests.cpu"),
