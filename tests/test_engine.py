@@ -456,3 +456,85 @@ def test_access_review_is_asked_only_when_nothing_cheaper_decides(
     outcome = engine.evaluate(ps, parsed.object, parsed.context, chain="validating")
     assert authorizer.asked == asked
     assert outcome.allowed is (asked == 0)
+
+
+def _one_gate_catalog(calls: list[str]) -> Any:
+    """One mutating group (so one gate) of three mutations with declared write sets: the first
+    edits containers, the second adds the label ``team: core``, the third records that it ran."""
+    from webhook.policy import model, registry
+
+    cat = conftest.make_catalog()
+    registry.group("demo-gate", key="demoGate", chain="mutating", settings_model=conftest.LabelSettings, order=30,
+                   registry=cat)
+
+    @registry.mutation("demo-gate.containers", group="demo-gate", pod_spec=True, order=10, registry=cat,
+                       writes=("spec.containers[*]",))
+    def containers(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> None:
+        calls.append("containers")
+        for container in pod.spec["containers"]:
+            container.setdefault("env", []).append({"name": "DEMO", "value": "1"})
+
+    @registry.mutation("demo-gate.label", group="demo-gate", pod_spec=True, order=20, registry=cat,
+                       writes=("metadata.labels",))
+    def label(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> None:
+        calls.append("label")
+        pod.metadata_for_write().setdefault("labels", {})["team"] = "core"
+
+    @registry.mutation("demo-gate.after", group="demo-gate", pod_spec=True, order=30, registry=cat,
+                       writes=("metadata.annotations",))
+    def after(pod: model.PodTarget, ctx: model.ReviewContext, params: Any) -> None:
+        calls.append("after")
+        pod.metadata_for_write().setdefault("annotations", {})["after"] = "yes"
+
+    return cat
+
+
+def _one_gate_set(tmp_path: Path, cat: Any, selector: str) -> engine.PolicySet:
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: admission.dev/v1alpha1\nkind: PolicyConfig\n"
+        f"demoGate:\n  scope: {{objectSelector: {{matchExpressions: [{{key: team, operator: {selector}}}]}}}}\n"
+    )
+    return engine.PolicySet(files.load([tmp_path], catalog=cat), catalog=cat)
+
+
+@pytest.mark.parametrize(("selector", "ran"), [
+    # The label written by the second mutation takes the pod out of the group's own scope: the
+    # gate is re-decided after a mutation that may write labels, and the third does not run...
+    ("DoesNotExist", ["containers", "label"]),
+    # ...and with the opposite selector the pod is out of scope from the start.
+    ("Exists", []),
+])
+def test_a_gate_is_re_decided_after_a_mutation_of_its_own_group_writes_labels(
+    tmp_path: Path, selector: str, ran: list[str]
+) -> None:
+    calls: list[str] = []
+    ps = _one_gate_set(tmp_path, _one_gate_catalog(calls), selector)
+    outcome = run(ps, conftest.admission_review(conftest.pod()), chain="mutating")
+    assert calls == ran
+    assert any(op["path"] == "/metadata/labels" for op in outcome.patch) is ("label" in ran)
+    assert not any(op["path"] == "/metadata/annotations" for op in outcome.patch)
+
+
+def test_a_gate_keeps_its_decision_across_mutations_that_cannot_change_what_it_reads(tmp_path: Path) -> None:
+    """What the mutating pass keeps per gate: the object-reading decision and the counts of
+    label- and spec-writing mutations it was made after. A containers-only mutation leaves the
+    decision standing (the same entry); a label-writing one makes the next instance decide again."""
+    calls: list[str] = []
+    ps = _one_gate_set(tmp_path, _one_gate_catalog(calls), "DoesNotExist")
+    parsed = review.parse(conftest.admission_review(conftest.pod()))
+    first, second, third = ps.select("mutating", None, "Pod", "CREATE")
+    assert (first.writes_metadata, second.writes_metadata, third.writes_metadata) == (False, True, True)
+    assert not any(i.writes_spec for i in (first, second, third))
+    state = engine._Pass(copy.deepcopy(parsed.object), parsed.context)
+    entries = []
+    for inst in (first, second):
+        applies, pod = state.targets(inst)
+        assert applies
+        entries.append(state.objects[inst.gate])
+        inst.policy.fn(pod, parsed.context, inst.params)
+        state.wrote(inst)
+    assert entries[0] == (0, 0, True)
+    assert entries[1] is entries[0]  # decided for the first, kept for the second
+    assert state.metadata_writes == 1
+    assert state.targets(third)[0] is False  # the label is there now: out of the group's scope
+    assert state.objects[first.gate] == (1, 0, False)

@@ -11,13 +11,13 @@ key and cached: the request path does no policy lookup work beyond one dict acce
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from webhook import errors, patch, plan, review
 from webhook.plan import Instance as Instance  # re-exported: the unit a plan is compiled from
-from webhook.plan import ObjectReads
 from webhook.policy import files, model, registry, scope, workloads
 from webhook.policy import settings as policy_settings
 
@@ -35,6 +35,15 @@ def _reads_object(group_settings: policy_settings.GroupSettings, extra: policy_s
         or any(e.objectLabels or e.annotations or e.runtimeClassNames for e in exemptions)
         or (isinstance(group_settings, policy_settings.MutatingGroupSettings) and bool(group_settings.optOutAnnotation))
     )
+
+
+def _may_write(policy: registry.Policy, reads: Callable[[str], bool]) -> bool:
+    """Whether ``policy``, a mutation, may write a path ``reads`` picks out of its write set (paths
+    relative to the pod for a pod-spec mutation). A mutation of the whole object, or one without a
+    declared write set, may write anything."""
+    if not policy.pod_spec or policy.writes is None:
+        return True
+    return any(reads(path) for path in policy.writes)
 
 
 CEL_GROUP = "cel"
@@ -98,7 +107,9 @@ class PolicySet:
                             gate=gate,
                             reads_object=reads_object,
                             call=call,
-                            object_reads=ObjectReads.of(group_settings, exemptions) if reads_object else None,
+                            reads_runtime_class=any(e.runtimeClassNames for e in exemptions),
+                            writes_metadata=_may_write(policy, lambda path: path.startswith("metadata")),
+                            writes_spec=_may_write(policy, lambda path: path in ("spec", "spec.runtimeClassName")),
                         )
                     )
         self.instances: tuple[Instance, ...] = tuple(instances)
@@ -613,15 +624,20 @@ class _Pass:
     is recomputed after one. What the request alone decides of a gate is decided once per pass.
     """
 
-    __slots__ = ("ctx", "gates", "mutated", "objects", "reviews", "_pod", "_pod_known")
+    __slots__ = ("ctx", "gates", "metadata_writes", "mutated", "objects", "reviews", "spec_writes", "_pod",
+                 "_pod_known")
 
     def __init__(self, mutated: dict[str, Any], ctx: model.ReviewContext) -> None:
         self.mutated = mutated
         self.ctx = ctx
         self.gates: dict[int, bool] = {}
         self.reviews: dict[int, bool] = {}
-        self.objects: dict[int, tuple[tuple[Any, ...], bool]] = {}
-        """Per gate: the object-reading parts' decision and the reading it was made on."""
+        self.objects: dict[int, tuple[int, int, bool]] = {}
+        """Per gate: its object-reading parts' decision, with the counts of writes it was made after."""
+        self.metadata_writes = 0
+        """Mutations run so far that may have changed labels or annotations (:attr:`Instance.writes_metadata`)."""
+        self.spec_writes = 0
+        """... and the pod's ``runtimeClassName`` (:attr:`Instance.writes_spec`)."""
         self._pod: model.PodTarget | None = None
         self._pod_known = False
 
@@ -631,8 +647,14 @@ class _Pass:
             self._pod_known = True
         return self._pod
 
-    def changed_structure(self) -> None:
-        self._pod_known = False
+    def wrote(self, inst: Instance) -> None:
+        """``inst``'s mutation ran: what it may have changed is re-read by the gates that read it."""
+        if not inst.policy.pod_spec:  # it may have restructured the object: find the pod again
+            self._pod_known = False
+        if inst.writes_metadata:
+            self.metadata_writes += 1
+        if inst.writes_spec:
+            self.spec_writes += 1
 
     def targets(self, inst: Instance) -> tuple[bool, model.PodTarget | None]:
         """Whether ``inst`` applies to this copy, and the pod target to hand it."""
@@ -654,15 +676,16 @@ class _Pass:
         return reviewed, pod
 
     def _object_applies(self, inst: Instance, pod: model.PodTarget | None) -> bool:
-        """:func:`_object_applies`, re-decided only when what it reads has changed."""
-        if inst.object_reads is None:
-            return _object_applies(inst, self.mutated, pod)
-        reading = inst.object_reads.reading(self.mutated, pod)
+        """:func:`_object_applies`, re-decided only after a mutation that may have changed what it
+        reads: the declared write sets (which the scoped copy relies on too, and tests hold every
+        mutation to) say which. Equal inputs give equal decisions, so the decision is the one a
+        fresh look would make."""
+        spec_writes = self.spec_writes if inst.reads_runtime_class else 0
         known = self.objects.get(inst.gate)
-        if known is not None and known[0] == reading:
-            return known[1]
+        if known is not None and known[0] == self.metadata_writes and known[1] == spec_writes:
+            return known[2]
         applies = _object_applies(inst, self.mutated, pod)
-        self.objects[inst.gate] = (reading, applies)
+        self.objects[inst.gate] = (self.metadata_writes, spec_writes, applies)
         return applies
 
 
@@ -697,8 +720,7 @@ def _run_mutations(
                 return False
             skipped.add(inst.policy.id)
             return True
-        if not inst.policy.pod_spec:
-            state.changed_structure()
+        state.wrote(inst)
     return False
 
 

@@ -40,77 +40,22 @@ class Instance:
     (Pod Security alone has 19 checks x 3 modes sharing one)."""
     reads_object: bool
     """Whether the scope or exemptions look at the object itself (labels, annotations, runtime
-    class, opt-out annotation). The rest of a gate is decided once per review; these parts are
-    re-decided before each mutation, since an earlier mutation may have added a label they match."""
+    class, opt-out annotation). The rest of a gate is decided once per review; these parts again
+    after a mutation that may have changed what they read (a default label an object selector
+    matches: :attr:`writes_metadata`, :attr:`writes_spec`)."""
     call: int
     """Instances of the same policy whose params give the same result share a call: a review runs
     it once (Pod Security's warn and audit passes are often both ``restricted:latest``, and a
     baseline check is the same revision at ``baseline:latest`` and ``restricted:latest``)."""
-    object_reads: ObjectReads | None = None
-    """What of the object the gate's object-reading parts read (when :attr:`reads_object`)."""
-
-
-_MISSING = object()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ObjectReads:
-    """The values the object-reading parts of a gate look at (:func:`_object_applies`): the labels
-    its object selector and label exemptions name, the annotations its exemptions and opt-out
-    annotation name (on the object and on its pod), the pod's runtime class. Equal readings give
-    equal decisions, so a mutating pass re-decides a gate only when a mutation changed one of them
-    (a default label that an object selector matches), not after every mutation."""
-
-    labels: tuple[str, ...]
-    annotations: tuple[str, ...]
-    runtime_class: bool
-
-    @classmethod
-    def of(cls, group_settings: policy_settings.GroupSettings, exemptions: tuple[policy_settings.Exemptions, ...]) -> (
-        ObjectReads
-    ):
-        labels: list[str] = []
-        selector = group_settings.scope.objectSelector
-        if selector is not None:
-            labels += selector.matchLabels
-            labels += (req.key for req in selector.matchExpressions)
-        annotations: list[str] = []
-        for exemption in exemptions:
-            labels += exemption.objectLabels
-            annotations += exemption.annotations
-        if isinstance(group_settings, policy_settings.MutatingGroupSettings) and group_settings.optOutAnnotation:
-            annotations.append(group_settings.optOutAnnotation)
-        return cls(
-            tuple(dict.fromkeys(labels)),
-            tuple(dict.fromkeys(annotations)),
-            any(e.runtimeClassNames for e in exemptions),
-        )
-
-    def reading(self, obj: Any, pod: model.PodTarget | None) -> tuple[Any, ...]:
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        annotations = meta.get("annotations") if isinstance(meta, dict) else None
-        if not isinstance(labels, dict):
-            labels = _NONE
-        if not isinstance(annotations, dict):
-            annotations = _NONE
-        found = [labels.get(key, _MISSING) for key in self.labels] if self.labels else []
-        for key in self.annotations:
-            found.append(annotations.get(key, _MISSING))
-        if pod is None:
-            found.append(None)
-            return tuple(found)
-        pod_meta = pod.metadata
-        pod_annotations = pod_meta.get("annotations") if pod_meta is not None else None
-        if not isinstance(pod_annotations, dict):
-            pod_annotations = _NONE
-        for key in self.annotations:
-            found.append(pod_annotations.get(key, _MISSING))
-        found.append(pod.spec.get("runtimeClassName", _MISSING) if self.runtime_class else True)
-        return tuple(found)
-
-
-_NONE: dict[str, Any] = {}
+    reads_runtime_class: bool = False
+    """Whether the gate's object-reading parts read the pod's ``runtimeClassName`` (an exemption
+    names runtime classes); they always read labels and annotations (object, pod, opt-out)."""
+    writes_metadata: bool = True
+    """Whether this instance's mutation may change what gates read in metadata: labels or
+    annotations of the object or its pod (from :attr:`registry.Policy.writes`; an object-level
+    mutation or one without a declared write set may change anything)."""
+    writes_spec: bool = True
+    """Whether it may change the pod's ``runtimeClassName`` (it writes the pod ``spec`` itself)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
