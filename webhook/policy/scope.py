@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,17 +22,39 @@ from webhook.policy import model, settings
 _EMPTY: Mapping[str, str] = {}
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    """One regex for a whole list of globs: one C-level match per review instead of one per pattern."""
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a whole list of globs: one C-level match per review instead of one per
+    pattern; ``None`` when no pattern has a wildcard (``*``, ``?``, ``[``), as the default
+    ``excludeNamespaces`` do: equality, which :func:`glob_match` tries first, then decides. Kept
+    per list of patterns in a plain dict (the lists come from policy files: a few per set)."""
+    try:
+        return _GLOBS[patterns]
+    except KeyError:
+        pass
+    compiled = (
+        re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+        if any(c in p for p in patterns for c in "*?[")
+        else None
+    )
+    if len(_GLOBS) >= 1024:
+        _GLOBS.clear()
+    _GLOBS[patterns] = compiled
+    return compiled
+
+
+_GLOBS: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
 
 def glob_match(value: str, patterns: Iterable[str]) -> bool:
     """Whether ``value`` matches any of the globs (case-sensitive, the whole value)."""
     key = patterns if isinstance(patterns, tuple) else tuple(patterns)
+    if not key:
+        return False
     # Equality first: a literal name containing ``[`` still matches itself.
-    return bool(key) and (value in key or _compiled(key).match(value) is not None)
+    if value in key:
+        return True
+    compiled = _compiled(key)
+    return compiled is not None and compiled.match(value) is not None
 
 
 def selector_matches(selector: settings.LabelSelector, labels: Mapping[str, str]) -> bool:
