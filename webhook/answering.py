@@ -20,7 +20,7 @@ from webhook import engine, errors, logs, metrics, review
 from webhook.policy import model
 
 if TYPE_CHECKING:
-    from webhook import appstate
+    from webhook import appstate, config
 
 log = logs.get("webhook.server")
 
@@ -37,24 +37,38 @@ class Refusal(NamedTuple):
     reason: str
     message: str
 
+    @classmethod
+    def of(cls, exc: errors.BadReview) -> Refusal:
+        """A body refused as unreadable or unparsable: ``bad_request``, or ``too_large`` past a limit."""
+        return cls(exc.status, "bad_request" if exc.status == 400 else "too_large", str(exc))
+
 
 class Services:
-    """What a review reads of the app: built once by :func:`webhook.server.build_app`. The objects
-    are the app's own (``policies.current`` is swapped on reload, the cluster view filled in when
-    the caches start), so a review sees what the app holds at that moment."""
+    """What a review reads of the app: built once by :func:`webhook.server.build_app`, read once per
+    review by the handler. The objects are the app's own (``policies.current`` is swapped on
+    reload, the cluster view filled in when the caches start, the slots counted), so a review sees
+    what the app holds at that moment.
 
-    __slots__ = ("cluster", "limits", "policies", "recorder", "stats")
+    A plain class rather than a dataclass: mypyc builds a dataclass from its field types at import,
+    and these are imported for the type checker only (``appstate`` and ``config`` bring aiohttp and
+    the settings, which this module otherwise does without)."""
+
+    __slots__ = ("cluster", "limits", "policies", "recorder", "settings", "slots", "stats")
 
     def __init__(
         self,
         *,
+        settings: config.ServeSettings,
         stats: metrics.Metrics,
+        slots: appstate.ReviewSlots,
         policies: appstate.PolicyState,
         cluster: appstate.ClusterView,
         limits: review.Limits,
         recorder: appstate.ReviewSink | None,
     ) -> None:
+        self.settings = settings
         self.stats = stats
+        self.slots = slots
         self.policies = policies
         self.cluster = cluster
         self.limits = limits
@@ -71,7 +85,7 @@ def answer(
     try:
         parsed = review.parse(body, limits=services.limits)
     except errors.BadReview as exc:
-        return Refusal(exc.status, "bad_request" if exc.status == 400 else "too_large", str(exc))
+        return Refusal.of(exc)
     ctx = parsed.context
     cluster_view = services.cluster
     if ctx.namespace:

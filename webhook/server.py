@@ -94,21 +94,21 @@ def review_handler(chain: model.Chain, group: str | None) -> Handler:
     :func:`webhook.answering.answer` (compiled)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        app = request.app
-        stats = app[appstate.METRICS]
+        services = request.app[SERVICES]
+        stats = services.stats
         path = request.path
         started = time.perf_counter()
-        slots = app[appstate.LIMITER]
+        slots = services.slots
         if slots.full():
             stats.errors.labels(path, "overloaded").inc()
             log.warning("review_refused", path=path, reason="too many concurrent reviews")
             return appstate.json_error(
-                429, f"too many concurrent reviews (limit {app[appstate.SETTINGS].max_concurrent}); retry"
+                429, f"too many concurrent reviews (limit {services.settings.max_concurrent}); retry"
             )
         slots.taken += 1
         stats.review_started()
         try:
-            return await _answer(request, chain, group, path, started)
+            return await _answer(request, services, chain, group, path, started)
         finally:
             slots.taken -= 1
             stats.review_ended()
@@ -117,9 +117,9 @@ def review_handler(chain: model.Chain, group: str | None) -> Handler:
 
 
 async def _answer(
-    request: web.Request, chain: model.Chain, group: str | None, path: str, started: float
+    request: web.Request, services: answering.Services, chain: model.Chain, group: str | None, path: str,
+    started: float,
 ) -> web.Response:
-    app = request.app
     encoding = _unsupported_encoding(request)
     if encoding is not None:
         refusal = _refused(request, path, 415, "unsupported_encoding",
@@ -133,11 +133,12 @@ async def _answer(
             )
         # The only await of a review: deadlines.middleware skips its timer when the body is already
         # here, so any other await added to this handler needs that timer (see webhook.deadlines).
-        body = await _read_body(request, app[appstate.SETTINGS].max_body_bytes)
+        body = await _read_body(request, services.settings.max_body_bytes)
     except errors.BadReview as exc:
-        return _refused(request, path, exc.status, "bad_request" if exc.status == 400 else "too_large", str(exc))
-    answered = answering.answer(app[SERVICES], body, path=path, chain=chain, group=group, started=started,
-                                caller_timeout=appstate.caller_timeout(request))
+        answered: bytes | answering.Refusal = answering.Refusal.of(exc)
+    else:
+        answered = answering.answer(services, body, path=path, chain=chain, group=group, started=started,
+                                    caller_timeout=appstate.caller_timeout(request))
     if isinstance(answered, answering.Refusal):
         return _refused(request, path, answered.status, answered.reason, answered.message)
     return web.Response(body=answered, content_type=appstate.JSON)
@@ -430,8 +431,8 @@ def build_app(
         app[appstate.RECORDER] = recorder
         app.cleanup_ctx.append(_recorder_context(recorder))
     app[SERVICES] = answering.Services(
-        stats=stats, policies=app[appstate.POLICIES], cluster=app[appstate.CLUSTER], limits=app[JSON_LIMITS],
-        recorder=recorder,
+        settings=settings, stats=stats, slots=app[appstate.LIMITER], policies=app[appstate.POLICIES],
+        cluster=app[appstate.CLUSTER], limits=app[JSON_LIMITS], recorder=recorder,
     )
     if faults is not None:
         app[faults_module.FAULTS] = faults
